@@ -1,0 +1,255 @@
+package scraper
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+)
+
+// ReasonSkipped labels a node that could not even be started within its
+// cycle because every worker was busy until the cycle ended.
+const ReasonSkipped = "skipped"
+
+// Config tunes a Scraper. Zero values are replaced by the defaults noted.
+type Config struct {
+	// Resolution is the time between the starts of two cycles; a cycle never
+	// runs longer than this.
+	Resolution time.Duration
+	// Timeout bounds one node's request, from the moment it starts.
+	Timeout time.Duration
+	// Parallelism is the largest number of kubelet requests in flight.
+	// Default 64.
+	Parallelism int
+	// Spread: node start offsets are spread over [0, Spread) so kubelets are
+	// not all hit in one burst. Each node's offset is a hash of its name, so
+	// it is scraped at the same phase every cycle and the window between two
+	// of its points stays the resolution. Zero starts every node at once.
+	Spread time.Duration
+	// Selector chooses the nodes to scrape; nil means every node.
+	Selector labels.Selector
+	// Classify turns a client error into a failure reason from a small fixed
+	// set, for the failure metric's label. Nil labels every failure "other".
+	Classify func(error) string
+}
+
+// Result summarises one cycle.
+type Result struct {
+	Nodes, Succeeded, Failed, Skipped int
+	Duration                          time.Duration
+}
+
+// Scraper scrapes all selected nodes once per resolution.
+type Scraper struct {
+	cfg     Config
+	nodes   NodeLister
+	client  Client
+	sink    Sink
+	metrics *Metrics
+	clock   clock.WithTicker
+
+	// lastCycle is the end of the last completed cycle, in Unix nanoseconds.
+	lastCycle atomic.Int64
+
+	mu sync.Mutex
+	// failing maps a node whose last scrape failed to the reason, so state
+	// changes are logged once rather than every cycle.
+	failing map[string]string
+}
+
+// New returns a Scraper. m may be nil in tests that do not read metrics.
+func New(cfg Config, nodes NodeLister, client Client, sink Sink, m *Metrics, clk clock.WithTicker) *Scraper {
+	if cfg.Parallelism <= 0 {
+		cfg.Parallelism = 64
+	}
+	if cfg.Selector == nil {
+		cfg.Selector = labels.Everything()
+	}
+	if cfg.Classify == nil {
+		cfg.Classify = func(error) string { return "other" }
+	}
+	return &Scraper{cfg: cfg, nodes: nodes, client: client, sink: sink, metrics: m, clock: clk, failing: map[string]string{}}
+}
+
+// Run scrapes at once, then every resolution, until ctx is done.
+func (s *Scraper) Run(ctx context.Context) {
+	ticker := s.clock.NewTicker(s.cfg.Resolution)
+	defer ticker.Stop()
+	for {
+		res := s.Scrape(ctx)
+		klog.V(1).InfoS("Scrape cycle finished", "nodes", res.Nodes, "succeeded", res.Succeeded,
+			"failed", res.Failed, "skipped", res.Skipped, "duration", res.Duration)
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C():
+		}
+	}
+}
+
+// LastCycle returns when the last cycle ended; zero before the first.
+func (s *Scraper) LastCycle() time.Time {
+	n := s.lastCycle.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// Scrape runs one cycle over every selected node and returns when all
+// requests have finished or the cycle's time (one resolution) is up.
+func (s *Scraper) Scrape(ctx context.Context) Result {
+	start := s.clock.Now()
+	nodes, err := s.nodes.List(s.cfg.Selector)
+	if err != nil {
+		klog.ErrorS(err, "Listing nodes to scrape failed")
+		return Result{}
+	}
+	order := make([]scheduled, len(nodes))
+	for i, n := range nodes {
+		order[i] = scheduled{node: n, offset: offset(n.Name, s.cfg.Spread)}
+	}
+	sort.Slice(order, func(i, j int) bool { return order[i].offset < order[j].offset })
+
+	cycleCtx, cancel := context.WithDeadline(ctx, start.Add(s.cfg.Resolution))
+	defer cancel()
+
+	work := make(chan scheduled)
+	var succeeded, failed, skipped atomic.Int64
+	var wg sync.WaitGroup
+	workers := min(s.cfg.Parallelism, len(order))
+	for range workers {
+		wg.Go(func() {
+			for w := range work {
+				switch s.scrapeOne(cycleCtx, w, start) {
+				case outcomeOK:
+					succeeded.Add(1)
+				case outcomeFailed:
+					failed.Add(1)
+				case outcomeSkipped:
+					skipped.Add(1)
+				}
+			}
+		})
+	}
+	for _, w := range order {
+		work <- w
+	}
+	close(work)
+	wg.Wait()
+
+	s.sink.Prune()
+	end := s.clock.Now()
+	s.lastCycle.Store(end.UnixNano())
+	if s.metrics != nil {
+		s.metrics.tickDuration.Observe(end.Sub(start).Seconds())
+	}
+	return Result{
+		Nodes:     len(order),
+		Succeeded: int(succeeded.Load()),
+		Failed:    int(failed.Load()),
+		Skipped:   int(skipped.Load()),
+		Duration:  end.Sub(start),
+	}
+}
+
+type scheduled struct {
+	node   *corev1.Node
+	offset time.Duration
+}
+
+type outcome int
+
+const (
+	outcomeOK outcome = iota
+	outcomeFailed
+	outcomeSkipped
+)
+
+func (s *Scraper) scrapeOne(ctx context.Context, w scheduled, cycleStart time.Time) outcome {
+	name := w.node.Name
+	if wait := cycleStart.Add(w.offset).Sub(s.clock.Now()); wait > 0 {
+		t := s.clock.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C():
+		}
+	}
+	if ctx.Err() != nil {
+		s.recordFailure(name, ReasonSkipped, ctx.Err())
+		return outcomeSkipped
+	}
+	reqCtx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	began := s.clock.Now()
+	batch, err := s.client.GetMetrics(reqCtx, w.node)
+	if s.metrics != nil {
+		s.metrics.observeRequest(name, s.clock.Since(began).Seconds(), float64(began.Unix()), err == nil)
+	}
+	if err != nil {
+		reason := s.cfg.Classify(err)
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			reason = ReasonSkipped
+		}
+		s.recordFailure(name, reason, err)
+		return outcomeFailed
+	}
+	s.sink.Store(batch)
+	s.recordSuccess(name)
+	return outcomeOK
+}
+
+func (s *Scraper) recordFailure(node, reason string, err error) {
+	if s.metrics != nil {
+		s.metrics.observeFailure(node, reason)
+	}
+	s.mu.Lock()
+	prev, was := s.failing[node]
+	s.failing[node] = reason
+	s.mu.Unlock()
+	if !was || prev != reason {
+		klog.ErrorS(err, "Failed to scrape node", "node", klog.KRef("", node), "reason", reason)
+		return
+	}
+	klog.V(4).InfoS("Node still failing", "node", klog.KRef("", node), "reason", reason, "err", err)
+}
+
+func (s *Scraper) recordSuccess(node string) {
+	s.mu.Lock()
+	_, was := s.failing[node]
+	delete(s.failing, node)
+	s.mu.Unlock()
+	if was {
+		klog.InfoS("Node scraped again after failures", "node", klog.KRef("", node))
+	}
+	klog.V(2).InfoS("Scraped node", "node", klog.KRef("", node))
+}
+
+// ForgetNode drops what the scraper remembers about a deleted node.
+func (s *Scraper) ForgetNode(node string) {
+	s.mu.Lock()
+	delete(s.failing, node)
+	s.mu.Unlock()
+	if s.metrics != nil {
+		s.metrics.ForgetNode(node)
+	}
+}
+
+// offset places a node in [0, spread) by a hash of its name.
+func offset(node string, spread time.Duration) time.Duration {
+	if spread <= 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(node))
+	return time.Duration(h.Sum64() % uint64(spread))
+}

@@ -1,0 +1,334 @@
+package scraper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/component-base/metrics"
+	"k8s.io/component-base/metrics/testutil"
+	"k8s.io/utils/clock"
+
+	"github.com/kubemetrics/metrics-server/pkg/points"
+)
+
+type fakeLister []*corev1.Node
+
+func (f fakeLister) List(sel labels.Selector) ([]*corev1.Node, error) {
+	var out []*corev1.Node
+	for _, n := range f {
+		if sel.Matches(labels.Set(n.Labels)) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// fakeClient answers per node: a delay before answering (honouring ctx) and
+// an error to return.
+type fakeClient struct {
+	delay    map[string]time.Duration
+	fail     map[string]error
+	inFlight atomic.Int64
+	maxSeen  atomic.Int64
+}
+
+func (f *fakeClient) GetMetrics(ctx context.Context, node *corev1.Node) (*points.Batch, error) {
+	n := f.inFlight.Add(1)
+	defer f.inFlight.Add(-1)
+	for {
+		m := f.maxSeen.Load()
+		if n <= m || f.maxSeen.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	if d := f.delay[node.Name]; d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("node %s: %w", node.Name, ctx.Err())
+		}
+	}
+	if err := f.fail[node.Name]; err != nil {
+		return nil, err
+	}
+	return &points.Batch{Node: node.Name, NodePoint: points.Point{Timestamp: 1, Has: points.HasCPU}}, nil
+}
+
+type fakeSink struct {
+	mu     sync.Mutex
+	stored map[string]time.Time
+	prunes int
+}
+
+func (f *fakeSink) Store(b *points.Batch) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stored == nil {
+		f.stored = map[string]time.Time{}
+	}
+	f.stored[b.Node] = time.Now()
+}
+
+func (f *fakeSink) Prune() {
+	f.mu.Lock()
+	f.prunes++
+	f.mu.Unlock()
+}
+
+func nodes(names ...string) fakeLister {
+	var out fakeLister
+	for _, n := range names {
+		out = append(out, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n, Labels: map[string]string{"pool": strings.TrimRight(n, "0123456789")}}})
+	}
+	return out
+}
+
+var errBoom = errors.New("boom")
+
+func TestScrapeOutcomes(t *testing.T) {
+	tests := []struct {
+		name       string
+		nodes      fakeLister
+		selector   string
+		delay      map[string]time.Duration
+		fail       map[string]error
+		resolution time.Duration
+		timeout    time.Duration
+		want       Result
+		wantStored []string
+	}{
+		{
+			name:       "all healthy",
+			nodes:      nodes("a1", "a2", "b1"),
+			resolution: 2 * time.Second, timeout: time.Second,
+			want:       Result{Nodes: 3, Succeeded: 3},
+			wantStored: []string{"a1", "a2", "b1"},
+		},
+		{
+			name:       "node selector limits the scrape",
+			nodes:      nodes("a1", "a2", "b1"),
+			selector:   "pool=a",
+			resolution: 2 * time.Second, timeout: time.Second,
+			want:       Result{Nodes: 2, Succeeded: 2},
+			wantStored: []string{"a1", "a2"},
+		},
+		{
+			name:       "one failing node does not hide the others",
+			nodes:      nodes("a1", "a2", "b1"),
+			fail:       map[string]error{"a2": errBoom},
+			resolution: 2 * time.Second, timeout: time.Second,
+			want:       Result{Nodes: 3, Succeeded: 2, Failed: 1},
+			wantStored: []string{"a1", "b1"},
+		},
+		{
+			name:       "a slow node is cut at its deadline",
+			nodes:      nodes("a1", "a2"),
+			delay:      map[string]time.Duration{"a1": time.Minute},
+			resolution: 5 * time.Second, timeout: 200 * time.Millisecond,
+			want:       Result{Nodes: 2, Succeeded: 1, Failed: 1},
+			wantStored: []string{"a2"},
+		},
+		{
+			name:  "no nodes",
+			nodes: nodes(),
+			resolution: time.Second, timeout: time.Second,
+			want: Result{},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sel := labels.Everything()
+			if tt.selector != "" {
+				var err error
+				if sel, err = labels.Parse(tt.selector); err != nil {
+					t.Fatal(err)
+				}
+			}
+			client := &fakeClient{delay: tt.delay, fail: tt.fail}
+			sink := &fakeSink{}
+			s := New(Config{Resolution: tt.resolution, Timeout: tt.timeout, Selector: sel}, tt.nodes, client, sink, nil, clock.RealClock{})
+			got := s.Scrape(context.Background())
+			got.Duration = 0
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("result (-want +got):\n%s", diff)
+			}
+			var stored []string
+			for _, n := range tt.nodes {
+				if _, ok := sink.stored[n.Name]; ok {
+					stored = append(stored, n.Name)
+				}
+			}
+			if diff := cmp.Diff(tt.wantStored, stored); diff != "" {
+				t.Errorf("stored nodes (-want +got):\n%s", diff)
+			}
+			if sink.prunes != 1 {
+				t.Errorf("Prune called %d times, want once per cycle", sink.prunes)
+			}
+			if s.LastCycle().IsZero() {
+				t.Errorf("LastCycle not set after a cycle")
+			}
+		})
+	}
+}
+
+func TestSlowNodeDoesNotDelayOthers(t *testing.T) {
+	names := []string{"slow"}
+	for i := range 20 {
+		names = append(names, fmt.Sprintf("n%d", i))
+	}
+	client := &fakeClient{delay: map[string]time.Duration{"slow": time.Minute}}
+	sink := &fakeSink{}
+	// Two workers: the slow node holds one for its whole timeout, the other
+	// must carry all the rest meanwhile.
+	s := New(Config{Resolution: 10 * time.Second, Timeout: 2 * time.Second, Parallelism: 2}, nodes(names...), client, sink, nil, clock.RealClock{})
+	start := time.Now()
+	res := s.Scrape(context.Background())
+	if res.Succeeded != 20 || res.Failed != 1 {
+		t.Fatalf("result %+v, want 20 succeeded and 1 failed", res)
+	}
+	for _, n := range names[1:] {
+		if at := sink.stored[n].Sub(start); at > time.Second {
+			t.Errorf("node %s stored %v after the start, delayed by the slow node", n, at)
+		}
+	}
+}
+
+func TestParallelismIsBounded(t *testing.T) {
+	var names []string
+	delay := map[string]time.Duration{}
+	for i := range 30 {
+		n := fmt.Sprintf("n%d", i)
+		names = append(names, n)
+		delay[n] = 20 * time.Millisecond
+	}
+	client := &fakeClient{delay: delay}
+	s := New(Config{Resolution: 10 * time.Second, Timeout: time.Second, Parallelism: 4}, nodes(names...), client, &fakeSink{}, nil, clock.RealClock{})
+	if res := s.Scrape(context.Background()); res.Succeeded != 30 {
+		t.Fatalf("succeeded %d, want 30", res.Succeeded)
+	}
+	if got := client.maxSeen.Load(); got > 4 || got < 2 {
+		t.Errorf("max requests in flight = %d, want between 2 and 4", got)
+	}
+}
+
+func TestCycleNeverOverrunsResolution(t *testing.T) {
+	var names []string
+	delay := map[string]time.Duration{}
+	for i := range 6 {
+		n := fmt.Sprintf("n%d", i)
+		names = append(names, n)
+		delay[n] = time.Minute
+	}
+	client := &fakeClient{delay: delay}
+	reg := metrics.NewKubeRegistry()
+	m := NewMetrics(reg, 1)
+	s := New(Config{Resolution: 300 * time.Millisecond, Timeout: 10 * time.Second, Parallelism: 2}, nodes(names...), client, &fakeSink{}, m, clock.RealClock{})
+	res := s.Scrape(context.Background())
+	if res.Duration > 2*time.Second {
+		t.Errorf("cycle took %v, want it cut near the 300ms resolution", res.Duration)
+	}
+	if res.Succeeded != 0 || res.Failed+res.Skipped != 6 {
+		t.Errorf("result %+v, want all 6 nodes failed or skipped", res)
+	}
+	if res.Skipped < 4 {
+		t.Errorf("skipped %d, want at least the 4 nodes no worker could start", res.Skipped)
+	}
+}
+
+func TestOffsetIsStableAndWithinSpread(t *testing.T) {
+	spread := 3 * time.Second
+	seen := map[time.Duration]bool{}
+	for i := range 200 {
+		name := fmt.Sprintf("node-%d", i)
+		o := offset(name, spread)
+		if o < 0 || o >= spread {
+			t.Fatalf("offset(%s) = %v, outside [0, %v)", name, o, spread)
+		}
+		if again := offset(name, spread); again != o {
+			t.Fatalf("offset(%s) changed from %v to %v", name, o, again)
+		}
+		seen[o/(spread/10)] = true
+	}
+	if len(seen) < 8 {
+		t.Errorf("200 nodes fell in only %d of 10 tenths of the spread, want them spread out", len(seen))
+	}
+	if got := offset("x", 0); got != 0 {
+		t.Errorf("offset with no spread = %v, want 0", got)
+	}
+}
+
+func TestFailureMetricsArePrunedForDeletedNodes(t *testing.T) {
+	reg := metrics.NewKubeRegistry()
+	m := NewMetrics(reg, 15)
+	client := &fakeClient{fail: map[string]error{"a1": errBoom}}
+	s := New(Config{Resolution: time.Second, Timeout: time.Second, Classify: func(error) string { return "decode" }},
+		nodes("a1", "a2"), client, &fakeSink{}, m, clock.RealClock{})
+	s.Scrape(context.Background())
+	s.Scrape(context.Background())
+
+	want := `
+# HELP metrics_server_kubelet_scrape_failures_total [ALPHA] Failed scrapes per node and reason (no_address, connection, timeout, tls, http_status, too_large, decode, skipped, other). Series of deleted nodes are removed.
+# TYPE metrics_server_kubelet_scrape_failures_total counter
+metrics_server_kubelet_scrape_failures_total{node="a1",reason="decode"} 2
+# HELP metrics_server_kubelet_request_total [ALPHA] Number of requests sent to the kubelet API, by outcome.
+# TYPE metrics_server_kubelet_request_total counter
+metrics_server_kubelet_request_total{success="false"} 2
+metrics_server_kubelet_request_total{success="true"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "metrics_server_kubelet_scrape_failures_total", "metrics_server_kubelet_request_total"); err != nil {
+		t.Fatal(err)
+	}
+	s.ForgetNode("a1")
+	s.ForgetNode("a2")
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "node" {
+					t.Errorf("series %s{node=%q} left after the node was forgotten", f.GetName(), l.GetValue())
+				}
+			}
+		}
+	}
+}
+
+func TestRunStopsWithContext(t *testing.T) {
+	sink := &fakeSink{}
+	s := New(Config{Resolution: 50 * time.Millisecond, Timeout: 40 * time.Millisecond}, nodes("a1"), &fakeClient{}, sink, nil, clock.RealClock{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	deadline := time.After(5 * time.Second)
+	for {
+		sink.mu.Lock()
+		n := sink.prunes
+		sink.mu.Unlock()
+		if n >= 3 {
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("only %d cycles in 5s at a 50ms resolution", n)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after the context was cancelled")
+	}
+}
