@@ -139,8 +139,8 @@ func TestScrapeOutcomes(t *testing.T) {
 			wantStored: []string{"a2"},
 		},
 		{
-			name:  "no nodes",
-			nodes: nodes(),
+			name:       "no nodes",
+			nodes:      nodes(),
 			resolution: time.Second, timeout: time.Second,
 			want: Result{},
 		},
