@@ -1,0 +1,137 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/apiserver/pkg/registry/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/metrics/pkg/apis/metrics"
+)
+
+// podStorage serves pods.metrics.k8s.io.
+type podStorage struct {
+	metrics   PodMetricsGetter
+	lister    cache.GenericLister
+	freshness *freshness
+}
+
+var (
+	_ rest.Storage              = (*podStorage)(nil)
+	_ rest.KindProvider         = (*podStorage)(nil)
+	_ rest.Scoper               = (*podStorage)(nil)
+	_ rest.Getter               = (*podStorage)(nil)
+	_ rest.Lister               = (*podStorage)(nil)
+	_ rest.TableConvertor       = (*podStorage)(nil)
+	_ rest.SingularNameProvider = (*podStorage)(nil)
+)
+
+func (s *podStorage) New() runtime.Object     { return &metrics.PodMetrics{} }
+func (s *podStorage) NewList() runtime.Object { return &metrics.PodMetricsList{} }
+func (s *podStorage) Destroy()                {}
+func (s *podStorage) Kind() string            { return "PodMetrics" }
+func (s *podStorage) NamespaceScoped() bool   { return true }
+func (s *podStorage) GetSingularName() string { return "podmetrics" }
+
+// Get returns one pod's metrics, NotFound when the pod is not running or
+// has no metrics (yet).
+func (s *podStorage) Get(ctx context.Context, name string, _ *metav1.GetOptions) (runtime.Object, error) {
+	ns := genericapirequest.NamespaceValue(ctx)
+	notFound := apierrors.NewNotFound(metrics.Resource("podmetrics"), name)
+	obj, err := s.lister.ByNamespace(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil, notFound
+	}
+	if err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("reading pod %s/%s from the cache: %w", ns, name, err))
+	}
+	pod, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return nil, apierrors.NewInternalError(fmt.Errorf("pod cache holds a %T, want *PartialObjectMetadata", obj))
+	}
+	ms, err := s.metrics.GetPodMetrics(pod)
+	if err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("reading metrics of pod %s/%s: %w", ns, name, err))
+	}
+	if len(ms) == 0 {
+		return nil, notFound
+	}
+	s.freshness.observe(ms[0].Timestamp.Time)
+	return &ms[0], nil
+}
+
+// List returns the metrics of the pods matching the selectors in the
+// request's namespace, or in all namespaces, by namespace and name.
+func (s *podStorage) List(ctx context.Context, opts *metainternalversion.ListOptions) (runtime.Object, error) {
+	ls, fs, err := selectors(opts)
+	if err != nil {
+		return nil, err
+	}
+	ns := genericapirequest.NamespaceValue(ctx)
+	var objs []runtime.Object
+	if ns == metav1.NamespaceAll {
+		objs, err = s.lister.List(ls)
+	} else {
+		objs, err = s.lister.ByNamespace(ns).List(ls)
+	}
+	if err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("listing pods from the cache: %w", err))
+	}
+	pods := make([]*metav1.PartialObjectMetadata, 0, len(objs))
+	for _, o := range objs {
+		p, ok := o.(*metav1.PartialObjectMetadata)
+		if !ok || !matchFields(fs, p.Namespace, p.Name) {
+			continue
+		}
+		pods = append(pods, p)
+	}
+	sort.Slice(pods, func(i, j int) bool {
+		if pods[i].Namespace != pods[j].Namespace {
+			return pods[i].Namespace < pods[j].Namespace
+		}
+		return pods[i].Name < pods[j].Name
+	})
+	ms, err := s.metrics.GetPodMetrics(pods...)
+	if err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("reading pod metrics: %w", err))
+	}
+	for i := range ms {
+		s.freshness.observe(ms[i].Timestamp.Time)
+	}
+	return &metrics.PodMetricsList{Items: ms}, nil
+}
+
+// ConvertToTable renders pod metrics for kubectl get, containers summed.
+func (s *podStorage) ConvertToTable(_ context.Context, obj runtime.Object, opts runtime.Object) (*metav1.Table, error) {
+	var items []metrics.PodMetrics
+	t := &metav1.Table{}
+	switch o := obj.(type) {
+	case *metrics.PodMetrics:
+		items = []metrics.PodMetrics{*o}
+		t.ResourceVersion = o.ResourceVersion
+	case *metrics.PodMetricsList:
+		items = o.Items
+		t.ResourceVersion, t.Continue = o.ResourceVersion, o.Continue
+	default:
+		return nil, fmt.Errorf("cannot render %T as a pod metrics table", obj)
+	}
+	if !noHeaders(opts) {
+		t.ColumnDefinitions = usageColumns("pod")
+	}
+	for i := range items {
+		m := &items[i]
+		lists := make([]corev1.ResourceList, len(m.Containers))
+		for j := range m.Containers {
+			lists[j] = m.Containers[j].Usage
+		}
+		t.Rows = append(t.Rows, usageRow(m, m.Name, sumUsage(lists...), m.Window.Duration))
+	}
+	return t, nil
+}

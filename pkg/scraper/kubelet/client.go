@@ -1,0 +1,245 @@
+package kubelet
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+
+	"github.com/kubemetrics/metrics-server/pkg/points"
+)
+
+const (
+	summaryPath      = "/stats/summary"
+	summaryQuery     = "only_cpu_and_memory=true"
+	resourcePath     = "/metrics/resource"
+	acceptJSON       = "application/json"
+	acceptPrometheus = "text/plain;version=0.0.4;q=0.9,*/*;q=0.1"
+)
+
+// Client scrapes kubelets. It is safe for concurrent use; one Client serves
+// every node and shares one connection pool.
+type Client struct {
+	cfg  Config
+	http *http.Client
+
+	mu sync.Mutex
+	// fellBack maps a node on /metrics/resource in auto mode to when it
+	// last fell back.
+	fellBack map[string]time.Time
+}
+
+// NewClient builds a Client from cfg; zero fields get their defaults.
+func NewClient(cfg Config) (*Client, error) {
+	cfg.defaults()
+	rt, err := rest.TransportFor(cfg.Rest)
+	if err != nil {
+		return nil, fmt.Errorf("building the kubelet transport: %w", err)
+	}
+	if t, ok := rt.(*http.Transport); ok {
+		t.MaxIdleConnsPerHost = cfg.MaxIdleConnsPerHost
+	}
+	return &Client{cfg: cfg, http: &http.Client{Transport: rt}, fellBack: map[string]time.Time{}}, nil
+}
+
+// GetMetrics scrapes one node. ctx bounds the whole call, fallback included.
+// Every error is a *ScrapeError.
+func (c *Client) GetMetrics(ctx context.Context, node *corev1.Node) (*points.Batch, error) {
+	addr, err := hostPort(node, c.cfg.AddressTypes, c.cfg.DefaultPort, c.cfg.UseNodeStatusPort)
+	if err != nil {
+		return nil, &ScrapeError{Node: node.Name, Endpoint: c.firstPath(node), Reason: ReasonNoAddress, Err: err}
+	}
+	if c.cfg.RequestTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.RequestTimeout)
+		defer cancel()
+	}
+	switch c.cfg.Endpoint {
+	case EndpointSummary:
+		return c.fetch(ctx, node, addr, false)
+	case EndpointResource:
+		return c.fetch(ctx, node, addr, true)
+	}
+	if c.onFallback(node.Name) {
+		return c.fetch(ctx, node, addr, true)
+	}
+	batch, err := c.fetch(ctx, node, addr, false)
+	if err == nil {
+		c.clearFallback(node.Name)
+		return batch, nil
+	}
+	if !fallbackWorthy(err) {
+		return nil, err
+	}
+	batch, rerr := c.fetch(ctx, node, addr, true)
+	if rerr != nil {
+		return nil, rerr
+	}
+	c.setFallback(node.Name, err)
+	return batch, nil
+}
+
+// Forget drops what the client remembers about a deleted node.
+func (c *Client) Forget(node string) {
+	c.mu.Lock()
+	delete(c.fellBack, node)
+	c.mu.Unlock()
+}
+
+// fallbackWorthy: the summary answered, but not usefully. A node that does
+// not answer at all (connection, timeout, TLS) will not answer on the other
+// endpoint either. 401 and 403 count: a ClusterRole written for upstream
+// grants nodes/metrics but not nodes/stats.
+func fallbackWorthy(err error) bool {
+	switch ReasonOf(err) {
+	case ReasonHTTPStatus, ReasonDecode, ReasonTooLarge:
+		return true
+	}
+	return false
+}
+
+func (c *Client) onFallback(node string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	since, ok := c.fellBack[node]
+	return ok && c.cfg.Clock.Since(since) < c.cfg.RetryPreferredAfter
+}
+
+func (c *Client) setFallback(node string, cause error) {
+	c.mu.Lock()
+	_, was := c.fellBack[node]
+	c.fellBack[node] = c.cfg.Clock.Now()
+	c.mu.Unlock()
+	if !was {
+		klog.V(2).InfoS("Falling back to /metrics/resource", "node", klog.KRef("", node), "retryAfter", c.cfg.RetryPreferredAfter, "cause", cause)
+	}
+}
+
+func (c *Client) clearFallback(node string) {
+	c.mu.Lock()
+	_, was := c.fellBack[node]
+	delete(c.fellBack, node)
+	c.mu.Unlock()
+	if was {
+		klog.V(2).InfoS("Back on /stats/summary", "node", klog.KRef("", node))
+	}
+}
+
+func (c *Client) resourcePathFor(node *corev1.Node) string {
+	if p := node.Annotations[resourcePathAnnotation]; p != "" {
+		return p
+	}
+	return resourcePath
+}
+
+func (c *Client) firstPath(node *corev1.Node) string {
+	if c.cfg.Endpoint == EndpointResource {
+		return c.resourcePathFor(node)
+	}
+	return summaryPath
+}
+
+// fetch asks one endpoint and decodes its answer.
+func (c *Client) fetch(ctx context.Context, node *corev1.Node, addr string, resource bool) (*points.Batch, error) {
+	u := url.URL{Scheme: c.cfg.Scheme, Host: addr, Path: summaryPath, RawQuery: summaryQuery}
+	accept := acceptJSON
+	if resource {
+		u = url.URL{Scheme: c.cfg.Scheme, Host: addr, Path: c.resourcePathFor(node)}
+		accept = acceptPrometheus
+	}
+	fail := func(reason Reason, status int, err error) error {
+		return &ScrapeError{Node: node.Name, Address: addr, Endpoint: u.Path, Reason: reason, Status: status, Err: err}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fail(ReasonConnection, 0, fmt.Errorf("building the request: %w", err))
+	}
+	req.Header.Set("Accept", accept)
+	now := c.cfg.Clock.Now()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fail(transportReason(err), 0, err)
+	}
+	defer func() {
+		// Drain a little so the connection can be reused, never much.
+		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+		_ = resp.Body.Close()
+	}()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fail(ReasonHTTPStatus, resp.StatusCode, fmt.Errorf("http status %d: %s", resp.StatusCode, snippet(resp.Body)))
+	}
+	body := &limitedReader{r: resp.Body, left: c.cfg.MaxResponseBytes}
+	var batch *points.Batch
+	if resource {
+		batch, err = DecodeResource(body, node.Name, now)
+	} else {
+		batch, err = DecodeSummary(body, node.Name, now)
+	}
+	if err != nil {
+		switch {
+		case body.tooLarge:
+			return nil, fail(ReasonTooLarge, 0, fmt.Errorf("body larger than %d bytes (see --kubelet-max-response-bytes)", c.cfg.MaxResponseBytes))
+		case body.readErr != nil:
+			return nil, fail(transportReason(body.readErr), 0, fmt.Errorf("reading the body: %w", body.readErr))
+		}
+		return nil, fail(ReasonDecode, 0, err)
+	}
+	return batch, nil
+}
+
+// snippet returns the start of an error body, printable and short.
+func snippet(r io.Reader) string {
+	buf := make([]byte, 256)
+	n, _ := io.ReadFull(r, buf)
+	b := buf[:n]
+	for !utf8.Valid(b) && len(b) > 0 {
+		b = b[:len(b)-1]
+	}
+	out := make([]rune, 0, len(b))
+	for _, r := range string(b) {
+		if r < 0x20 {
+			r = ' '
+		}
+		out = append(out, r)
+	}
+	return string(out)
+}
+
+// limitedReader reads at most left bytes and remembers why it stopped: the
+// limit, or an error of the underlying reader.
+type limitedReader struct {
+	r        io.Reader
+	left     int64
+	tooLarge bool
+	readErr  error
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		// One byte more tells a body exactly at the limit from a larger one.
+		var one [1]byte
+		n, err := l.r.Read(one[:])
+		if n > 0 {
+			l.tooLarge = true
+			return 0, errTooLarge
+		}
+		return 0, err
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if err != nil && err != io.EOF {
+		l.readErr = err
+	}
+	return n, err
+}

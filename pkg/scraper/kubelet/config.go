@@ -1,0 +1,144 @@
+package kubelet
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+)
+
+// Endpoint says which kubelet endpoint to scrape.
+type Endpoint int
+
+const (
+	// EndpointAuto asks /stats/summary and falls back per node to
+	// /metrics/resource when the summary fails.
+	EndpointAuto Endpoint = iota
+	// EndpointSummary asks only /stats/summary?only_cpu_and_memory=true.
+	EndpointSummary
+	// EndpointResource asks only /metrics/resource.
+	EndpointResource
+)
+
+func (e Endpoint) String() string {
+	switch e {
+	case EndpointSummary:
+		return "summary"
+	case EndpointResource:
+		return "resource"
+	}
+	return "auto"
+}
+
+// ParseEndpoint parses the value of --kubelet-endpoint.
+func ParseEndpoint(s string) (Endpoint, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "auto":
+		return EndpointAuto, nil
+	case "summary":
+		return EndpointSummary, nil
+	case "resource":
+		return EndpointResource, nil
+	}
+	return 0, fmt.Errorf("unknown endpoint %q: want auto, summary or resource", s)
+}
+
+// Config configures a Client.
+type Config struct {
+	// Rest carries the TLS settings and credentials for kubelets, as built by
+	// RestConfigFor.
+	Rest *rest.Config
+	// Scheme is "https", or "http" with --deprecated-kubelet-completely-insecure.
+	Scheme            string
+	DefaultPort       int
+	UseNodeStatusPort bool
+	AddressTypes      []corev1.NodeAddressType
+	Endpoint          Endpoint
+	// MaxResponseBytes limits a response body; a larger one fails the
+	// node's scrape with ReasonTooLarge. Default 16 MiB.
+	MaxResponseBytes int64
+	// RetryPreferredAfter is how long a node stays on /metrics/resource in
+	// auto mode before /stats/summary is tried again. Default 10 minutes.
+	RetryPreferredAfter time.Duration
+	// RequestTimeout bounds one request on top of the caller's context.
+	RequestTimeout time.Duration
+	// MaxIdleConnsPerHost bounds idle keep-alive connections per kubelet.
+	// Default 2.
+	MaxIdleConnsPerHost int
+	// Clock is the time source; nil means the real clock.
+	Clock clock.PassiveClock
+}
+
+// TLSOptions are the kubelet TLS flags.
+type TLSOptions struct {
+	CAFile             string
+	Insecure           bool
+	CertFile, KeyFile  string
+	CompletelyInsecure bool
+}
+
+// RestConfigFor derives the kubelet client's rest.Config from the server's
+// own (which carries its credentials for the kube-apiserver) and returns the
+// scheme to use. A CA file replaces the CA data; Insecure skips
+// verification; a client certificate replaces the server's; otherwise the
+// server's bearer token or client certificate is presented.
+// CompletelyInsecure talks plain HTTP and sends no credentials at all, so
+// none can leak to an unauthenticated endpoint.
+func RestConfigFor(base *rest.Config, o TLSOptions) (*rest.Config, string) {
+	cfg := rest.CopyConfig(base)
+	if o.CompletelyInsecure {
+		cfg = rest.AnonymousClientConfig(cfg)
+		cfg.TLSClientConfig = rest.TLSClientConfig{}
+		return cfg, "http"
+	}
+	if o.Insecure {
+		cfg.TLSClientConfig.Insecure = true
+		cfg.TLSClientConfig.CAData = nil
+		cfg.TLSClientConfig.CAFile = ""
+	}
+	if o.CAFile != "" {
+		cfg.TLSClientConfig.CAFile = o.CAFile
+		cfg.TLSClientConfig.CAData = nil
+	}
+	if o.CertFile != "" {
+		cfg.TLSClientConfig.CertFile = o.CertFile
+		cfg.TLSClientConfig.CertData = nil
+	}
+	if o.KeyFile != "" {
+		cfg.TLSClientConfig.KeyFile = o.KeyFile
+		cfg.TLSClientConfig.KeyData = nil
+	}
+	// The kube-apiserver's server name means nothing to a kubelet.
+	cfg.TLSClientConfig.ServerName = ""
+	return cfg, "https"
+}
+
+func (c *Config) defaults() {
+	if c.Scheme == "" {
+		c.Scheme = "https"
+	}
+	if c.DefaultPort == 0 {
+		c.DefaultPort = 10250
+	}
+	if len(c.AddressTypes) == 0 {
+		c.AddressTypes = DefaultAddressTypes
+	}
+	if c.MaxResponseBytes <= 0 {
+		c.MaxResponseBytes = 16 << 20
+	}
+	if c.RetryPreferredAfter <= 0 {
+		c.RetryPreferredAfter = 10 * time.Minute
+	}
+	if c.MaxIdleConnsPerHost <= 0 {
+		c.MaxIdleConnsPerHost = 2
+	}
+	if c.Clock == nil {
+		c.Clock = clock.RealClock{}
+	}
+	if c.Rest == nil {
+		c.Rest = &rest.Config{}
+	}
+}

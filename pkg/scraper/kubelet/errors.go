@@ -1,0 +1,81 @@
+package kubelet
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+)
+
+// Reason classifies a scrape failure. The set is fixed and small.
+type Reason string
+
+const (
+	ReasonNoAddress  Reason = "no_address"
+	ReasonConnection Reason = "connection"
+	ReasonTimeout    Reason = "timeout"
+	ReasonTLS        Reason = "tls"
+	ReasonHTTPStatus Reason = "http_status"
+	ReasonTooLarge   Reason = "too_large"
+	ReasonDecode     Reason = "decode"
+	// ReasonOther is what ReasonOf returns for an error not from this package.
+	ReasonOther Reason = "other"
+)
+
+// ScrapeError is a failed scrape of one node.
+type ScrapeError struct {
+	Node     string
+	Address  string // host:port, empty when none could be chosen
+	Endpoint string // the path asked for
+	Reason   Reason
+	// Status is the HTTP status for ReasonHTTPStatus, else 0.
+	Status int
+	Err    error
+}
+
+func (e *ScrapeError) Error() string {
+	where := e.Address
+	if where == "" {
+		where = "no address"
+	}
+	return fmt.Sprintf("scraping node %q at %s %s: %v", e.Node, where, e.Endpoint, e.Err)
+}
+
+func (e *ScrapeError) Unwrap() error { return e.Err }
+
+// ReasonOf returns the Reason of err, ReasonOther when err is not a
+// *ScrapeError.
+func ReasonOf(err error) Reason {
+	var se *ScrapeError
+	if errors.As(err, &se) {
+		return se.Reason
+	}
+	return ReasonOther
+}
+
+// errTooLarge is returned by the body reader past the size limit.
+var errTooLarge = errors.New("response body exceeds the size limit")
+
+// transportReason classifies an error from the HTTP round trip.
+func transportReason(err error) Reason {
+	var (
+		unknownAuth x509.UnknownAuthorityError
+		hostname    x509.HostnameError
+		invalid     x509.CertificateInvalidError
+		verify      *tls.CertificateVerificationError
+		recordHdr   tls.RecordHeaderError
+		netErr      net.Error
+	)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return ReasonTimeout
+	case errors.As(err, &unknownAuth), errors.As(err, &hostname), errors.As(err, &invalid),
+		errors.As(err, &verify), errors.As(err, &recordHdr):
+		return ReasonTLS
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return ReasonTimeout
+	}
+	return ReasonConnection
+}

@@ -1,0 +1,160 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	corev1 "k8s.io/api/core/v1"
+	apimetrics "k8s.io/apiserver/pkg/endpoints/metrics"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/component-base/metrics"
+	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/klog/v2"
+
+	"github.com/kubemetrics/metrics-server/pkg/api"
+	"github.com/kubemetrics/metrics-server/pkg/scraper"
+	"github.com/kubemetrics/metrics-server/pkg/scraper/kubelet"
+	"github.com/kubemetrics/metrics-server/pkg/storage"
+)
+
+// Server is a running metrics server: build it with CompletedConfig.New,
+// start it with Run.
+type Server struct {
+	generic      *genericapiserver.GenericAPIServer
+	nodeFactory  informers.SharedInformerFactory
+	nodeInformer cache.SharedIndexInformer
+	podInformer  cache.SharedIndexInformer
+	scraper      *scraper.Scraper
+	store        *storage.Store
+}
+
+// New builds a Server. Nothing runs until Run.
+func (c CompletedConfig) New() (*Server, error) {
+	registry := metrics.NewKubeRegistry()
+
+	nodeFactory := newNodeInformers(c.Kube)
+	nodes := nodeFactory.Core().V1().Nodes()
+	podInformer, err := newPodInformer(c.Metadata)
+	if err != nil {
+		return nil, err
+	}
+
+	client, err := kubelet.NewClient(c.Kubelet)
+	if err != nil {
+		return nil, fmt.Errorf("building the kubelet client: %w", err)
+	}
+	store := storage.NewStore(storage.Options{
+		StaleAfter:        c.StaleAfter,
+		DropZeroUsagePods: c.DropZeroUsagePods,
+		Clock:             c.Clock,
+	})
+	sink := newCountingSink(store, registry)
+	scr := scraper.New(scraper.Config{
+		Resolution:  c.Resolution,
+		Timeout:     c.ScrapeTimeout,
+		Parallelism: c.ScrapeParallelism,
+		Spread:      spreadFor(c.Resolution, c.ScrapeTimeout),
+		Selector:    c.NodeSelector,
+		Classify:    func(err error) string { return string(kubelet.ReasonOf(err)) },
+	}, nodes.Lister(), client, sink, scraper.NewMetrics(registry, c.Resolution.Seconds()), c.Clock)
+
+	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		DeleteFunc: func(obj any) {
+			name := nodeName(obj)
+			if name == "" {
+				return
+			}
+			store.Forget(name)
+			client.Forget(name)
+			scr.ForgetNode(name)
+			klog.V(2).InfoS("Forgot deleted node", "node", klog.KRef("", name))
+		},
+	}); err != nil {
+		return nil, fmt.Errorf("watching node deletions: %w", err)
+	}
+
+	// The generic server's own /metrics would serve only the legacy
+	// registry; ours serves both.
+	c.Apiserver.EnableMetrics = false
+	generic, err := c.Apiserver.Complete(nil).New("metrics-server", genericapiserver.NewEmptyDelegate())
+	if err != nil {
+		return nil, fmt.Errorf("building the API server: %w", err)
+	}
+	apimetrics.Register()
+	generic.Handler.NonGoRestfulMux.Handle("/metrics", metricsHandler(registry))
+
+	if err := api.Install(generic, c.Scheme, c.Codecs, api.Config{
+		Metrics:      store,
+		NodeLister:   nodes.Lister(),
+		PodLister:    podInformer.Lister(),
+		NodeSelector: c.NodeSelector,
+		Registry:     registry,
+		Clock:        c.Clock,
+	}); err != nil {
+		return nil, fmt.Errorf("installing the metrics API: %w", err)
+	}
+
+	synced := map[string]func() bool{
+		"node": nodes.Informer().HasSynced,
+		"pod":  podInformer.Informer().HasSynced,
+	}
+	if err := generic.AddReadyzChecks(storageReady(store), informersSynced(checkInformerSync, synced)); err != nil {
+		return nil, err
+	}
+	if err := generic.AddLivezChecks(0, collectionTimely(scr, c.Resolution, c.Clock)); err != nil {
+		return nil, err
+	}
+	if err := generic.AddHealthChecks(informersSynced(checkMetadataSync, map[string]func() bool{"pod metadata": podInformer.Informer().HasSynced})); err != nil {
+		return nil, err
+	}
+
+	return &Server{
+		generic:      generic,
+		nodeFactory:  nodeFactory,
+		nodeInformer: nodes.Informer(),
+		podInformer:  podInformer.Informer(),
+		scraper:      scr,
+		store:        store,
+	}, nil
+}
+
+// Run starts the informers, waits for them to sync, then scrapes and serves
+// until ctx is done.
+func (s *Server) Run(ctx context.Context) error {
+	s.nodeFactory.Start(ctx.Done())
+	go s.podInformer.RunWithContext(ctx)
+	if !cache.WaitForCacheSync(ctx.Done(), s.nodeInformer.HasSynced, s.podInformer.HasSynced) {
+		return fmt.Errorf("informers did not sync before shutdown: %w", context.Cause(ctx))
+	}
+	klog.InfoS("Informers synced; starting to scrape and serve")
+	go s.scraper.Run(ctx)
+	return s.generic.PrepareRun().RunWithContext(ctx)
+}
+
+func nodeName(obj any) string {
+	switch o := obj.(type) {
+	case *corev1.Node:
+		return o.Name
+	case cache.DeletedFinalStateUnknown:
+		if n, ok := o.Obj.(*corev1.Node); ok {
+			return n.Name
+		}
+		_, name, err := cache.SplitMetaNamespaceKey(o.Key)
+		if err == nil {
+			return name
+		}
+	}
+	return ""
+}
+
+func metricsHandler(registry metrics.KubeRegistry) http.Handler {
+	ours := metrics.HandlerFor(registry, metrics.HandlerOpts{})
+	legacy := legacyregistry.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		legacy.ServeHTTP(w, r)
+		ours.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,231 @@
+package storage
+
+import (
+	"sync"
+	"time"
+
+	"k8s.io/utils/clock"
+
+	"github.com/kubemetrics/metrics-server/pkg/points"
+)
+
+// Options configure a Store.
+type Options struct {
+	// StaleAfter: a node not scraped successfully for longer than this is
+	// dropped with its pods by Prune. Until then its last good points are
+	// served, so one failed scrape hides nothing.
+	StaleAfter time.Duration
+	// DropZeroUsagePods hides a pod any of whose containers has a CPU rate
+	// or memory of exactly zero, as upstream metrics-server does. By default
+	// such pods (idle sidecars) are served.
+	DropZeroUsagePods bool
+	// Clock is the time source; nil means the real clock.
+	Clock clock.PassiveClock
+}
+
+// Store holds the points. It is safe for concurrent use: exported methods
+// take mu; unexported helpers assume it is held.
+type Store struct {
+	opts Options
+
+	mu    sync.RWMutex
+	nodes map[string]*nodeEntry
+	pods  map[podKey]*podEntry
+}
+
+type podKey struct {
+	namespace, name string
+}
+
+type nodeEntry struct {
+	name   string
+	series series
+	// stored is when the node's last batch arrived. Unit: Unix nanoseconds.
+	stored int64
+	// pods are the keys of the pods in the node's last batch; the strings
+	// are those held by the pods map, so a batch's fresh copies are garbage
+	// as soon as it is ingested.
+	pods []podKey
+	// gen counts the node's batches; a pod seen in the current one carries it.
+	gen uint64
+}
+
+type podEntry struct {
+	key        podKey
+	node       string
+	seen       uint64
+	containers []containerEntry
+}
+
+type containerEntry struct {
+	name   string
+	series series
+}
+
+// NewStore returns an empty Store.
+func NewStore(o Options) *Store {
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	return &Store{opts: o, nodes: map[string]*nodeEntry{}, pods: map[podKey]*podEntry{}}
+}
+
+// Store ingests one node's complete scrape. It replaces what was known about
+// the node's pods: a pod of this node absent from b is dropped, and a pod
+// reported by another node before moves here.
+func (s *Store) Store(b *points.Batch) {
+	now := s.opts.Clock.Now().UnixNano()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	n, ok := s.nodes[b.Node]
+	if !ok {
+		n = &nodeEntry{name: b.Node}
+		s.nodes[b.Node] = n
+	}
+	n.stored = now
+	n.gen++
+	if b.NodePoint.Has != 0 {
+		n.series.add(b.NodePoint)
+	}
+	nodeName := n.name // the Store's own copy, not the batch's
+
+	old := n.pods
+	fresh := make([]podKey, 0, len(b.Pods))
+	for i := range b.Pods {
+		bp := &b.Pods[i]
+		key := podKey{bp.Namespace, bp.Name}
+		p, ok := s.pods[key]
+		if !ok {
+			p = &podEntry{key: key, node: nodeName}
+			s.pods[key] = p
+		} else if p.node != nodeName {
+			// Moved (deleted and recreated elsewhere): its old points
+			// describe other containers.
+			s.removeFromNode(p)
+			p.node = nodeName
+			p.containers = p.containers[:0]
+		}
+		if p.seen == n.gen {
+			continue // the kubelet listed it twice; keep the first
+		}
+		p.seen = n.gen
+		p.containers = mergeContainers(p.containers, bp.Containers)
+		fresh = append(fresh, p.key)
+	}
+	for _, key := range old {
+		if p, ok := s.pods[key]; ok && p.node == nodeName && p.seen != n.gen {
+			delete(s.pods, key)
+		}
+	}
+	n.pods = fresh
+}
+
+// mergeContainers adds the batch's points to the series of the same
+// container names, in the batch's order. Containers absent from the batch are
+// dropped. When the names are unchanged (the usual case) it works in place.
+func mergeContainers(have []containerEntry, got []points.Container) []containerEntry {
+	same := len(have) == len(got)
+	for i := 0; same && i < len(got); i++ {
+		same = have[i].name == got[i].Name
+	}
+	if same {
+		for i := range got {
+			have[i].series.add(got[i].Point)
+		}
+		return have
+	}
+	out := make([]containerEntry, 0, len(got))
+	for i := range got {
+		c := containerEntry{name: got[i].Name}
+		for j := range have {
+			if have[j].name == got[i].Name {
+				c = have[j]
+				break
+			}
+		}
+		c.series.add(got[i].Point)
+		out = append(out, c)
+	}
+	return out
+}
+
+// removeFromNode drops p's key from the pod list of the node that had it.
+func (s *Store) removeFromNode(p *podEntry) {
+	n, ok := s.nodes[p.node]
+	if !ok {
+		return
+	}
+	for i, k := range n.pods {
+		if k == p.key {
+			n.pods = append(n.pods[:i], n.pods[i+1:]...)
+			return
+		}
+	}
+}
+
+// Prune drops the nodes, with their pods, whose last batch is older than
+// StaleAfter.
+func (s *Store) Prune() {
+	if s.opts.StaleAfter <= 0 {
+		return
+	}
+	limit := s.opts.Clock.Now().Add(-s.opts.StaleAfter).UnixNano()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, n := range s.nodes {
+		if n.stored < limit {
+			s.forget(name, n)
+		}
+	}
+}
+
+// Forget drops a deleted node and its pods now.
+func (s *Store) Forget(node string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n, ok := s.nodes[node]; ok {
+		s.forget(node, n)
+	}
+}
+
+func (s *Store) forget(name string, n *nodeEntry) {
+	for _, key := range n.pods {
+		if p, ok := s.pods[key]; ok && p.node == name {
+			delete(s.pods, key)
+		}
+	}
+	delete(s.nodes, name)
+}
+
+// Ready reports whether at least one node or pod has servable usage.
+func (s *Store) Ready() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, n := range s.nodes {
+		if _, ok := n.series.usage(); ok {
+			return true
+		}
+	}
+	for _, p := range s.pods {
+		if _, ok := s.podUsage(p); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Points returns the number of points held for nodes and for containers.
+func (s *Store) Points() (nodes, containers int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, n := range s.nodes {
+		nodes += n.series.points()
+	}
+	for _, p := range s.pods {
+		for i := range p.containers {
+			containers += p.containers[i].series.points()
+		}
+	}
+	return nodes, containers
+}
