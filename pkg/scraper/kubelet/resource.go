@@ -51,6 +51,15 @@ func DecodeResource(r io.Reader, node string, now time.Time) (*points.Batch, err
 		}
 		return nil, err
 	}
+	// A container seen only in container_start_time_seconds (terminated,
+	// or not measured yet) still gets a sample time.
+	for i := range d.batch.Pods {
+		for j := range d.batch.Pods[i].Containers {
+			if c := &d.batch.Pods[i].Containers[j]; c.Timestamp == 0 {
+				c.Timestamp = d.now
+			}
+		}
+	}
 	return d.batch, nil
 }
 

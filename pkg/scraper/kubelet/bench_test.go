@@ -1,0 +1,99 @@
+package kubelet
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// benchPayloads renders one node with pods x containers in both formats,
+// shaped like a real kubelet's answers.
+func benchPayloads(pods, containers int) (summary, resource []byte) {
+	ts := requestTime.Format(time.RFC3339)
+	ms := requestTime.UnixMilli()
+	var s, r bytes.Buffer
+	fmt.Fprintf(&s, `{"node":{"nodeName":"worker-1","startTime":"2026-11-20T08:00:00Z","cpu":{"time":%q,"usageNanoCores":612000000,"usageCoreNanoSeconds":123456789012345},"memory":{"time":%q,"availableBytes":5500000000,"usageBytes":3000000000,"workingSetBytes":2684354560,"rssBytes":2000000000,"pageFaults":5000,"majorPageFaults":12}},"pods":[`, ts, ts)
+	for p := range pods {
+		if p > 0 {
+			s.WriteByte(',')
+		}
+		fmt.Fprintf(&s, `{"podRef":{"name":"app-%d-7d9f8c6b5-x2k4p","namespace":"team-%d","uid":"0f4c6a2e-1b7d-4c1e-9a53-0d2f6b1e%04d"},"startTime":"2026-11-23T12:00:00Z","containers":[`, p, p%7, p)
+		for c := range containers {
+			if c > 0 {
+				s.WriteByte(',')
+			}
+			fmt.Fprintf(&s, `{"name":"container-%d","startTime":"2026-11-23T12:00:04Z","cpu":{"time":%q,"usageNanoCores":25000000,"usageCoreNanoSeconds":%d},"memory":{"time":%q,"usageBytes":60000000,"workingSetBytes":%d,"rssBytes":40000000,"pageFaults":3000,"majorPageFaults":0},"swap":{"time":%q,"swapUsageBytes":0}}`,
+				c, ts, 1987654321000+p*1000+c, ts, 52428800+p*4096, ts)
+		}
+		fmt.Fprintf(&s, `],"cpu":{"time":%q,"usageNanoCores":50000000,"usageCoreNanoSeconds":3975308642000},"memory":{"time":%q,"usageBytes":120000000,"workingSetBytes":104857600},"swap":{"time":%q,"swapUsageBytes":0}}`, ts, ts, ts)
+	}
+	s.WriteString("]}")
+
+	series := []struct{ help, name string }{
+		{"# HELP container_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the container in core-seconds\n# TYPE container_cpu_usage_seconds_total counter\n", "container_cpu_usage_seconds_total"},
+		{"# HELP container_memory_working_set_bytes [STABLE] Current working set of the container in bytes\n# TYPE container_memory_working_set_bytes gauge\n", "container_memory_working_set_bytes"},
+		{"# HELP container_start_time_seconds [STABLE] Start time of the container since unix epoch in seconds\n# TYPE container_start_time_seconds gauge\n", "container_start_time_seconds"},
+	}
+	for i, sr := range series {
+		r.WriteString(sr.help)
+		for p := range pods {
+			for c := range containers {
+				fmt.Fprintf(&r, "%s{container=\"container-%d\",namespace=\"team-%d\",pod=\"app-%d-7d9f8c6b5-x2k4p\"} ", sr.name, c, p%7, p)
+				switch i {
+				case 0:
+					fmt.Fprintf(&r, "%g %d\n", 1987.654321+float64(p)/1e6, ms)
+				case 1:
+					fmt.Fprintf(&r, "%g %d\n", float64(52428800+p*4096), ms)
+				case 2:
+					r.WriteString("1.795435204e+09\n")
+				}
+			}
+		}
+	}
+	fmt.Fprintf(&r, "# HELP node_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the node in core-seconds\n# TYPE node_cpu_usage_seconds_total counter\nnode_cpu_usage_seconds_total 123456.789012345 %d\n", ms)
+	fmt.Fprintf(&r, "# HELP node_memory_working_set_bytes [STABLE] Current working set of the node in bytes\n# TYPE node_memory_working_set_bytes gauge\nnode_memory_working_set_bytes 2.68435456e+09 %d\n", ms)
+	r.WriteString("# HELP resource_scrape_error [STABLE] 1 if there was an error while getting container metrics, 0 otherwise\n# TYPE resource_scrape_error gauge\nresource_scrape_error 0\n")
+	return s.Bytes(), r.Bytes()
+}
+
+func BenchmarkDecodeSummary(b *testing.B) {
+	summary, _ := benchPayloads(30, 2)
+	b.SetBytes(int64(len(summary)))
+	b.ReportAllocs()
+	for b.Loop() {
+		batch, err := DecodeSummary(bytes.NewReader(summary), "worker-1", requestTime)
+		if err != nil || len(batch.Pods) != 30 {
+			b.Fatalf("decode: %v", err)
+		}
+	}
+}
+
+func BenchmarkDecodeResource(b *testing.B) {
+	_, resource := benchPayloads(30, 2)
+	b.SetBytes(int64(len(resource)))
+	b.ReportAllocs()
+	for b.Loop() {
+		batch, err := DecodeResource(bytes.NewReader(resource), "worker-1", requestTime)
+		if err != nil || len(batch.Pods) != 30 {
+			b.Fatalf("decode: %v", err)
+		}
+	}
+}
+
+// TestBenchPayloadsDecodeAlike keeps the benchmark inputs honest: both
+// describe the same node.
+func TestBenchPayloadsDecodeAlike(t *testing.T) {
+	s, r := benchPayloads(3, 2)
+	sb, err := DecodeSummary(bytes.NewReader(s), "n", requestTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := DecodeResource(bytes.NewReader(r), "n", requestTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sb.Pods) != 3 || len(rb.Pods) != 3 || sb.Pods[2].Containers[1].Memory != rb.Pods[2].Containers[1].Memory {
+		t.Errorf("payloads disagree: %+v vs %+v", sb.Pods, rb.Pods)
+	}
+}

@@ -1,0 +1,211 @@
+package kubelet
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/kubemetrics/metrics-server/pkg/points"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// requestTime stands in for the time of the request in decoder tests.
+var requestTime = time.Date(2026, 11, 24, 10, 15, 40, 0, time.UTC)
+
+func decodeFile(t *testing.T, path string) (*points.Batch, error) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if strings.HasSuffix(path, ".json") {
+		return DecodeSummary(f, "worker-1", requestTime)
+	}
+	return DecodeResource(f, "worker-1", requestTime)
+}
+
+func TestDecodersGolden(t *testing.T) {
+	for _, in := range []string{
+		"summary-pods.json",
+		"summary-no-pods.json",
+		"resource-pods.txt",
+		"resource-no-pods.txt",
+		"resource-escaped-no-timestamps.txt",
+	} {
+		t.Run(in, func(t *testing.T) {
+			got, err := decodeFile(t, filepath.Join("testdata", in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join("testdata", strings.TrimSuffix(in, filepath.Ext(in))+".golden.json")
+			if *update {
+				b, err := json.MarshalIndent(got, "", "  ")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(golden, append(b, '\n'), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update once to create it)", err)
+			}
+			var want points.Batch
+			if err := json.Unmarshal(b, &want); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(&want, got); diff != "" {
+				t.Errorf("decoded batch differs from %s (-want +got):\n%s", golden, diff)
+			}
+		})
+	}
+}
+
+// TestFormatsAgree decodes the same kubelet state in both formats: every
+// point must be the same, whatever the format.
+func TestFormatsAgree(t *testing.T) {
+	for _, pair := range [][2]string{
+		{"summary-pods.json", "resource-pods.txt"},
+		{"summary-no-pods.json", "resource-no-pods.txt"},
+	} {
+		t.Run(pair[0], func(t *testing.T) {
+			s, err := decodeFile(t, filepath.Join("testdata", pair[0]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := decodeFile(t, filepath.Join("testdata", pair[1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The resource format has no node start time, carries
+			// millisecond timestamps, and groups series by name, so pods
+			// come in another order.
+			s.NodePoint.StartTime = 0
+			for i := range s.Pods {
+				for j := range s.Pods[i].Containers {
+					c := &s.Pods[i].Containers[j]
+					if c.Has != 0 {
+						c.Timestamp = c.Timestamp / int64(time.Millisecond) * int64(time.Millisecond)
+					}
+				}
+			}
+			byName := func(a, b points.Pod) bool { return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name }
+			if diff := cmp.Diff(s, r, cmpopts.SortSlices(byName), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("summary and resource disagree (-summary +resource):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSummaryShapes(t *testing.T) {
+	b, err := decodeFile(t, "testdata/summary-pods.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]points.Pod{}
+	for _, p := range b.Pods {
+		byName[p.Namespace+"/"+p.Name] = p
+	}
+	tests := []struct {
+		pod        string
+		containers []string
+		has        []points.Has
+	}{
+		{"shop/web-7d9f8c6b5-x2k4p", []string{"nginx", "php-fpm"}, []points.Has{points.HasCPU | points.HasMemory, points.HasCPU | points.HasMemory}},
+		{"shop/api-0", []string{"istio-proxy", "api"}, []points.Has{points.HasCPU | points.HasMemory, points.HasCPU | points.HasMemory}},
+		{"shop/migrate-28871234-abcde", []string{"migrate"}, []points.Has{0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.pod, func(t *testing.T) {
+			p, ok := byName[tt.pod]
+			if !ok {
+				t.Fatalf("pod %s missing", tt.pod)
+			}
+			var names []string
+			var has []points.Has
+			for _, c := range p.Containers {
+				names = append(names, c.Name)
+				has = append(has, c.Has)
+				if c.Timestamp == 0 {
+					t.Errorf("container %s has no timestamp", c.Name)
+				}
+			}
+			if diff := cmp.Diff(tt.containers, names); diff != "" {
+				t.Errorf("containers (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.has, has); diff != "" {
+				t.Errorf("present values (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if got, want := b.NodePoint.CPU, uint64(123456789012345); got != want {
+		t.Errorf("node CPU = %d, want %d", got, want)
+	}
+	if got, want := b.NodePoint.Memory, uint64(2684354560); got != want {
+		t.Errorf("node memory = %d, want %d", got, want)
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	tests := []struct {
+		name, body string
+		resource   bool
+		wantErr    string
+	}{
+		{name: "empty summary", body: "", wantErr: "EOF"},
+		{name: "truncated summary", body: `{"node":{"cpu":{"usageCoreNanoSeconds":12`, wantErr: "unexpected EOF"},
+		{name: "negative counter", body: `{"node":{"cpu":{"time":"2026-11-24T10:00:00Z","usageCoreNanoSeconds":-5}}}`, wantErr: "cannot unmarshal"},
+		{name: "string counter", body: `{"node":{"memory":{"workingSetBytes":"12"}}}`, wantErr: "cannot unmarshal"},
+		{name: "bad time", body: `{"node":{"cpu":{"time":"yesterday","usageCoreNanoSeconds":5}}}`, wantErr: "cannot parse"},
+		{name: "time out of range", body: `{"node":{"cpu":{"time":"9999-01-01T00:00:00Z","usageCoreNanoSeconds":5}}}`, wantErr: "out of range"},
+		{name: "trailing garbage", body: `{"node":{}} {"node":{}}`, wantErr: "after the top-level object"},
+		{name: "container without name", body: `{"pods":[{"podRef":{"name":"a","namespace":"b"},"containers":[{"cpu":{}}]}]}`, wantErr: "without a name"},
+		{name: "resource NaN", body: "node_cpu_usage_seconds_total NaN\n", resource: true, wantErr: "finite"},
+		{name: "resource negative", body: "node_memory_working_set_bytes -1 1700000000000\n", resource: true, wantErr: "non-negative"},
+		{name: "resource huge", body: "node_cpu_usage_seconds_total 1e300\n", resource: true, wantErr: "out of range"},
+		{name: "resource missing value", body: "node_cpu_usage_seconds_total\n", resource: true, wantErr: "no value"},
+		{name: "resource bad number", body: "node_cpu_usage_seconds_total 12abc\n", resource: true, wantErr: "invalid syntax"},
+		{name: "resource bad timestamp", body: "node_cpu_usage_seconds_total 12 soon\n", resource: true, wantErr: "timestamp"},
+		{name: "resource labels not closed", body: `container_cpu_usage_seconds_total{container="a",pod="b" 1` + "\n", resource: true, wantErr: "malformed label"},
+		{name: "resource unterminated label value", body: `container_cpu_usage_seconds_total{container="a` + "\n", resource: true, wantErr: "unterminated label value"},
+		{name: "resource unquoted label", body: `container_cpu_usage_seconds_total{container=a} 1` + "\n", resource: true, wantErr: "not quoted"},
+		{name: "resource missing pod label", body: `container_cpu_usage_seconds_total{container="a",namespace="n"} 1` + "\n", resource: true, wantErr: "lacks"},
+		{name: "resource bad escape", body: `container_cpu_usage_seconds_total{container="a\q",namespace="n",pod="p"} 1` + "\n", resource: true, wantErr: "escape"},
+		{name: "resource line too long", body: "node_cpu_usage_seconds_total " + strings.Repeat("1", maxResourceLine) + "\n", resource: true, wantErr: "longer than"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var err error
+			if tt.resource {
+				_, err = DecodeResource(strings.NewReader(tt.body), "n1", requestTime)
+			} else {
+				_, err = DecodeSummary(strings.NewReader(tt.body), "n1", requestTime)
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error = %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestResourceIgnoresOtherSeriesUnparsed(t *testing.T) {
+	body := "# comment with { and \"\nsome_other_series{broken label 1 2 3\nscrape_error 1\nnode_cpu_usage_seconds_total 2 1700000000000\n"
+	b, err := DecodeResource(strings.NewReader(body), "n1", requestTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := points.Point{Timestamp: 1700000000000 * int64(time.Millisecond), CPU: 2e9, Has: points.HasCPU}
+	if diff := cmp.Diff(want, b.NodePoint); diff != "" {
+		t.Errorf("node point (-want +got):\n%s", diff)
+	}
+}
