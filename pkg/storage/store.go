@@ -46,6 +46,8 @@ type nodeEntry struct {
 	// are those held by the pods map, so a batch's fresh copies are garbage
 	// as soon as it is ingested.
 	pods []podKey
+	// spare is the previous pods slice, reused by the next batch.
+	spare []podKey
 	// gen counts the node's batches; a pod seen in the current one carries it.
 	gen uint64
 }
@@ -91,7 +93,7 @@ func (s *Store) Store(b *points.Batch) {
 	nodeName := n.name // the Store's own copy, not the batch's
 
 	old := n.pods
-	fresh := make([]podKey, 0, len(b.Pods))
+	fresh := n.spare[:0]
 	for i := range b.Pods {
 		bp := &b.Pods[i]
 		key := podKey{bp.Namespace, bp.Name}
@@ -118,7 +120,8 @@ func (s *Store) Store(b *points.Batch) {
 			delete(s.pods, key)
 		}
 	}
-	n.pods = fresh
+	// The two key slices take turns, so a steady node allocates none.
+	n.pods, n.spare = fresh, old[:0]
 }
 
 // mergeContainers adds the batch's points to the series of the same

@@ -1,0 +1,301 @@
+package storage
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/metrics/pkg/apis/metrics"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/kubemetrics/metrics-server/pkg/points"
+)
+
+// The getters the API package consumes; the Store must satisfy them.
+type (
+	nodeGetter interface {
+		GetNodeMetrics(nodes ...*corev1.Node) ([]metrics.NodeMetrics, error)
+	}
+	podGetter interface {
+		GetPodMetrics(pods ...*metav1.PartialObjectMetadata) ([]metrics.PodMetrics, error)
+	}
+)
+
+var (
+	_ nodeGetter = (*Store)(nil)
+	_ podGetter  = (*Store)(nil)
+)
+
+// served is a compact view of what the getters return.
+type served struct {
+	MilliCPU int64
+	Memory   int64
+	Window   time.Duration
+}
+
+func nodeObj(name string) *corev1.Node {
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"n": name}}}
+}
+
+func podObj(ns, name string) *metav1.PartialObjectMetadata {
+	return &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"p": name}}}
+}
+
+// ctr is a container's sample: CPU seconds, memory bytes (noMem: not
+// reported) and start time in seconds.
+type ctr struct {
+	name    string
+	cpuSecs float64
+	mem     uint64
+	start   int64
+}
+
+const noMem = math.MaxUint64
+
+func batch(node string, t int64, pods map[string][]ctr) *points.Batch {
+	b := &points.Batch{Node: node, NodePoint: pt(t, 1, float64(t)*2, 1<<30)}
+	// Map order is random; keep pods sorted for stable batches.
+	for _, key := range sortedKeys(pods) {
+		var ns, name string
+		fmt.Sscanf(key, "%s %s", &ns, &name)
+		p := points.Pod{Namespace: ns, Name: name}
+		for _, c := range pods[key] {
+			point := pt(t, c.start, c.cpuSecs, c.mem)
+			if c.mem == noMem {
+				point.Has &^= points.HasMemory
+			}
+			p.Containers = append(p.Containers, points.Container{Name: c.name, Point: point})
+		}
+		b.Pods = append(b.Pods, p)
+	}
+	return b
+}
+
+func sortedKeys(m map[string][]ctr) []string {
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for i := range keys {
+		for j := i + 1; j < len(keys); j++ {
+			if keys[j] < keys[i] {
+				keys[i], keys[j] = keys[j], keys[i]
+			}
+		}
+	}
+	return keys
+}
+
+func podsServed(t *testing.T, s *Store, pods ...*metav1.PartialObjectMetadata) map[string]map[string]served {
+	t.Helper()
+	ms, err := s.GetPodMetrics(pods...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]served{}
+	for _, m := range ms {
+		cs := map[string]served{}
+		for _, c := range m.Containers {
+			cs[c.Name] = served{MilliCPU: c.Usage.Cpu().MilliValue(), Memory: c.Usage.Memory().Value(), Window: m.Window.Duration}
+		}
+		out[m.Namespace+"/"+m.Name] = cs
+	}
+	return out
+}
+
+func TestStorePods(t *testing.T) {
+	web, api, job := podObj("shop", "web"), podObj("shop", "api"), podObj("batch", "job")
+	tests := []struct {
+		name    string
+		drop    bool
+		batches []*points.Batch
+		want    map[string]map[string]served
+	}{
+		{
+			name: "two points give rates for every container",
+			batches: []*points.Batch{
+				batch("n1", 100, map[string][]ctr{"shop web": {{"app", 10, 100, 5}, {"sidecar", 1, 20, 5}}}),
+				batch("n1", 110, map[string][]ctr{"shop web": {{"app", 15, 110, 5}, {"sidecar", 1.1, 20, 5}}}),
+			},
+			want: map[string]map[string]served{"shop/web": {"app": {500, 110, 10 * time.Second}, "sidecar": {10, 20, 10 * time.Second}}},
+		},
+		{
+			name: "a container without memory hides its pod",
+			batches: []*points.Batch{
+				batch("n1", 100, map[string][]ctr{"shop web": {{"app", 10, 100, 5}, {"sidecar", 1, noMem, 5}}, "shop api": {{"api", 1, 1, 5}}}),
+				batch("n1", 110, map[string][]ctr{"shop web": {{"app", 15, 110, 5}, {"sidecar", 2, noMem, 5}}, "shop api": {{"api", 2, 1, 5}}}),
+			},
+			want: map[string]map[string]served{"shop/api": {"api": {100, 1, 10 * time.Second}}},
+		},
+		{
+			name: "an idle sidecar is served by default",
+			batches: []*points.Batch{
+				batch("n1", 100, map[string][]ctr{"shop web": {{"app", 10, 100, 5}, {"idle", 0, 0, 5}}}),
+				batch("n1", 110, map[string][]ctr{"shop web": {{"app", 15, 100, 5}, {"idle", 0, 0, 5}}}),
+			},
+			want: map[string]map[string]served{"shop/web": {"app": {500, 100, 10 * time.Second}, "idle": {0, 0, 10 * time.Second}}},
+		},
+		{
+			name: "an idle sidecar hides its pod when asked, as upstream",
+			drop: true,
+			batches: []*points.Batch{
+				batch("n1", 100, map[string][]ctr{"shop web": {{"app", 10, 100, 5}, {"idle", 0, 5, 5}}, "shop api": {{"api", 1, 1, 5}}}),
+				batch("n1", 110, map[string][]ctr{"shop web": {{"app", 15, 100, 5}, {"idle", 0, 5, 5}}, "shop api": {{"api", 2, 1, 5}}}),
+			},
+			want: map[string]map[string]served{"shop/api": {"api": {100, 1, 10 * time.Second}}},
+		},
+		{
+			name: "a pod gone from its node's batch is dropped",
+			batches: []*points.Batch{
+				batch("n1", 100, map[string][]ctr{"shop web": {{"app", 10, 1, 5}}, "shop api": {{"api", 1, 1, 5}}}),
+				batch("n1", 110, map[string][]ctr{"shop web": {{"app", 11, 1, 5}}, "shop api": {{"api", 2, 1, 5}}}),
+				batch("n1", 120, map[string][]ctr{"shop api": {{"api", 3, 1, 5}}}),
+			},
+			want: map[string]map[string]served{"shop/api": {"api": {100, 1, 10 * time.Second}}},
+		},
+		{
+			name: "a pod moved to another node starts over there",
+			batches: []*points.Batch{
+				batch("n1", 100, map[string][]ctr{"batch job": {{"run", 10, 1, 5}}}),
+				batch("n1", 110, map[string][]ctr{"batch job": {{"run", 20, 1, 5}}}),
+				batch("n2", 115, map[string][]ctr{"batch job": {{"run", 1, 2, 112}}}),
+				// n1 no longer lists it: that must not remove it from n2.
+				batch("n1", 120, map[string][]ctr{}),
+				batch("n2", 125, map[string][]ctr{"batch job": {{"run", 3, 2, 112}}}),
+			},
+			want: map[string]map[string]served{"batch/job": {"run": {200, 2, 10 * time.Second}}},
+		},
+		{
+			name: "a container that left the pod is forgotten",
+			batches: []*points.Batch{
+				batch("n1", 100, map[string][]ctr{"shop web": {{"app", 10, 1, 5}, {"init", 1, 1, 5}}}),
+				batch("n1", 110, map[string][]ctr{"shop web": {{"app", 12, 1, 5}}}),
+			},
+			want: map[string]map[string]served{"shop/web": {"app": {200, 1, 10 * time.Second}}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewStore(Options{DropZeroUsagePods: tt.drop, Clock: clocktesting.NewFakeClock(time.Unix(1000, 0))})
+			for _, b := range tt.batches {
+				s.Store(b)
+			}
+			got := podsServed(t, s, web, api, job)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("served pods (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPodTimestampIsItsEarliestContainer(t *testing.T) {
+	s := NewStore(Options{})
+	b1 := batch("n1", 100, map[string][]ctr{"shop web": {{"a", 1, 1, 5}, {"b", 1, 1, 5}}})
+	b2 := batch("n1", 110, map[string][]ctr{"shop web": {{"a", 2, 1, 5}, {"b", 2, 1, 5}}})
+	b2.Pods[0].Containers[1].Timestamp = 108 * sec // b sampled earlier
+	s.Store(b1)
+	s.Store(b2)
+	ms, _ := s.GetPodMetrics(podObj("shop", "web"))
+	if len(ms) != 1 {
+		t.Fatalf("got %d pods, want 1", len(ms))
+	}
+	if got := ms[0].Timestamp.Time; !got.Equal(time.Unix(108, 0)) {
+		t.Errorf("timestamp %v, want the earliest container's 108s", got)
+	}
+	if got := ms[0].Window.Duration; got != 8*time.Second {
+		t.Errorf("window %v, want the earliest container's 8s", got)
+	}
+	if ms[0].Labels["p"] != "web" || ms[0].Namespace != "shop" {
+		t.Errorf("object meta not taken from the pod: %+v", ms[0].ObjectMeta)
+	}
+}
+
+func TestStoreNodesPruneForgetReady(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Unix(1000, 0))
+	s := NewStore(Options{StaleAfter: 45 * time.Second, Clock: clk})
+	if s.Ready() {
+		t.Fatal("an empty store is ready")
+	}
+	pods := map[string][]ctr{"shop web": {{"app", 1, 1, 5}}}
+	s.Store(batch("n1", 100, pods))
+	s.Store(batch("n2", 100, map[string][]ctr{}))
+	if s.Ready() {
+		t.Fatal("ready with one point per series")
+	}
+	clk.Step(15 * time.Second)
+	s.Store(batch("n1", 115, pods))
+	s.Store(batch("n2", 115, map[string][]ctr{}))
+	if !s.Ready() {
+		t.Fatal("not ready with two points")
+	}
+	ms, err := s.GetNodeMetrics(nodeObj("n1"), nodeObj("unknown"), nodeObj("n2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range ms {
+		names = append(names, m.Name)
+		if got := m.Usage.Cpu().MilliValue(); got != 2000 {
+			t.Errorf("node %s CPU %dm, want 2000m", m.Name, got)
+		}
+		if m.Labels["n"] != m.Name {
+			t.Errorf("node %s labels not copied: %v", m.Name, m.Labels)
+		}
+	}
+	if diff := cmp.Diff([]string{"n1", "n2"}, names); diff != "" {
+		t.Errorf("nodes served (-want +got):\n%s", diff)
+	}
+	if n, c := s.Points(); n != 4 || c != 2 {
+		t.Errorf("Points() = %d nodes, %d containers; want 4, 2", n, c)
+	}
+
+	// n1 keeps failing: its last good metrics stay until StaleAfter.
+	clk.Step(30 * time.Second)
+	s.Store(batch("n2", 145, map[string][]ctr{}))
+	s.Prune()
+	if got := len(podsServed(t, s, podObj("shop", "web"))); got != 1 {
+		t.Errorf("pod of a node that failed once is hidden")
+	}
+	clk.Step(30 * time.Second)
+	s.Prune()
+	if got := len(podsServed(t, s, podObj("shop", "web"))); got != 0 {
+		t.Errorf("pod of a node stale for 60s still served")
+	}
+	if ms, _ := s.GetNodeMetrics(nodeObj("n1")); len(ms) != 0 {
+		t.Errorf("stale node still served")
+	}
+	s.Forget("n2")
+	if n, c := s.Points(); n != 0 || c != 0 {
+		t.Errorf("after Prune and Forget: %d node and %d container points left", n, c)
+	}
+}
+
+func TestStoreConcurrentUse(t *testing.T) {
+	s := NewStore(Options{StaleAfter: time.Hour})
+	var wg sync.WaitGroup
+	for n := range 8 {
+		wg.Go(func() {
+			node := fmt.Sprintf("n%d", n)
+			for i := range int64(50) {
+				s.Store(batch(node, 100+i, map[string][]ctr{fmt.Sprintf("ns p%d", n): {{"c", float64(i), 1, 5}}}))
+			}
+		})
+		wg.Go(func() {
+			for range 50 {
+				_, _ = s.GetPodMetrics(podObj("ns", fmt.Sprintf("p%d", n)))
+				_, _ = s.GetNodeMetrics(nodeObj(fmt.Sprintf("n%d", n)))
+				s.Prune()
+				_ = s.Ready()
+			}
+		})
+	}
+	wg.Wait()
+	if got := len(podsServed(t, s, podObj("ns", "p3"))); got != 1 {
+		t.Errorf("pod p3 not served after concurrent ingest")
+	}
+}
