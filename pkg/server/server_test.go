@@ -1,0 +1,118 @@
+package server
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+func TestSlimNodeKeepsWhatIsRead(t *testing.T) {
+	full := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "n1", UID: "u1", ResourceVersion: "7", Labels: map[string]string{"a": "b"},
+			Annotations:   map[string]string{"metrics.k8s.io/resource-metrics-path": "/x"},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubelet"}},
+		},
+		Spec: corev1.NodeSpec{PodCIDR: "10.0.0.0/24"},
+		Status: corev1.NodeStatus{
+			Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.1.0.1"}},
+			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}},
+			Images:          []corev1.ContainerImage{{Names: []string{"big"}, SizeBytes: 1}},
+			Conditions:      []corev1.NodeCondition{{Type: corev1.NodeReady}},
+		},
+	}
+	got, err := slimNode(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "n1", UID: "u1", ResourceVersion: "7", Labels: full.Labels, Annotations: full.Annotations},
+		Status:     corev1.NodeStatus{Addresses: full.Status.Addresses, DaemonEndpoints: full.Status.DaemonEndpoints},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("slim node (-want +got):\n%s", diff)
+	}
+	if other, _ := slimNode("tombstone"); other != "tombstone" {
+		t.Errorf("a non-node was changed")
+	}
+}
+
+func TestSlimPodKeepsWhatIsRead(t *testing.T) {
+	full := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
+		Name: "p", Namespace: "ns", Labels: map[string]string{"app": "x"},
+		Annotations:     map[string]string{"big": "annotation"},
+		OwnerReferences: []metav1.OwnerReference{{Name: "rs"}},
+		ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kubelet"}},
+	}}
+	got, err := slimPod(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", Labels: full.Labels}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("slim pod (-want +got):\n%s", diff)
+	}
+}
+
+func TestSpreadFor(t *testing.T) {
+	tests := []struct {
+		resolution, timeout, want time.Duration
+	}{
+		{15 * time.Second, 10 * time.Second, 3750 * time.Millisecond},
+		{time.Minute, 10 * time.Second, 5 * time.Second},
+		{12 * time.Second, 10 * time.Second, 2 * time.Second},
+		{10 * time.Second, 10 * time.Second, 0},
+	}
+	for _, tt := range tests {
+		if got := spreadFor(tt.resolution, tt.timeout); got != tt.want {
+			t.Errorf("spreadFor(%v, %v) = %v, want %v", tt.resolution, tt.timeout, got, tt.want)
+		}
+	}
+}
+
+type lastCycle time.Time
+
+func (l lastCycle) LastCycle() time.Time { return time.Time(l) }
+
+type ready bool
+
+func (r ready) Ready() bool { return bool(r) }
+
+func TestHealthChecks(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Unix(10000, 0))
+	tests := []struct {
+		name    string
+		check   func() error
+		wantErr bool
+	}{
+		{"timely before the first cycle", func() error { return collectionTimely(lastCycle{}, 15*time.Second, clk).Check(nil) }, false},
+		{"timely within 1.5 resolutions", func() error {
+			return collectionTimely(lastCycle(clk.Now().Add(-22*time.Second)), 15*time.Second, clk).Check(nil)
+		}, false},
+		{"late past 1.5 resolutions", func() error {
+			return collectionTimely(lastCycle(clk.Now().Add(-23*time.Second)), 15*time.Second, clk).Check(nil)
+		}, true},
+		{"storage not ready", func() error { return storageReady(ready(false)).Check(nil) }, true},
+		{"storage ready", func() error { return storageReady(ready(true)).Check(nil) }, false},
+		{"informer not synced", func() error {
+			return informersSynced("x", map[string]func() bool{"node": func() bool { return true }, "pod": func() bool { return false }}).Check(nil)
+		}, true},
+		{"informers synced", func() error {
+			return informersSynced("x", map[string]func() bool{"node": func() bool { return true }}).Check(nil)
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.check(); (err != nil) != tt.wantErr {
+				t.Errorf("err = %v, want error: %v", err, tt.wantErr)
+			}
+		})
+	}
+	if got := collectionTimely(lastCycle{}, time.Second, clk).Name(); got != "metric-collection-timely" {
+		t.Errorf("check name %q, want upstream's metric-collection-timely", got)
+	}
+}
