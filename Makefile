@@ -5,7 +5,8 @@ SHELL := /usr/bin/env bash
 GO       ?= go
 OUTPUT   ?= _output
 BINARY   := $(OUTPUT)/metrics-server
-VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-unknown)
+# Kubernetes' version parser wants vX.Y.Z first; untagged trees get a dev version.
+VERSION  ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null || echo "v0.1.0-dev+$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)")
 COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w \
 	-X k8s.io/component-base/version.gitVersion=$(VERSION) \
