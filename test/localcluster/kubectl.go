@@ -1,0 +1,56 @@
+package localcluster
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// Kubectl runs the pinned kubectl as the admin and returns its stdout.
+func (c *Cluster) Kubectl(ctx context.Context, args ...string) (string, error) {
+	return c.KubectlAs(ctx, c.AdminKubeconfig, nil, args...)
+}
+
+// KubectlAs runs kubectl with a kubeconfig and optional standard input.
+func (c *Cluster) KubectlAs(ctx context.Context, kubeconfig string, stdin []byte, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(c.opts.BinDir, "kubectl"), append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), nil
+}
+
+// writeKubeconfig writes a kubeconfig with a client certificate or a token.
+func writeKubeconfig(path, server, caFile, certFile, keyFile, token string) error {
+	user := fmt.Sprintf("    client-certificate: %s\n    client-key: %s\n", certFile, keyFile)
+	if token != "" {
+		user = fmt.Sprintf("    token: %s\n", token)
+	}
+	kc := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster:
+    server: %s
+    certificate-authority: %s
+users:
+- name: user
+  user:
+%scontexts:
+- name: local
+  context:
+    cluster: local
+    user: user
+current-context: local
+`, server, caFile, user)
+	return os.WriteFile(path, []byte(kc), 0o600)
+}
