@@ -24,7 +24,6 @@ type MetricsServer struct {
 	Args []string
 }
 
-
 // StartMetricsServer registers and runs our metrics server with a
 // ServiceAccount token (not admin credentials), then waits until both
 // APIServices are Available.
