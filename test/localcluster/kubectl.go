@@ -8,6 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // Kubectl runs the pinned kubectl as the admin and returns its stdout.
@@ -53,4 +56,14 @@ users:
 current-context: local
 `, server, caFile, user)
 	return os.WriteFile(path, []byte(kc), 0o600)
+}
+
+// Client returns a typed client with the admin identity.
+func (c *Cluster) Client() (kubernetes.Interface, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = 200, 400
+	return kubernetes.NewForConfig(cfg)
 }

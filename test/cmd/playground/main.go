@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kubemetrics/metrics-server/certs/pki"
+	"github.com/kubemetrics/metrics-server/test/fleet"
 	"github.com/kubemetrics/metrics-server/test/localcluster"
 )
 
@@ -30,6 +32,7 @@ func run() error {
 	bin := flag.String("bin", filepath.Join(repo, "test/.cache/bin/v1.37.2"), "folder of the pinned Kubernetes binaries")
 	server := flag.String("metrics-server", filepath.Join(repo, "_output/metrics-server"), "our metrics-server binary")
 	down := flag.Bool("down", false, "stop a playground left running in --dir and exit")
+	nodes := flag.Int("nodes", 3, "simulated nodes in the fleet")
 	flag.Parse()
 	if *down {
 		return localcluster.StopPIDs(*dir)
@@ -46,6 +49,21 @@ func run() error {
 		return err
 	}
 	defer c.Stop()
+	client, err := c.Client()
+	if err != nil {
+		return err
+	}
+	kubeletCA, err := pki.LoadCA(c.PKI.Path(pki.KubeletCA+".crt"), c.PKI.Path(pki.KubeletCA+".key"))
+	if err != nil {
+		return err
+	}
+	fl, err := fleet.New(fleet.Config{Client: client, Nodes: *nodes, KubeletCA: kubeletCA, Authenticate: true, Logf: logf})
+	if err != nil {
+		return err
+	}
+	if err := fl.Run(ctx); err != nil {
+		return err
+	}
 	port, err := c.StartMetricsServer(ctx, localcluster.MetricsServer{
 		Binary:    *server,
 		Manifests: filepath.Join(repo, "manifests/overlays/local"),

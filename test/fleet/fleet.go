@@ -1,0 +1,188 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubemetrics/metrics-server/certs/pki"
+)
+
+// Mode is how a simulated kubelet answers.
+type Mode string
+
+const (
+	// ModeNormal serves both endpoints.
+	ModeNormal Mode = ""
+	// ModeSummaryOnly answers 404 on /metrics/resource.
+	ModeSummaryOnly Mode = "summary-only"
+	// ModeResourceOnly answers 404 on /stats/summary.
+	ModeResourceOnly Mode = "resource-only"
+	// ModeSummary500 fails /stats/summary as a runtime's imageFs error does.
+	ModeSummary500 Mode = "summary-500"
+	// ModeError500 fails both endpoints.
+	ModeError500 Mode = "error-500"
+	// ModeSlow answers after 30s.
+	ModeSlow Mode = "slow"
+	// ModeGarbage answers 200 with a body that is not metrics.
+	ModeGarbage Mode = "garbage"
+	// ModeWrongTLSName serves a certificate for another name.
+	ModeWrongTLSName Mode = "wrong-tls-name"
+)
+
+// Config configures a Fleet.
+type Config struct {
+	Client kubernetes.Interface
+	// Nodes is how many nodes to simulate, named Prefix-00000 and so on.
+	Nodes  int
+	Prefix string
+	// Port is every kubelet's port (default 10250); each node listens on
+	// its own loopback address 127.1.x.y.
+	Port int
+	// KubeletCA signs each node's serving certificate.
+	KubeletCA *pki.CA
+	// Modes sets the initial mode of nodes by index.
+	Modes map[int]Mode
+	// Authenticate checks the bearer token of scrapes with TokenReview and
+	// SubjectAccessReview, as a kubelet with webhook auth does.
+	Authenticate bool
+	// Parallelism bounds API calls made at once while registering. Default 32.
+	Parallelism int
+	// Logf reports progress; nil is silent.
+	Logf func(format string, args ...any)
+}
+
+// Fleet is a running simulation.
+type Fleet struct {
+	cfg    Config
+	nodes  []*node
+	byName map[string]*node
+	auth   *authCache
+
+	mu   sync.Mutex
+	pods map[string]*pod // namespace/name -> pod on one of our nodes
+}
+
+// node is one simulated kubelet.
+type node struct {
+	name  string
+	ip    net.IP
+	start time.Time
+	self  *counter // the node's own usage beyond its pods
+	lis   net.Listener
+
+	mu   sync.Mutex
+	mode Mode
+	pods map[string]*pod
+	hits map[string]int
+}
+
+// pod is a pod running on a simulated node.
+type pod struct {
+	namespace, name, uid string
+	node                 string
+	start                time.Time
+	containers           []container
+}
+
+type container struct {
+	name string
+	cpu  *counter
+}
+
+// NodeIP returns the loopback address of node i: 127.1.0.1, 127.1.0.2, ...
+func NodeIP(i int) net.IP {
+	n := i + 1
+	return net.IPv4(127, byte(1+n>>16), byte(n>>8), byte(n))
+}
+
+// NodeName returns the name of node i.
+func (c Config) NodeName(i int) string { return fmt.Sprintf("%s-%05d", c.Prefix, i) }
+
+// New prepares a fleet; Run starts it.
+func New(cfg Config) (*Fleet, error) {
+	if cfg.Port == 0 {
+		cfg.Port = 10250
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "fleet"
+	}
+	if cfg.Parallelism <= 0 {
+		cfg.Parallelism = 32
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	if cfg.Nodes < 0 || cfg.Nodes > 60000 {
+		return nil, fmt.Errorf("nodes %d out of range 0..60000", cfg.Nodes)
+	}
+	f := &Fleet{cfg: cfg, byName: map[string]*node{}, pods: map[string]*pod{}}
+	if cfg.Authenticate {
+		f.auth = newAuthCache(cfg.Client)
+	}
+	now := time.Now()
+	for i := range cfg.Nodes {
+		n := &node{
+			name:  cfg.NodeName(i),
+			ip:    NodeIP(i),
+			start: now.Add(-time.Hour).Truncate(time.Second),
+			mode:  cfg.Modes[i],
+			pods:  map[string]*pod{},
+			hits:  map[string]int{},
+		}
+		n.self = newCounter(n.start, usage{milliCPU: 150, memory: 512 << 20})
+		f.nodes = append(f.nodes, n)
+		f.byName[n.name] = n
+	}
+	return f, nil
+}
+
+// SetMode changes how a node's kubelet answers.
+func (f *Fleet) SetMode(nodeName string, m Mode) error {
+	n, ok := f.byName[nodeName]
+	if !ok {
+		return fmt.Errorf("no node %s in the fleet", nodeName)
+	}
+	n.mu.Lock()
+	n.mode = m
+	n.mu.Unlock()
+	return nil
+}
+
+// Hits returns how many requests a node's kubelet got on a path.
+func (f *Fleet) Hits(nodeName, path string) int {
+	n, ok := f.byName[nodeName]
+	if !ok {
+		return 0
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.hits[path]
+}
+
+// NodeNames lists the fleet's nodes.
+func (f *Fleet) NodeNames() []string {
+	out := make([]string, len(f.nodes))
+	for i, n := range f.nodes {
+		out[i] = n.name
+	}
+	return out
+}
+
+// Run registers the nodes, starts their kubelets and plays the kubelet for
+// their pods until ctx ends. It returns once everything is up; errors
+// after that are logged.
+func (f *Fleet) Run(ctx context.Context) error {
+	if err := f.serveKubelets(ctx); err != nil {
+		return err
+	}
+	if err := f.registerNodes(ctx); err != nil {
+		return err
+	}
+	go f.renewLeases(ctx)
+	return f.watchPods(ctx)
+}

@@ -1,0 +1,121 @@
+package fleet
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/kubemetrics/metrics-server/certs/pki"
+)
+
+// serveKubelets starts one HTTPS listener per node on its own address.
+func (f *Fleet) serveKubelets(ctx context.Context) error {
+	if f.cfg.KubeletCA == nil {
+		return errors.New("fleet needs a KubeletCA to sign the kubelets' serving certificates")
+	}
+	wrong, err := f.cfg.KubeletCA.Issue(pki.Request{CommonName: "not-this-node", DNSNames: []string{"not-this-node.invalid"}, Server: true})
+	if err != nil {
+		return err
+	}
+	wrongCert := tls.Certificate{Certificate: [][]byte{wrong.Cert.Raw}, PrivateKey: wrong.Key}
+	for _, n := range f.nodes {
+		kp, err := f.cfg.KubeletCA.Issue(pki.Request{CommonName: n.name, DNSNames: []string{n.name}, IPs: []net.IP{n.ip}, Server: true})
+		if err != nil {
+			return err
+		}
+		cert := tls.Certificate{Certificate: [][]byte{kp.Cert.Raw}, PrivateKey: kp.Key}
+		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			n.mu.Lock()
+			m := n.mode
+			n.mu.Unlock()
+			if m == ModeWrongTLSName {
+				return &wrongCert, nil
+			}
+			return &cert, nil
+		}}
+		lis, err := net.Listen("tcp", net.JoinHostPort(n.ip.String(), strconv.Itoa(f.cfg.Port)))
+		if err != nil {
+			return fmt.Errorf("node %s: listening on %s: %w", n.name, n.ip, err)
+		}
+		n.lis = lis
+		srv := &http.Server{Handler: f.handler(n), TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.ServeTLS(lis, "", "") }()
+		go func() {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+	}
+	return nil
+}
+
+func (f *Fleet) handler(n *node) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.mu.Lock()
+		n.hits[r.URL.Path]++
+		mode := n.mode
+		n.mu.Unlock()
+		var sub string
+		switch r.URL.Path {
+		case "/stats/summary":
+			sub = "stats"
+		case "/metrics/resource":
+			sub = "metrics"
+		default:
+			http.NotFound(w, r)
+			return
+		}
+		if f.auth != nil {
+			if status, err := f.auth.check(r.Context(), r.Header.Get("Authorization"), sub, n.name); status != 0 {
+				http.Error(w, err.Error(), status)
+				return
+			}
+		}
+		switch {
+		case mode == ModeSlow:
+			select {
+			case <-time.After(30 * time.Second):
+			case <-r.Context().Done():
+				return
+			}
+		case mode == ModeError500, mode == ModeSummary500 && sub == "stats":
+			http.Error(w, `failed to get imageFs stats: "unable to find data in memory cache"`, http.StatusInternalServerError)
+			return
+		case mode == ModeSummaryOnly && sub == "metrics", mode == ModeResourceOnly && sub == "stats":
+			http.NotFound(w, r)
+			return
+		case mode == ModeGarbage:
+			_, _ = w.Write([]byte("<html><body>502 Bad Gateway</body></html>\x00\xff"))
+			return
+		}
+		now := time.Now()
+		if sub == "stats" {
+			if r.URL.Query().Get("only_cpu_and_memory") != "true" {
+				http.Error(w, "this simulated kubelet serves only the only_cpu_and_memory=true summary", http.StatusBadRequest)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(n.summary(now))
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		_, _ = w.Write(n.resource(now))
+	})
+}
+
+// snapshot copies the node's pods under its lock.
+func (n *node) snapshot() []*pod {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]*pod, 0, len(n.pods))
+	for _, p := range n.pods {
+		out = append(out, p)
+	}
+	return out
+}

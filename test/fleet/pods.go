@@ -1,0 +1,182 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+)
+
+// watchPods plays the kubelet for pods bound to the fleet's nodes.
+func (f *Fleet) watchPods(ctx context.Context) error {
+	factory := informers.NewSharedInformerFactoryWithOptions(f.cfg.Client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "spec.nodeName!=" }))
+	inf := factory.Core().V1().Pods().Informer()
+	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
+	enqueue := func(obj any) {
+		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+			queue.Add(key)
+		}
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    enqueue,
+		UpdateFunc: func(_, obj any) { enqueue(obj) },
+		DeleteFunc: enqueue,
+	}); err != nil {
+		return err
+	}
+	factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		return fmt.Errorf("pod informer did not sync: %w", ctx.Err())
+	}
+	go func() {
+		<-ctx.Done()
+		queue.ShutDown()
+	}()
+	for range f.cfg.Parallelism {
+		go func() {
+			for {
+				key, quit := queue.Get()
+				if quit {
+					return
+				}
+				if err := f.syncPod(ctx, inf.GetIndexer(), key); err != nil && ctx.Err() == nil {
+					f.cfg.Logf("pod %s: %v", key, err)
+					queue.AddRateLimited(key)
+				} else {
+					queue.Forget(key)
+				}
+				queue.Done(key)
+			}
+		}()
+	}
+	return nil
+}
+
+// syncPod brings one pod to what a kubelet would make of it.
+func (f *Fleet) syncPod(ctx context.Context, idx cache.Indexer, key string) error {
+	obj, exists, err := idx.GetByKey(key)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		f.forgetPod(key)
+		return nil
+	}
+	p := obj.(*corev1.Pod)
+	n, ours := f.byName[p.Spec.NodeName]
+	if !ours {
+		return nil
+	}
+	if p.DeletionTimestamp != nil {
+		f.forgetPod(key)
+		zero := int64(0)
+		err := f.cfg.Client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero, Preconditions: &metav1.Preconditions{UID: &p.UID}})
+		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+			return nil
+		}
+		return err
+	}
+	u, err := parseUsage(p.Annotations[UsageAnnotation])
+	if err != nil {
+		f.cfg.Logf("pod %s: bad %s annotation: %v; using defaults", key, UsageAnnotation, err)
+	}
+	now := time.Now()
+	f.mu.Lock()
+	state, known := f.pods[key]
+	if known && state.uid != string(p.UID) {
+		known = false
+	}
+	if !known {
+		start := now
+		if p.Status.StartTime != nil && p.Status.Phase == corev1.PodRunning {
+			start = p.Status.StartTime.Time
+		}
+		state = &pod{namespace: p.Namespace, name: p.Name, uid: string(p.UID), node: n.name, start: start}
+		for _, c := range p.Spec.Containers {
+			state.containers = append(state.containers, container{name: c.Name, cpu: newCounter(start, u)})
+		}
+		f.pods[key] = state
+	}
+	f.mu.Unlock()
+	if known {
+		for _, c := range state.containers {
+			c.cpu.set(now, u)
+		}
+	} else {
+		n.mu.Lock()
+		n.pods[key] = state
+		n.mu.Unlock()
+	}
+	if p.Status.Phase == corev1.PodRunning {
+		return nil
+	}
+	return f.markRunning(ctx, p, n, state)
+}
+
+func (f *Fleet) forgetPod(key string) {
+	f.mu.Lock()
+	p, ok := f.pods[key]
+	delete(f.pods, key)
+	f.mu.Unlock()
+	if !ok {
+		return
+	}
+	if n, ok := f.byName[p.node]; ok {
+		n.mu.Lock()
+		delete(n.pods, key)
+		n.mu.Unlock()
+	}
+}
+
+// markRunning writes the status a kubelet reports once every container
+// runs and is ready.
+func (f *Fleet) markRunning(ctx context.Context, p *corev1.Pod, n *node, state *pod) error {
+	start := metav1.NewTime(state.start)
+	p = p.DeepCopy()
+	ip := podIP(p.UID)
+	p.Status.Phase = corev1.PodRunning
+	p.Status.HostIP = n.ip.String()
+	p.Status.HostIPs = []corev1.HostIP{{IP: n.ip.String()}}
+	p.Status.PodIP = ip
+	p.Status.PodIPs = []corev1.PodIP{{IP: ip}}
+	p.Status.StartTime = &start
+	p.Status.Conditions = []corev1.PodCondition{
+		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: start},
+		{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: start},
+		{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: start},
+		{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: start},
+	}
+	p.Status.ContainerStatuses = nil
+	for i, c := range p.Spec.Containers {
+		started := true
+		p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{
+			Name: c.Name, Image: c.Image, ImageID: "simulated://" + c.Image,
+			ContainerID: fmt.Sprintf("simulated://%s-%d", p.UID, i),
+			Ready:       true, Started: &started,
+			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: start}},
+		})
+	}
+	_, err := f.cfg.Client.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// podIP derives a loopback pod IP from the pod's UID: it is only a status
+// field, nothing is sent to it.
+func podIP(uid types.UID) string {
+	var h uint32 = 2166136261
+	for i := 0; i < len(uid); i++ {
+		h = (h ^ uint32(uid[i])) * 16777619
+	}
+	return fmt.Sprintf("127.2.%d.%d", byte(h>>8), byte(h)|1)
+}

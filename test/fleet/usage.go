@@ -1,0 +1,89 @@
+package fleet
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// UsageAnnotation sets a pod's per-container usage: "cpu=250m,memory=64Mi".
+const UsageAnnotation = "fleet.kubemetrics.io/usage"
+
+// Default usage of a container without the annotation.
+const (
+	defaultMilliCPU = 10
+	defaultMemory   = 32 << 20
+)
+
+// usage is a steady load: CPU in millicores, memory in bytes.
+type usage struct {
+	milliCPU int64
+	memory   int64
+}
+
+func parseUsage(s string) (usage, error) {
+	u := usage{milliCPU: defaultMilliCPU, memory: defaultMemory}
+	if strings.TrimSpace(s) == "" {
+		return u, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			return u, fmt.Errorf("%q: want key=quantity", kv)
+		}
+		q, err := resource.ParseQuantity(v)
+		if err != nil {
+			return u, fmt.Errorf("%q: %w", kv, err)
+		}
+		switch k {
+		case "cpu":
+			u.milliCPU = q.MilliValue()
+		case "memory":
+			u.memory = q.Value()
+		default:
+			return u, fmt.Errorf("%q: unknown resource %s", kv, k)
+		}
+	}
+	return u, nil
+}
+
+// counter is a cumulative CPU counter whose rate can change: it integrates
+// the rate over time, so the kubelet reports a counter that never goes back.
+type counter struct {
+	mu       sync.Mutex
+	start    time.Time
+	base     uint64 // nanoseconds of CPU accumulated up to since
+	since    time.Time
+	milliCPU int64
+	memory   int64
+}
+
+func newCounter(start time.Time, u usage) *counter {
+	return &counter{start: start, since: start, milliCPU: u.milliCPU, memory: u.memory}
+}
+
+// set changes the load from now on.
+func (c *counter) set(now time.Time, u usage) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.base = c.at(now)
+	c.since = now
+	c.milliCPU, c.memory = u.milliCPU, u.memory
+}
+
+// read returns the cumulative CPU (ns) at t and the working set.
+func (c *counter) read(t time.Time) (uint64, int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.at(t), c.memory
+}
+
+func (c *counter) at(t time.Time) uint64 {
+	if t.Before(c.since) {
+		t = c.since
+	}
+	return c.base + uint64(c.milliCPU)*uint64(t.Sub(c.since).Nanoseconds())/1000
+}
