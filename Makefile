@@ -16,7 +16,10 @@ BENCH_OUT ?= $(OUTPUT)/bench
 BENCH_COUNT ?= 6
 FUZZTIME ?= 30s
 
-.PHONY: help build test verify vet fmt tidy-check bench bench-compare fuzz generate clean
+K8S_BIN  := test/.cache/bin/v1.37.2
+PLAYGROUND_DIR ?= /tmp/kubemetrics-playground
+
+.PHONY: help build test unit e2e k8s demo demo-down verify vet fmt tidy-check bench fuzz generate clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -24,8 +27,22 @@ help: ## list targets
 build: ## build the static binary into _output/metrics-server
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./cmd/metrics-server
 
-test: ## unit and in-process tests with the race detector
+test: unit e2e ## everything CI runs: unit and in-process tests, then end-to-end tests on a local cluster
+
+unit: ## unit and in-process tests with the race detector
 	$(GO) test -race -count=1 ./...
+
+k8s: ## build the pinned Kubernetes components and etcd into test/.cache (once; minutes on a first run)
+	test/tools/build-k8s.sh
+
+e2e: k8s ## end-to-end tests: real control plane on loopback, simulated kubelets, the kubectl we build, the HPA
+	cd test && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 30m ./...
+
+demo: build k8s ## a local cluster with a small fleet and our server; prints kubectl top; Ctrl-C to stop
+	cd test && $(GO) run ./cmd/playground -dir $(PLAYGROUND_DIR) -metrics-server ../$(BINARY) -bin ../$(K8S_BIN)
+
+demo-down: ## stop a playground left running
+	cd test && $(GO) run ./cmd/playground -dir $(PLAYGROUND_DIR) -down
 
 verify: fmt vet tidy-check ## gofmt, go vet, go mod tidy are clean
 

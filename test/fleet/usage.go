@@ -24,6 +24,13 @@ type usage struct {
 	memory   int64
 }
 
+// ParseUsage returns the per-container load an annotation value asks for
+// (the defaults for an empty one): millicores and bytes.
+func ParseUsage(s string) (milliCPU, memory int64, err error) {
+	u, err := parseUsage(s)
+	return u.milliCPU, u.memory, err
+}
+
 func parseUsage(s string) (usage, error) {
 	u := usage{milliCPU: defaultMilliCPU, memory: defaultMemory}
 	if strings.TrimSpace(s) == "" {

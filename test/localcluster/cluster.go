@@ -42,6 +42,8 @@ type Cluster struct {
 	// metricsPort is our server's port, kept across restarts so the
 	// APIServices stay valid.
 	metricsPort int
+	// registered is set once the manifests are applied.
+	registered bool
 }
 
 // Start brings up etcd, kube-apiserver, kube-controller-manager and
@@ -100,6 +102,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		"--service-account-signing-key-file", p(pki.ServiceAccountKey+".key"),
 		"--service-cluster-ip-range", "10.96.0.0/16",
 		"--authorization-mode", "Node,RBAC",
+		"--anonymous-auth=false", // a request with no credentials is refused (401)
 		"--enable-aggregator-routing=false",
 		"--requestheader-client-ca-file", p(pki.FrontProxyCA+".crt"),
 		"--requestheader-allowed-names", pki.ProxyClientName,
@@ -125,7 +128,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		"scheduler":          pki.Scheduler,
 	}
 	for name, pair := range kcs {
-		if err := writeKubeconfig(filepath.Join(o.Dir, name+".kubeconfig"), c.APIServer, p(pki.ClusterCA+".crt"), p(pair+".crt"), p(pair+".key"), ""); err != nil {
+		if err := WriteKubeconfig(filepath.Join(o.Dir, name+".kubeconfig"), c.APIServer, p(pki.ClusterCA+".crt"), p(pair+".crt"), p(pair+".key"), ""); err != nil {
 			return nil, err
 		}
 	}

@@ -32,8 +32,8 @@ func (c *Cluster) KubectlAs(ctx context.Context, kubeconfig string, stdin []byte
 	return out.String(), nil
 }
 
-// writeKubeconfig writes a kubeconfig with a client certificate or a token.
-func writeKubeconfig(path, server, caFile, certFile, keyFile, token string) error {
+// WriteKubeconfig writes a kubeconfig with a client certificate or a token.
+func WriteKubeconfig(path, server, caFile, certFile, keyFile, token string) error {
 	user := fmt.Sprintf("    client-certificate: %s\n    client-key: %s\n", certFile, keyFile)
 	if token != "" {
 		user = fmt.Sprintf("    token: %s\n", token)

@@ -28,19 +28,24 @@ type MetricsServer struct {
 // ServiceAccount token (not admin credentials), then waits until both
 // APIServices are Available.
 func (c *Cluster) StartMetricsServer(ctx context.Context, ms MetricsServer) (int, error) {
-	rendered, err := c.Kubectl(ctx, "kustomize", ms.Manifests)
-	if err != nil {
-		return 0, err
-	}
-	if _, err := c.KubectlAs(ctx, c.AdminKubeconfig, []byte(rendered), "apply", "-f", "-"); err != nil {
-		return 0, err
+	// The manifests are applied once; a restart keeps the APIServices as
+	// they were registered (port and caBundle set below).
+	if !c.registered {
+		rendered, err := c.Kubectl(ctx, "kustomize", ms.Manifests)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := c.KubectlAs(ctx, c.AdminKubeconfig, []byte(rendered), "apply", "-f", "-"); err != nil {
+			return 0, err
+		}
+		c.registered = true
 	}
 	token, err := c.Kubectl(ctx, "create", "token", "metrics-server", "-n", "kube-system", "--duration", "48h")
 	if err != nil {
 		return 0, err
 	}
 	kc := filepath.Join(c.opts.Dir, "metrics-server.kubeconfig")
-	if err := writeKubeconfig(kc, c.APIServer, c.PKI.Path(pki.ClusterCA+".crt"), "", "", strings.TrimSpace(token)); err != nil {
+	if err := WriteKubeconfig(kc, c.APIServer, c.PKI.Path(pki.ClusterCA+".crt"), "", "", strings.TrimSpace(token)); err != nil {
 		return 0, err
 	}
 	port := c.metricsPort
