@@ -35,8 +35,8 @@ func TestRestartRecovers(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(nodes.Items) != fleetNodes {
-			return fmt.Errorf("%d of %d nodes served after the restart", len(nodes.Items), fleetNodes)
+		if len(nodes.Items) != allNodes {
+			return fmt.Errorf("%d of %d nodes served after the restart", len(nodes.Items), allNodes)
 		}
 		pods, err := mc.MetricsV1().PodMetricses("e2e-top").List(ctx, metav1.ListOptions{})
 		if err != nil {

@@ -52,6 +52,9 @@ type Config struct {
 	Authenticate bool
 	// Parallelism bounds API calls made at once while registering. Default 32.
 	Parallelism int
+	// Host, when set, adds one more node, Prefix-host, whose node-level
+	// CPU and memory are this machine's, read with cAdvisor.
+	Host *HostStats
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
 }
@@ -74,6 +77,7 @@ type node struct {
 	start time.Time
 	self  *counter // the node's own usage beyond its pods
 	lis   net.Listener
+	host  *HostStats // nil for a simulated node
 
 	mu   sync.Mutex
 	mode Mode
@@ -135,6 +139,12 @@ func New(cfg Config) (*Fleet, error) {
 			hits:  map[string]int{},
 		}
 		n.self = newCounter(n.start, usage{milliCPU: 150, memory: 512 << 20})
+		f.nodes = append(f.nodes, n)
+		f.byName[n.name] = n
+	}
+	if cfg.Host != nil {
+		n := &node{name: cfg.Prefix + "-host", ip: NodeIP(cfg.Nodes), start: now.Add(-time.Hour).Truncate(time.Second), host: cfg.Host, pods: map[string]*pod{}, hits: map[string]int{}}
+		n.self = newCounter(n.start, usage{})
 		f.nodes = append(f.nodes, n)
 		f.byName[n.name] = n
 	}

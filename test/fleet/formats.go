@@ -36,8 +36,10 @@ func (n *node) summary(now time.Time) []byte {
 		}
 		b.WriteString("]}")
 	}
+	nodeCPU, nodeMem, nodeAt := n.nodeSample(nodeCPU, nodeMem, at)
+	nts := nodeAt.UTC().Format(time.RFC3339)
 	node := fmt.Sprintf(`{"node":{"nodeName":%q,"startTime":%q,"cpu":{"time":%q,"usageCoreNanoSeconds":%d},"memory":{"time":%q,"availableBytes":%d,"usageBytes":%d,"workingSetBytes":%d}},`,
-		n.name, n.start.UTC().Format(time.RFC3339), ts, nodeCPU, ts, int64(32<<30)-nodeMem, nodeMem+8192, nodeMem)
+		n.name, n.start.UTC().Format(time.RFC3339), nts, nodeCPU, nts, max(int64(32<<30)-nodeMem, 0), nodeMem+8192, nodeMem)
 	b.WriteString("]}")
 	return []byte(node + b.String()[1:])
 }
@@ -60,6 +62,8 @@ func (n *node) resource(now time.Time) []byte {
 			fmt.Fprintf(&startLines, "container_start_time_seconds%s %s\n", labels, strconv.FormatFloat(float64(p.start.UnixNano())/1e9, 'e', 9, 64))
 		}
 	}
+	nodeCPU, nodeMem, nodeAt := n.nodeSample(nodeCPU, nodeMem, at)
+	nodeMS := strconv.FormatInt(nodeAt.UnixMilli(), 10)
 	var b strings.Builder
 	b.WriteString("# HELP container_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the container in core-seconds\n# TYPE container_cpu_usage_seconds_total counter\n")
 	b.WriteString(cpuLines.String())
@@ -67,8 +71,21 @@ func (n *node) resource(now time.Time) []byte {
 	b.WriteString(memLines.String())
 	b.WriteString("# HELP container_start_time_seconds [STABLE] Start time of the container since unix epoch in seconds\n# TYPE container_start_time_seconds gauge\n")
 	b.WriteString(startLines.String())
-	fmt.Fprintf(&b, "# HELP node_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the node in core-seconds\n# TYPE node_cpu_usage_seconds_total counter\nnode_cpu_usage_seconds_total %s %s\n", strconv.FormatFloat(float64(nodeCPU)/1e9, 'g', -1, 64), ms)
-	fmt.Fprintf(&b, "# HELP node_memory_working_set_bytes [STABLE] Current working set of the node in bytes\n# TYPE node_memory_working_set_bytes gauge\nnode_memory_working_set_bytes %s %s\n", strconv.FormatFloat(float64(nodeMem), 'g', -1, 64), ms)
+	fmt.Fprintf(&b, "# HELP node_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the node in core-seconds\n# TYPE node_cpu_usage_seconds_total counter\nnode_cpu_usage_seconds_total %s %s\n", strconv.FormatFloat(float64(nodeCPU)/1e9, 'g', -1, 64), nodeMS)
+	fmt.Fprintf(&b, "# HELP node_memory_working_set_bytes [STABLE] Current working set of the node in bytes\n# TYPE node_memory_working_set_bytes gauge\nnode_memory_working_set_bytes %s %s\n", strconv.FormatFloat(float64(nodeMem), 'g', -1, 64), nodeMS)
 	b.WriteString("# HELP resource_scrape_error [STABLE] 1 if there was an error while getting container metrics, 0 otherwise\n# TYPE resource_scrape_error gauge\nresource_scrape_error 0\n")
 	return []byte(b.String())
+}
+
+// nodeSample is the node-level sample: the simulated sum, or, for the host
+// node, this machine's real usage as cAdvisor last sampled it.
+func (n *node) nodeSample(simCPU uint64, simMem int64, at time.Time) (uint64, int64, time.Time) {
+	if n.host == nil {
+		return simCPU, simMem, at
+	}
+	cpu, mem, sampled, err := n.host.Read()
+	if err != nil {
+		return simCPU, simMem, at
+	}
+	return cpu, int64(mem), sampled
 }

@@ -22,9 +22,10 @@ declare -A pkgs=(
   [kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
   [kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
   [kubectl]=k8s.io/kubernetes/cmd/kubectl
+  [kubectl-1.32]=.
 )
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(etcd kubectl kube-scheduler kube-controller-manager kube-apiserver)
+[ ${#names[@]} -gt 0 ] || names=(etcd kubectl kube-scheduler kube-controller-manager kube-apiserver kubectl-1.32)
 
 cd "$here"
 for name in "${names[@]}"; do
@@ -36,7 +37,16 @@ for name in "${names[@]}"; do
   # Print a heartbeat while the compiler is silent.
   ( while sleep 30; do echo "build-k8s:   still building $name ($(( $(date +%s) - start ))s)"; done ) &
   beat=$!
-  if ! CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "$ldflags" -o "$out/$name.tmp" "$pkg"; then
+  dir="$here" flags="$ldflags"
+  if [ "$name" = kubectl-1.32 ]; then
+    # An older kubectl from its own module: it knows only metrics.k8s.io/v1beta1.
+    dir="$here/tools/kubectl-v1.32"
+    flags="-s -w"
+    for vp in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      flags+=" -X $vp.gitVersion=v1.32.3 -X $vp.gitMajor=1 -X $vp.gitMinor=32"
+    done
+  fi
+  if ! (cd "$dir" && CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "$flags" -o "$out/$name.tmp" "$pkg"); then
     kill "$beat" 2>/dev/null || true
     echo "build-k8s: building $name failed" >&2
     exit 1

@@ -6,11 +6,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,6 +35,7 @@ func run() error {
 	server := flag.String("metrics-server", filepath.Join(repo, "_output/metrics-server"), "our metrics-server binary")
 	down := flag.Bool("down", false, "stop a playground left running in --dir and exit")
 	nodes := flag.Int("nodes", 3, "simulated nodes in the fleet")
+	withHost := flag.Bool("host", true, "add a node whose CPU and memory are this machine's (cAdvisor)")
 	flag.Parse()
 	if *down {
 		return localcluster.StopPIDs(*dir)
@@ -57,7 +60,14 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fl, err := fleet.New(fleet.Config{Client: client, Nodes: *nodes, KubeletCA: kubeletCA, Authenticate: true, Logf: logf})
+	var host *fleet.HostStats
+	if *withHost {
+		if host, err = fleet.NewHostStats(); err != nil {
+			return fmt.Errorf("reading this machine with cAdvisor (run with -host=false to skip): %w", err)
+		}
+		defer host.Stop()
+	}
+	fl, err := fleet.New(fleet.Config{Client: client, Nodes: *nodes, KubeletCA: kubeletCA, Authenticate: true, Host: host, Logf: logf})
 	if err != nil {
 		return err
 	}
@@ -73,8 +83,95 @@ func run() error {
 		return err
 	}
 	logf("metrics-server serving on 127.0.0.1:%d; both APIServices Available", port)
-	logf("export KUBECONFIG=%s", c.AdminKubeconfig)
+	if err := demoWorkloads(ctx, c); err != nil {
+		return err
+	}
+	logf("waiting for two scrapes so rates exist")
+	for _, what := range []string{"nodes", "pods"} {
+		out, err := waitTop(ctx, c, what)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("\n$ kubectl top %s%s\n%s", what, map[string]string{"pods": " -A"}[what], out)
+	}
+	fmt.Printf("\nThe cluster keeps running until Ctrl-C (or `make demo-down` from another shell). Try:\n"+
+		"  export KUBECONFIG=%s\n  export PATH=%s:$PATH\n"+
+		"  kubectl top pods -A --containers\n  kubectl get --raw /apis/metrics.k8s.io/v1/nodes\n"+
+		"  kubectl annotate pods -n demo -l app=worker --overwrite %s=cpu=900m,memory=300Mi\n"+
+		"Logs: %s/logs\n", c.AdminKubeconfig, *bin, fleet.UsageAnnotation, *dir)
 	<-ctx.Done()
 	logf("stopping")
 	return nil
+}
+
+// demoWorkloads creates two Deployments whose pods the fleet runs with
+// a known load.
+func demoWorkloads(ctx context.Context, c *localcluster.Cluster) error {
+	manifest := `apiVersion: v1
+kind: Namespace
+metadata:
+  name: demo
+`
+	for _, d := range []struct {
+		name, usage string
+		replicas    int
+	}{{"web", "cpu=120m,memory=96Mi", 3}, {"worker", "cpu=350m,memory=256Mi", 2}} {
+		manifest += fmt.Sprintf(`---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: %[1]s
+  namespace: demo
+spec:
+  replicas: %[3]d
+  selector:
+    matchLabels: {app: %[1]s}
+  template:
+    metadata:
+      labels: {app: %[1]s}
+      annotations: {%[4]s: "%[2]s"}
+    spec:
+      containers:
+      - name: %[1]s
+        image: registry.invalid/%[1]s:1
+        resources:
+          requests: {cpu: 500m, memory: 512Mi}
+`, d.name, d.usage, d.replicas, fleet.UsageAnnotation)
+	}
+	// The namespace's default ServiceAccount must exist before its pods.
+	for i := 0; ; i++ {
+		_, err := c.KubectlAs(ctx, c.AdminKubeconfig, []byte(manifest), "apply", "-f", "-")
+		if err == nil {
+			return nil
+		}
+		if i == 30 {
+			return err
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// waitTop runs kubectl top until it shows every demo pod, or every node.
+func waitTop(ctx context.Context, c *localcluster.Cluster, what string) (string, error) {
+	args := []string{"top", what}
+	if what == "pods" {
+		args = append(args, "-A")
+	}
+	var last error
+	for i := 0; i < 60; i++ {
+		out, err := c.Kubectl(ctx, args...)
+		if err == nil && (what == "nodes" || strings.Count(out, "\n") >= 6) {
+			return out, nil
+		}
+		last = err
+		if last == nil {
+			last = errors.New("not every pod has metrics yet")
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+	return "", fmt.Errorf("kubectl top %s: %w", what, last)
 }
