@@ -28,6 +28,7 @@ var (
 	host       *fleet.HostStats
 	client     kubernetes.Interface
 	serverArgs localcluster.MetricsServer
+	serverPort int
 	repoRoot   string
 )
 
@@ -124,7 +125,7 @@ func run(m *testing.M) int {
 		Manifests: filepath.Join(repoRoot, "manifests/overlays/local"),
 		Args:      []string{"--metric-resolution=" + resolution.String(), "--kubelet-request-timeout=5s", "-v=2"},
 	}
-	if _, err := cluster.StartMetricsServer(ctx, serverArgs); err != nil {
+	if serverPort, err = cluster.StartMetricsServer(ctx, serverArgs); err != nil {
 		fmt.Fprintln(os.Stderr, "starting metrics-server:", err)
 		keep = true
 		return 1

@@ -41,8 +41,10 @@ type Config struct {
 	Nodes  int
 	Prefix string
 	// Port is every kubelet's port (default 10250); each node listens on
-	// its own loopback address 127.1.x.y.
+	// its own loopback address 127.<AddressBase>.x.y.
 	Port int
+	// AddressBase is the second octet of the nodes' addresses (default 1).
+	AddressBase int
 	// KubeletCA signs each node's serving certificate.
 	KubeletCA *pki.CA
 	// Modes sets the initial mode of nodes by index.
@@ -79,10 +81,11 @@ type node struct {
 	lis   net.Listener
 	host  *HostStats // nil for a simulated node
 
-	mu   sync.Mutex
-	mode Mode
-	pods map[string]*pod
-	hits map[string]int
+	mu    sync.Mutex
+	mode  Mode
+	conns map[net.Conn]struct{} // open client connections, closed on a mode change
+	pods  map[string]*pod
+	hits  map[string]int
 }
 
 // pod is a pod running on a simulated node.
@@ -98,10 +101,16 @@ type container struct {
 	cpu  *counter
 }
 
-// NodeIP returns the loopback address of node i: 127.1.0.1, 127.1.0.2, ...
-func NodeIP(i int) net.IP {
+// NodeIP returns the loopback address of node i: 127.<base>.0.1,
+// 127.<base>.0.2, ... (base 1 unless set), so two fleets on one machine
+// can keep apart.
+func (c Config) NodeIP(i int) net.IP {
 	n := i + 1
-	return net.IPv4(127, byte(1+n>>16), byte(n>>8), byte(n))
+	base := c.AddressBase
+	if base == 0 {
+		base = 1
+	}
+	return net.IPv4(127, byte(base+n>>16), byte(n>>8), byte(n))
 }
 
 // NodeName returns the name of node i.
@@ -132,7 +141,7 @@ func New(cfg Config) (*Fleet, error) {
 	for i := range cfg.Nodes {
 		n := &node{
 			name:  cfg.NodeName(i),
-			ip:    NodeIP(i),
+			ip:    cfg.NodeIP(i),
 			start: now.Add(-time.Hour).Truncate(time.Second),
 			mode:  cfg.Modes[i],
 			pods:  map[string]*pod{},
@@ -143,7 +152,7 @@ func New(cfg Config) (*Fleet, error) {
 		f.byName[n.name] = n
 	}
 	if cfg.Host != nil {
-		n := &node{name: cfg.Prefix + "-host", ip: NodeIP(cfg.Nodes), start: now.Add(-time.Hour).Truncate(time.Second), host: cfg.Host, pods: map[string]*pod{}, hits: map[string]int{}}
+		n := &node{name: cfg.Prefix + "-host", ip: cfg.NodeIP(cfg.Nodes), start: now.Add(-time.Hour).Truncate(time.Second), host: cfg.Host, pods: map[string]*pod{}, hits: map[string]int{}}
 		n.self = newCounter(n.start, usage{})
 		f.nodes = append(f.nodes, n)
 		f.byName[n.name] = n
@@ -159,7 +168,14 @@ func (f *Fleet) SetMode(nodeName string, m Mode) error {
 	}
 	n.mu.Lock()
 	n.mode = m
+	conns := n.conns
+	n.conns = map[net.Conn]struct{}{}
 	n.mu.Unlock()
+	// Drop open connections (HTTP/2 ones included), so the next scrape
+	// shakes hands again and meets the new mode's certificate.
+	for c := range conns {
+		_ = c.Close()
+	}
 	return nil
 }
 

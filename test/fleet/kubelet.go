@@ -43,7 +43,20 @@ func (f *Fleet) serveKubelets(ctx context.Context) error {
 			return fmt.Errorf("node %s: listening on %s: %w", n.name, n.ip, err)
 		}
 		n.lis = lis
-		srv := &http.Server{Handler: f.handler(n), TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: f.handler(n), TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second,
+			ConnState: func(c net.Conn, st http.ConnState) {
+				n.mu.Lock()
+				defer n.mu.Unlock()
+				if n.conns == nil {
+					n.conns = map[net.Conn]struct{}{}
+				}
+				switch st {
+				case http.StateNew:
+					n.conns[c] = struct{}{}
+				case http.StateClosed, http.StateHijacked:
+					delete(n.conns, c)
+				}
+			}}
 		go func() { _ = srv.ServeTLS(lis, "", "") }()
 		go func() {
 			<-ctx.Done()

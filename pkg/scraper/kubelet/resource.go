@@ -51,6 +51,12 @@ func DecodeResource(r io.Reader, node string, now time.Time) (*points.Batch, err
 		}
 		return nil, err
 	}
+	// Every kubelet reports the node's series: a body with none of ours is
+	// not a kubelet's (an error page, a proxy's answer), and taking it as
+	// "no pods" would drop every pod of the node.
+	if d.batch.NodePoint.Has == 0 && len(d.batch.Pods) == 0 {
+		return nil, errors.New("the body holds none of the resource metrics series (node_cpu_usage_seconds_total, container_cpu_usage_seconds_total, ...)")
+	}
 	// A container seen only in container_start_time_seconds (terminated,
 	// or not measured yet) still gets a sample time.
 	for i := range d.batch.Pods {

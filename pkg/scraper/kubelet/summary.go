@@ -88,6 +88,12 @@ func DecodeSummary(r io.Reader, node string, now time.Time) (*points.Batch, erro
 		}
 		b.Pods = append(b.Pods, pod)
 	}
+	// A kubelet always reports its node; an answer with neither node nor
+	// pod stats is not one, and taking it as "no pods" would drop every pod
+	// of the node.
+	if b.NodePoint.Has == 0 && len(b.Pods) == 0 {
+		return nil, errors.New("the summary holds neither node nor pod stats")
+	}
 	return b, nil
 }
 

@@ -67,7 +67,7 @@ func run() error {
 		}
 		defer host.Stop()
 	}
-	fl, err := fleet.New(fleet.Config{Client: client, Nodes: *nodes, KubeletCA: kubeletCA, Authenticate: true, Host: host, Logf: logf})
+	fl, err := fleet.New(fleet.Config{Client: client, Nodes: *nodes, KubeletCA: kubeletCA, Authenticate: true, Host: host, AddressBase: 3, Logf: logf})
 	if err != nil {
 		return err
 	}
