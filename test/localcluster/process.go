@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -80,8 +81,10 @@ func (p *process) stop() {
 	p.log.Close()
 }
 
-// StopPIDs kills the process groups whose pids a cluster wrote into
-// dir/pids; for `make demo-down` after the starting process is gone.
+// StopPIDs stops the processes whose pids a cluster (or the playground)
+// wrote into dir/pids: SIGTERM to each process group (or the process, when
+// it leads none), SIGKILL to what is left after 15s. For `make demo-down`
+// after the starting process is gone.
 func StopPIDs(dir string) error {
 	entries, err := os.ReadDir(filepath.Join(dir, "pids"))
 	if errors.Is(err, os.ErrNotExist) {
@@ -90,19 +93,37 @@ func StopPIDs(dir string) error {
 	if err != nil {
 		return err
 	}
+	var pids []int
 	for _, e := range entries {
 		b, err := os.ReadFile(filepath.Join(dir, "pids", e.Name()))
+		_ = os.Remove(filepath.Join(dir, "pids", e.Name()))
 		if err != nil {
 			continue
 		}
-		pid, err := strconv.Atoi(string(b))
-		if err != nil || pid <= 1 {
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 1 || pid == os.Getpid() {
 			continue
 		}
-		_ = syscall.Kill(-pid, syscall.SIGTERM)
-		_ = os.Remove(filepath.Join(dir, "pids", e.Name()))
+		pids = append(pids, pid)
+		signal(pid, syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for _, pid := range pids {
+		for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+			time.Sleep(200 * time.Millisecond)
+		}
+		if syscall.Kill(pid, 0) == nil {
+			signal(pid, syscall.SIGKILL)
+		}
 	}
 	return nil
+}
+
+// signal sends sig to the process group led by pid, or to pid alone.
+func signal(pid int, sig syscall.Signal) {
+	if err := syscall.Kill(-pid, sig); err != nil {
+		_ = syscall.Kill(pid, sig)
+	}
 }
 
 // freePort asks the kernel for an unused port on 127.0.0.1.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -40,8 +41,19 @@ func run() error {
 	if *down {
 		return localcluster.StopPIDs(*dir)
 	}
+	absBin, err := filepath.Abs(*bin)
+	if err != nil {
+		return err
+	}
 	_ = localcluster.StopPIDs(*dir)
 	if err := os.RemoveAll(*dir); err != nil {
+		return err
+	}
+	// So `make demo-down` from another shell stops this process too.
+	if err := os.MkdirAll(filepath.Join(*dir, "pids"), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(*dir, "pids", "playground"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return err
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -98,7 +110,7 @@ func run() error {
 		"  export KUBECONFIG=%s\n  export PATH=%s:$PATH\n"+
 		"  kubectl top pods -A --containers\n  kubectl get --raw /apis/metrics.k8s.io/v1/nodes\n"+
 		"  kubectl annotate pods -n demo -l app=worker --overwrite %s=cpu=900m,memory=300Mi\n"+
-		"Logs: %s/logs\n", c.AdminKubeconfig, *bin, fleet.UsageAnnotation, *dir)
+		"Logs: %s/logs\n", c.AdminKubeconfig, absBin, fleet.UsageAnnotation, *dir)
 	<-ctx.Done()
 	logf("stopping")
 	return nil
@@ -160,7 +172,8 @@ func waitTop(ctx context.Context, c *localcluster.Cluster, what string) (string,
 	var last error
 	for i := 0; i < 60; i++ {
 		out, err := c.Kubectl(ctx, args...)
-		if err == nil && (what == "nodes" || strings.Count(out, "\n") >= 6) {
+		// Every node has a rate, and every demo pod is listed.
+		if err == nil && !strings.Contains(out, "<unknown>") && (what == "nodes" || strings.Count(out, "\n") >= 6) {
 			return out, nil
 		}
 		last = err
