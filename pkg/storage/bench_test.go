@@ -56,6 +56,20 @@ func (f *fleet) at(t int64) {
 	}
 }
 
+// filledStore is a store that has seen two cycles of a fleet, so every
+// series has a rate.
+func filledStore(nodes, pods, containers int) (*fleet, *Store) {
+	f := newFleet(nodes, pods, containers)
+	s := NewStore(Options{})
+	for _, t := range []int64{100, 115} {
+		f.at(t)
+		for _, batch := range f.batches {
+			s.Store(batch)
+		}
+	}
+	return f, s
+}
+
 func BenchmarkStore(b *testing.B) {
 	for _, sc := range benchScenarios {
 		b.Run(fmt.Sprintf("nodes=%d/pods=%d", sc.nodes, sc.nodes*sc.pods), func(b *testing.B) {
@@ -84,14 +98,7 @@ func BenchmarkStore(b *testing.B) {
 func BenchmarkGetPodMetrics(b *testing.B) {
 	for _, sc := range benchScenarios {
 		b.Run(fmt.Sprintf("nodes=%d/pods=%d", sc.nodes, sc.nodes*sc.pods), func(b *testing.B) {
-			f := newFleet(sc.nodes, sc.pods, sc.containers)
-			s := NewStore(Options{})
-			for _, t := range []int64{100, 115} {
-				f.at(t)
-				for _, batch := range f.batches {
-					s.Store(batch)
-				}
-			}
+			f, s := filledStore(sc.nodes, sc.pods, sc.containers)
 			b.ReportAllocs()
 			for b.Loop() {
 				ms, _ := s.GetPodMetrics(f.pods...)
@@ -106,14 +113,7 @@ func BenchmarkGetPodMetrics(b *testing.B) {
 func BenchmarkGetNodeMetrics(b *testing.B) {
 	for _, sc := range benchScenarios {
 		b.Run(fmt.Sprintf("nodes=%d", sc.nodes), func(b *testing.B) {
-			f := newFleet(sc.nodes, sc.pods, sc.containers)
-			s := NewStore(Options{})
-			for _, t := range []int64{100, 115} {
-				f.at(t)
-				for _, batch := range f.batches {
-					s.Store(batch)
-				}
-			}
+			f, s := filledStore(sc.nodes, sc.pods, sc.containers)
 			b.ReportAllocs()
 			for b.Loop() {
 				ms, _ := s.GetNodeMetrics(f.nodes...)

@@ -14,8 +14,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
-	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 
 	"github.com/kubemetrics/metrics-server/certs/pki"
 	"github.com/kubemetrics/metrics-server/test/fleet"
@@ -54,14 +52,7 @@ func selfMetrics(t *testing.T) string {
 func TestFaultyKubeletsDoNotHurtOthers(t *testing.T) {
 	names := sim.NodeNames()
 	garbage, badTLS := names[1], names[5]
-	cfg, err := clientcmd.BuildConfigFromFlags("", cluster.AdminKubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mc, err := metricsclient.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mc := metricsClient(t)
 	ctx := context.Background()
 	listed := func() (map[string]bool, error) {
 		nodes, err := mc.MetricsV1().NodeMetricses().List(ctx, metav1.ListOptions{})

@@ -11,8 +11,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
-	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 
 	"github.com/kubemetrics/metrics-server/test/fleet"
 )
@@ -234,14 +232,7 @@ func nodeUsage(ctx context.Context) (map[string][2]int64, error) {
 
 func TestTypedClientsReadBothVersions(t *testing.T) {
 	pods := setupTop(t)
-	cfg, err := clientcmd.BuildConfigFromFlags("", cluster.AdminKubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mc, err := metricsclient.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mc := metricsClient(t)
 	ctx := context.Background()
 	waitFor(t, 3*resolution, func() error {
 		v1, err := mc.MetricsV1().PodMetricses("e2e-top").List(ctx, metav1.ListOptions{LabelSelector: "app=small"})

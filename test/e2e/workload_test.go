@@ -14,6 +14,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"k8s.io/client-go/tools/clientcmd"
+	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
+
 	"github.com/kubemetrics/metrics-server/test/fleet"
 )
 
@@ -157,4 +160,18 @@ func closeCPU(got, want int64) bool {
 		d = -d
 	}
 	return d*20 <= want || d <= 2
+}
+
+// metricsClient is the typed k8s.io/metrics clientset with the admin identity.
+func metricsClient(t *testing.T) *metricsclient.Clientset {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", cluster.AdminKubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc, err := metricsclient.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mc
 }

@@ -7,22 +7,13 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
-	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 )
 
 // TestRestartRecovers runs last (by file name): it restarts our server.
 func TestRestartRecovers(t *testing.T) {
 	setupTop(t)
 	ctx := context.Background()
-	cfg, err := clientcmd.BuildConfigFromFlags("", cluster.AdminKubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mc, err := metricsclient.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mc := metricsClient(t)
 	cluster.StopMetricsServer()
 	stopped := time.Now()
 	if _, err := cluster.StartMetricsServer(ctx, serverArgs); err != nil {
