@@ -34,6 +34,10 @@ type Config struct {
 	// it is scraped at the same phase every cycle and the window between two
 	// of its points stays the resolution. Zero starts every node at once.
 	Spread time.Duration
+	// FollowUp, when positive, runs a second cycle this long after the
+	// first one ends, so rates exist seconds after a start instead of one
+	// resolution later. Both start-up cycles start every node at once.
+	FollowUp time.Duration
 	// Selector chooses the nodes to scrape; nil means every node.
 	Selector labels.Selector
 	// Classify turns a client error into a failure reason from a small fixed
@@ -79,20 +83,33 @@ func New(cfg Config, nodes NodeLister, client Client, sink Sink, m *Metrics, clk
 	return &Scraper{cfg: cfg, nodes: nodes, client: client, sink: sink, metrics: m, clock: clk, failing: map[string]string{}}
 }
 
-// Run scrapes at once, then every resolution, until ctx is done.
+// Run scrapes at once (and once more after FollowUp), then every
+// resolution, until ctx is done.
 func (s *Scraper) Run(ctx context.Context) {
 	ticker := s.clock.NewTicker(s.cfg.Resolution)
 	defer ticker.Stop()
+	s.logCycle(s.scrape(ctx, 0))
+	if s.cfg.FollowUp > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.clock.After(s.cfg.FollowUp):
+		}
+		s.logCycle(s.scrape(ctx, 0))
+	}
 	for {
-		res := s.Scrape(ctx)
-		klog.V(1).InfoS("Scrape cycle finished", "nodes", res.Nodes, "succeeded", res.Succeeded,
-			"failed", res.Failed, "skipped", res.Skipped, "duration", res.Duration)
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C():
 		}
+		s.logCycle(s.Scrape(ctx))
 	}
+}
+
+func (s *Scraper) logCycle(res Result) {
+	klog.V(1).InfoS("Scrape cycle finished", "nodes", res.Nodes, "succeeded", res.Succeeded,
+		"failed", res.Failed, "skipped", res.Skipped, "duration", res.Duration)
 }
 
 // LastCycle returns when the last cycle ended; zero before the first.
@@ -107,6 +124,11 @@ func (s *Scraper) LastCycle() time.Time {
 // Scrape runs one cycle over every selected node and returns when all
 // requests have finished or the cycle's time (one resolution) is up.
 func (s *Scraper) Scrape(ctx context.Context) Result {
+	return s.scrape(ctx, s.cfg.Spread)
+}
+
+// scrape runs one cycle with node starts spread over spread.
+func (s *Scraper) scrape(ctx context.Context, spread time.Duration) Result {
 	start := s.clock.Now()
 	nodes, err := s.nodes.List(s.cfg.Selector)
 	if err != nil {
@@ -115,7 +137,7 @@ func (s *Scraper) Scrape(ctx context.Context) Result {
 	}
 	order := make([]scheduled, len(nodes))
 	for i, n := range nodes {
-		order[i] = scheduled{node: n, offset: offset(n.Name, s.cfg.Spread)}
+		order[i] = scheduled{node: n, offset: offset(n.Name, spread)}
 	}
 	sort.Slice(order, func(i, j int) bool { return order[i].offset < order[j].offset })
 

@@ -332,3 +332,31 @@ func TestRunStopsWithContext(t *testing.T) {
 		t.Fatal("Run did not return after the context was cancelled")
 	}
 }
+
+func TestRunFollowsUpQuicklyAfterStart(t *testing.T) {
+	sink := &fakeSink{}
+	s := New(Config{Resolution: 10 * time.Second, Timeout: time.Second, Spread: 3 * time.Second, FollowUp: 300 * time.Millisecond},
+		nodes("a1", "a2"), &fakeClient{}, sink, nil, clock.RealClock{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now()
+	go s.Run(ctx)
+	deadline := time.After(5 * time.Second)
+	for {
+		sink.mu.Lock()
+		n := sink.prunes
+		sink.mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("%d cycles 5s after start, want the start-up cycle and its follow-up", n)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	// Start-up cycles start every node at once, not spread over 3s.
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("two start-up cycles took %v, want them well under the 3s spread", took)
+	}
+}

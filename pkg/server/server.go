@@ -57,6 +57,7 @@ func (c CompletedConfig) New() (*Server, error) {
 		Timeout:     c.ScrapeTimeout,
 		Parallelism: c.ScrapeParallelism,
 		Spread:      spreadFor(c.Resolution, c.ScrapeTimeout),
+		FollowUp:    followUpFor(c.Resolution),
 		Selector:    c.NodeSelector,
 		Classify:    func(err error) string { return string(kubelet.ReasonOf(err)) },
 	}, nodes.Lister(), client, sink, scraper.NewMetrics(registry, c.Resolution.Seconds()), c.Clock)

@@ -74,6 +74,14 @@ func TestSpreadFor(t *testing.T) {
 	}
 }
 
+func TestFollowUpFor(t *testing.T) {
+	for res, want := range map[time.Duration]time.Duration{time.Minute: 5 * time.Second, 15 * time.Second: 5 * time.Second, 10 * time.Second: 3333333333} {
+		if got := followUpFor(res); got != want {
+			t.Errorf("followUpFor(%v) = %v, want %v", res, got, want)
+		}
+	}
+}
+
 type lastCycle time.Time
 
 func (l lastCycle) LastCycle() time.Time { return time.Time(l) }

@@ -46,3 +46,12 @@ func spreadFor(resolution, timeout time.Duration) time.Duration {
 	}
 	return spread
 }
+
+// followUpFor is how long after the first scrape a second one runs, so a
+// started or failed-over replica serves rates within seconds rather than
+// one resolution later: a third of the resolution, at most 5s. Not less:
+// summary timestamps have whole-second precision, so a shorter window
+// would give a rough rate.
+func followUpFor(resolution time.Duration) time.Duration {
+	return min(resolution/3, 5*time.Second)
+}
