@@ -19,7 +19,11 @@ FUZZTIME ?= 30s
 K8S_BIN  := test/.cache/bin/v1.37.2
 PLAYGROUND_DIR ?= /tmp/kubemetrics-playground
 
-.PHONY: help build test unit e2e k8s demo demo-down verify vet fmt tidy-check bench fuzz generate clean
+UPSTREAM := $(OUTPUT)/upstream/metrics-server
+FLEET_NODES ?= 100
+FLEET_STEADY ?= 1m
+
+.PHONY: help build test unit e2e k8s demo demo-down bench-fleet verify vet fmt tidy-check bench fuzz generate clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -40,6 +44,12 @@ e2e: k8s ## end-to-end tests: real control plane on loopback, simulated kubelets
 
 demo: build k8s ## a local cluster with a small fleet and our server; prints kubectl top; Ctrl-C to stop
 	cd test && $(GO) run ./cmd/playground -dir $(PLAYGROUND_DIR) -metrics-server ../$(BINARY) -bin ../$(K8S_BIN)
+
+$(UPSTREAM):
+	GOBIN=$(abspath $(OUTPUT))/upstream $(GO) install sigs.k8s.io/metrics-server/cmd/metrics-server@v0.9.0
+
+bench-fleet: build k8s $(UPSTREAM) ## side-by-side fleet benchmark against upstream v0.9.0 (FLEET_NODES, FLEET_STEADY)
+	cd test && $(GO) run ./cmd/benchfleet -nodes $(FLEET_NODES) -steady $(FLEET_STEADY) -binary ../$(BINARY) -compare ../$(UPSTREAM) -bin ../$(K8S_BIN) -out ../$(OUTPUT)/bench-fleet
 
 demo-down: ## stop a playground left running
 	cd test && $(GO) run ./cmd/playground -dir $(PLAYGROUND_DIR) -down

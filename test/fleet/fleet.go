@@ -212,3 +212,20 @@ func (f *Fleet) Run(ctx context.Context) error {
 	go f.renewLeases(ctx)
 	return f.watchPods(ctx)
 }
+
+// TotalHits sums the requests every node's kubelet got on its metrics
+// endpoints, and returns the smallest and largest count of one node.
+func (f *Fleet) TotalHits() (total, minNode, maxNode int) {
+	minNode = -1
+	for _, n := range f.nodes {
+		n.mu.Lock()
+		h := n.hits["/stats/summary"] + n.hits["/metrics/resource"]
+		n.mu.Unlock()
+		total += h
+		if minNode < 0 || h < minNode {
+			minNode = h
+		}
+		maxNode = max(maxNode, h)
+	}
+	return total, max(minNode, 0), maxNode
+}

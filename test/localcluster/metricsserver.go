@@ -117,3 +117,11 @@ func (c *Cluster) StopMetricsServer() {
 		delete(c.procs, "metrics-server")
 	}
 }
+
+// MetricsServerPID is the pid of our running server, 0 when none runs.
+func (c *Cluster) MetricsServerPID() int {
+	if p, ok := c.procs["metrics-server"]; ok && p.cmd.Process != nil {
+		return p.cmd.Process.Pid
+	}
+	return 0
+}
