@@ -1,8 +1,6 @@
 package server
 
 import (
-	"time"
-
 	"k8s.io/component-base/metrics"
 
 	"github.com/kubemetrics/metrics-server/pkg/points"
@@ -34,24 +32,4 @@ func (s *countingSink) Prune() {
 	nodes, containers := s.store.Points()
 	s.points.WithLabelValues("node").Set(float64(nodes))
 	s.points.WithLabelValues("container").Set(float64(containers))
-}
-
-// spreadFor chooses over how much of a cycle node starts are spread: a
-// quarter of the resolution, at most 5s and at most what leaves a full
-// timeout before the cycle ends, so a spread never makes a cycle overrun.
-func spreadFor(resolution, timeout time.Duration) time.Duration {
-	spread := min(resolution/4, 5*time.Second)
-	if room := resolution - timeout; room < spread {
-		spread = max(room, 0)
-	}
-	return spread
-}
-
-// followUpFor is how long after the first scrape a second one runs, so a
-// started or failed-over replica serves rates within seconds rather than
-// one resolution later: a third of the resolution, at most 5s. Not less:
-// summary timestamps have whole-second precision, so a shorter window
-// would give a rough rate.
-func followUpFor(resolution time.Duration) time.Duration {
-	return min(resolution/3, 5*time.Second)
 }
