@@ -18,7 +18,6 @@ func (n *node) summary(now time.Time) []byte {
 	var nodeMem int64
 	cpu, mem := n.self.read(at)
 	nodeCPU, nodeMem = cpu, mem
-	b.WriteString(`{"pods":[`)
 	for i, p := range pods {
 		if i > 0 {
 			b.WriteByte(',')
@@ -38,10 +37,9 @@ func (n *node) summary(now time.Time) []byte {
 	}
 	nodeCPU, nodeMem, nodeAt := n.nodeSample(nodeCPU, nodeMem, at)
 	nts := nodeAt.UTC().Format(time.RFC3339)
-	node := fmt.Sprintf(`{"node":{"nodeName":%q,"startTime":%q,"cpu":{"time":%q,"usageCoreNanoSeconds":%d},"memory":{"time":%q,"availableBytes":%d,"usageBytes":%d,"workingSetBytes":%d}},`,
-		n.name, n.start.UTC().Format(time.RFC3339), nts, nodeCPU, nts, max(int64(32<<30)-nodeMem, 0), nodeMem+8192, nodeMem)
-	b.WriteString("]}")
-	return []byte(node + b.String()[1:])
+	// b holds the pods; the node's sums are known only after them.
+	return fmt.Appendf(nil, `{"node":{"nodeName":%q,"startTime":%q,"cpu":{"time":%q,"usageCoreNanoSeconds":%d},"memory":{"time":%q,"availableBytes":%d,"usageBytes":%d,"workingSetBytes":%d}},"pods":[%s]}`,
+		n.name, n.start.UTC().Format(time.RFC3339), nts, nodeCPU, nts, max(int64(32<<30)-nodeMem, 0), nodeMem+8192, nodeMem, b.String())
 }
 
 // resource renders /metrics/resource with millisecond timestamps.
