@@ -88,12 +88,15 @@ func New(cfg Config, nodes NodeLister, client Client, sink Sink, m *Metrics, clk
 func (s *Scraper) Run(ctx context.Context) {
 	ticker := s.clock.NewTicker(s.cfg.Resolution)
 	defer ticker.Stop()
+	first := s.clock.Now()
 	s.logCycle(s.scrape(ctx, 0))
 	if s.cfg.FollowUp > 0 {
+		// Counted from the first cycle's start, so each node's two
+		// samples are about FollowUp apart however long that cycle took.
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.clock.After(s.cfg.FollowUp):
+		case <-s.clock.After(s.cfg.FollowUp - s.clock.Since(first)):
 		}
 		s.logCycle(s.scrape(ctx, 0))
 	}

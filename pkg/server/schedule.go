@@ -13,11 +13,12 @@ func spreadFor(resolution, timeout time.Duration) time.Duration {
 	return spread
 }
 
-// followUpFor is how long after the first scrape a second one runs, so a
-// started or failed-over replica serves rates within seconds rather than
-// one resolution later: a third of the resolution, at most 5s. Not less:
-// summary timestamps have whole-second precision, so a shorter window
-// would give a rough rate.
+// followUpFor is how long after the first scrape starts a second one runs,
+// so a started or failed-over replica serves rates within seconds rather
+// than one resolution later: a sixth of the resolution, at most 2s.
+// /metrics/resource (what auto asks first) stamps samples to the
+// millisecond, so a 2s window gives a true rate; a node on the summary
+// fallback (whole-second stamps) gets a rougher first rate for one cycle.
 func followUpFor(resolution time.Duration) time.Duration {
-	return min(resolution/3, 5*time.Second)
+	return min(resolution/6, 2*time.Second)
 }

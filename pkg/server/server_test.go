@@ -75,7 +75,7 @@ func TestSpreadFor(t *testing.T) {
 }
 
 func TestFollowUpFor(t *testing.T) {
-	for res, want := range map[time.Duration]time.Duration{time.Minute: 5 * time.Second, 15 * time.Second: 5 * time.Second, 10 * time.Second: 3333333333} {
+	for res, want := range map[time.Duration]time.Duration{time.Minute: 2 * time.Second, 15 * time.Second: 2 * time.Second, 6 * time.Second: time.Second} {
 		if got := followUpFor(res); got != want {
 			t.Errorf("followUpFor(%v) = %v, want %v", res, got, want)
 		}

@@ -34,11 +34,11 @@ var (
 
 const resolution = 10 * time.Second
 
-// Node modes: both formats are exercised, and a failing summary.
+// Node modes: both formats are exercised, and a failing /metrics/resource.
 var nodeModes = map[int]fleet.Mode{
 	2: fleet.ModeSummaryOnly,
 	3: fleet.ModeResourceOnly,
-	4: fleet.ModeSummary500,
+	4: fleet.ModeResource500,
 }
 
 // fleetNodes are simulated; one more node, e2e-host, reports this

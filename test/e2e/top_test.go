@@ -272,23 +272,29 @@ func TestTypedClientsReadBothVersions(t *testing.T) {
 func TestBothKubeletFormats(t *testing.T) {
 	setupTop(t)
 	names := sim.NodeNames()
+	// auto asks /metrics/resource first and falls back per node to the
+	// summary, remembering the fallback.
 	waitFor(t, 3*resolution, func() error {
-		if got := sim.Hits(names[3], "/metrics/resource"); got < 2 {
-			return fmt.Errorf("resource-only node: /metrics/resource asked %d times", got)
+		for _, i := range []int{2, 4} {
+			if got := sim.Hits(names[i], "/stats/summary"); got < 2 {
+				return fmt.Errorf("node %s: /stats/summary asked %d times", names[i], got)
+			}
 		}
 		return nil
 	})
-	if got := sim.Hits(names[2], "/metrics/resource"); got != 0 {
-		t.Errorf("summary-only node: /metrics/resource asked %d times, want 0 (summary works)", got)
+	// A 404 (summary-only) and a 500 (resource-500) both fall back.
+	for _, i := range []int{2, 4} {
+		if got := sim.Hits(names[i], "/metrics/resource"); got != 1 {
+			t.Errorf("node %s: /metrics/resource asked %d times, want once, then the fallback remembered", names[i], got)
+		}
 	}
-	if got := sim.Hits(names[0], "/metrics/resource"); got != 0 {
-		t.Errorf("healthy node: /metrics/resource asked %d times, want 0", got)
-	}
-	if got := sim.Hits(names[4], "/stats/summary"); got != 1 {
-		t.Errorf("node with a failing summary: /stats/summary asked %d times, want once, then the fallback remembered", got)
-	}
-	if got := sim.Hits(names[4], "/metrics/resource"); got < 2 {
-		t.Errorf("node with a failing summary: /metrics/resource asked %d times, want at least 2", got)
+	for _, i := range []int{0, 3} {
+		if got := sim.Hits(names[i], "/stats/summary"); got != 0 {
+			t.Errorf("node %s (/metrics/resource works): /stats/summary asked %d times, want 0", names[i], got)
+		}
+		if got := sim.Hits(names[i], "/metrics/resource"); got < 2 {
+			t.Errorf("node %s: /metrics/resource asked %d times, want at least 2", names[i], got)
+		}
 	}
 }
 

@@ -70,6 +70,10 @@ func (f *Fleet) serveKubelets(ctx context.Context) error {
 
 func (f *Fleet) handler(n *node) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f.recording.Load() {
+			arrived := time.Now()
+			defer func() { f.record(Request{Node: n.name, Path: r.URL.Path, Arrived: arrived, Done: time.Now()}) }()
+		}
 		n.mu.Lock()
 		n.hits[r.URL.Path]++
 		mode := n.mode
@@ -99,6 +103,9 @@ func (f *Fleet) handler(n *node) http.Handler {
 			}
 		case mode == ModeError500, mode == ModeSummary500 && sub == "stats":
 			http.Error(w, `failed to get imageFs stats: "unable to find data in memory cache"`, http.StatusInternalServerError)
+			return
+		case mode == ModeResource500 && sub == "metrics":
+			http.Error(w, "simulated internal error", http.StatusInternalServerError)
 			return
 		case mode == ModeSummaryOnly && sub == "metrics", mode == ModeResourceOnly && sub == "stats":
 			http.NotFound(w, r)

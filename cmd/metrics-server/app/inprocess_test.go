@@ -43,8 +43,8 @@ func TestInProcess(t *testing.T) {
 		"node-resource": {nodeMilliCores: 700, nodeMemoryBytes: 3 << 30, summaryStatus: http.StatusNotFound, pods: []fakePod{
 			{"ns1", "web-2", []fakeContainer{{"app", 500, 200 << 20}}},
 		}},
-		// Its summary fails the way a runtime's imageFs error does.
-		"node-broken-summary": {nodeMilliCores: 3000, nodeMemoryBytes: 5 << 30, summaryStatus: http.StatusInternalServerError, pods: []fakePod{
+		// Its /metrics/resource fails with a server error.
+		"node-broken-resource": {nodeMilliCores: 3000, nodeMemoryBytes: 5 << 30, resourceStatus: http.StatusInternalServerError, pods: []fakePod{
 			{"ns2", "db-0", []fakeContainer{{"db", 1000, 1 << 30}}},
 		}},
 	}
@@ -117,9 +117,9 @@ func TestInProcess(t *testing.T) {
 	})
 
 	wantNodes := map[string]usage{
-		"node-summary":        {1500, 2 << 30},
-		"node-resource":       {700, 3 << 30},
-		"node-broken-summary": {3000, 5 << 30},
+		"node-summary":         {1500, 2 << 30},
+		"node-resource":        {700, 3 << 30},
+		"node-broken-resource": {3000, 5 << 30},
 	}
 	wantPods := map[string]map[string]usage{
 		"ns1/web-1": {"app": {250, 100 << 20}, "sidecar": {10, 20 << 20}},
@@ -160,16 +160,16 @@ func TestInProcess(t *testing.T) {
 		}
 	})
 
-	t.Run("fallback from a failing summary is remembered", func(t *testing.T) {
-		broken := kubelets["node-broken-summary"]
-		if got := broken.Hits("/stats/summary"); got != 1 {
-			t.Errorf("/stats/summary hit %d times on the node whose summary fails, want 1 (then remembered)", got)
+	t.Run("fallback from a failing /metrics/resource is remembered", func(t *testing.T) {
+		broken := kubelets["node-broken-resource"]
+		if got := broken.Hits("/metrics/resource"); got != 1 {
+			t.Errorf("/metrics/resource hit %d times on the node where it fails, want 1 (then remembered)", got)
 		}
-		if got := broken.Hits("/metrics/resource"); got < 2 {
-			t.Errorf("/metrics/resource hit %d times, want at least 2 (a rate needs two points)", got)
+		if got := broken.Hits("/stats/summary"); got < 2 {
+			t.Errorf("/stats/summary hit %d times, want at least 2 (a rate needs two points)", got)
 		}
-		if got := kubelets["node-summary"].Hits("/metrics/resource"); got != 0 {
-			t.Errorf("healthy summary node: /metrics/resource hit %d times, want 0", got)
+		if got := kubelets["node-resource"].Hits("/stats/summary"); got != 0 {
+			t.Errorf("healthy resource node: /stats/summary hit %d times, want 0", got)
 		}
 	})
 

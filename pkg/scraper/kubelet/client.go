@@ -32,7 +32,7 @@ type Client struct {
 	http *http.Client
 
 	mu sync.Mutex
-	// fellBack maps a node on /metrics/resource in auto mode to when it
+	// fellBack maps a node on /stats/summary in auto mode to when it
 	// last fell back.
 	fellBack map[string]time.Time
 }
@@ -69,9 +69,9 @@ func (c *Client) GetMetrics(ctx context.Context, node *corev1.Node) (*points.Bat
 		return c.fetch(ctx, node, addr, true)
 	}
 	if c.onFallback(node.Name) {
-		return c.fetch(ctx, node, addr, true)
+		return c.fetch(ctx, node, addr, false)
 	}
-	batch, err := c.fetch(ctx, node, addr, false)
+	batch, err := c.fetch(ctx, node, addr, true)
 	if err == nil {
 		c.clearFallback(node.Name)
 		return batch, nil
@@ -79,7 +79,7 @@ func (c *Client) GetMetrics(ctx context.Context, node *corev1.Node) (*points.Bat
 	if !fallbackWorthy(err) {
 		return nil, err
 	}
-	batch, rerr := c.fetch(ctx, node, addr, true)
+	batch, rerr := c.fetch(ctx, node, addr, false)
 	if rerr != nil {
 		return nil, rerr
 	}
@@ -94,10 +94,10 @@ func (c *Client) Forget(node string) {
 	c.mu.Unlock()
 }
 
-// fallbackWorthy: the summary answered, but not usefully. A node that does
+// fallbackWorthy: /metrics/resource answered, but not usefully. A node that does
 // not answer at all (connection, timeout, TLS) will not answer on the other
 // endpoint either. 401 and 403 count: a ClusterRole written for upstream
-// grants nodes/metrics but not nodes/stats.
+// grants nodes/stats but not nodes/metrics.
 func fallbackWorthy(err error) bool {
 	switch ReasonOf(err) {
 	case ReasonHTTPStatus, ReasonDecode, ReasonTooLarge:
@@ -119,7 +119,7 @@ func (c *Client) setFallback(node string, cause error) {
 	c.fellBack[node] = c.cfg.Clock.Now()
 	c.mu.Unlock()
 	if !was {
-		klog.V(2).InfoS("Falling back to /metrics/resource", "node", klog.KRef("", node), "retryAfter", c.cfg.RetryPreferredAfter, "cause", cause)
+		klog.V(2).InfoS("Falling back to /stats/summary", "node", klog.KRef("", node), "retryAfter", c.cfg.RetryPreferredAfter, "cause", cause)
 	}
 }
 
@@ -129,7 +129,7 @@ func (c *Client) clearFallback(node string) {
 	delete(c.fellBack, node)
 	c.mu.Unlock()
 	if was {
-		klog.V(2).InfoS("Back on /stats/summary", "node", klog.KRef("", node))
+		klog.V(2).InfoS("Back on /metrics/resource", "node", klog.KRef("", node))
 	}
 }
 
@@ -141,10 +141,10 @@ func (c *Client) resourcePathFor(node *corev1.Node) string {
 }
 
 func (c *Client) firstPath(node *corev1.Node) string {
-	if c.cfg.Endpoint == EndpointResource {
-		return c.resourcePathFor(node)
+	if c.cfg.Endpoint == EndpointSummary {
+		return summaryPath
 	}
-	return summaryPath
+	return c.resourcePathFor(node)
 }
 
 // fetch asks one endpoint and decodes its answer.

@@ -138,12 +138,12 @@ func TestGetMetricsEndpointsAndErrors(t *testing.T) {
 	}{
 		{name: "summary", endpoint: EndpointSummary, summary: &answer{200, summary, 0}, wantPods: 4},
 		{name: "resource", endpoint: EndpointResource, resource: &answer{200, resource, 0}, wantPods: 4},
-		{name: "auto uses summary", endpoint: EndpointAuto, summary: &answer{200, summary, 0}, resource: &answer{500, "no", 0}, wantPods: 4},
-		{name: "auto falls back on 404", endpoint: EndpointAuto, resource: &answer{200, resource, 0}, wantPods: 4},
-		{name: "auto falls back on 500", endpoint: EndpointAuto, summary: &answer{500, "failed to get imageFs info", 0}, resource: &answer{200, resource, 0}, wantPods: 4},
-		{name: "auto falls back on 403", endpoint: EndpointAuto, summary: &answer{403, "forbidden: nodes/stats", 0}, resource: &answer{200, resource, 0}, wantPods: 4},
-		{name: "auto falls back on garbage", endpoint: EndpointAuto, summary: &answer{200, "<html>oops</html>", 0}, resource: &answer{200, resource, 0}, wantPods: 4},
-		{name: "both fail: the resource error is returned", endpoint: EndpointAuto, summary: &answer{500, "x", 0}, resource: &answer{503, "busy", 0}, wantReason: ReasonHTTPStatus, wantInErr: "/metrics/resource: http status 503: busy"},
+		{name: "auto uses resource", endpoint: EndpointAuto, resource: &answer{200, resource, 0}, summary: &answer{500, "no", 0}, wantPods: 4},
+		{name: "auto falls back on 404", endpoint: EndpointAuto, summary: &answer{200, summary, 0}, wantPods: 4},
+		{name: "auto falls back on 500", endpoint: EndpointAuto, resource: &answer{500, "internal error", 0}, summary: &answer{200, summary, 0}, wantPods: 4},
+		{name: "auto falls back on 403", endpoint: EndpointAuto, resource: &answer{403, "forbidden: nodes/metrics", 0}, summary: &answer{200, summary, 0}, wantPods: 4},
+		{name: "auto falls back on garbage", endpoint: EndpointAuto, resource: &answer{200, "<html>oops</html>", 0}, summary: &answer{200, summary, 0}, wantPods: 4},
+		{name: "both fail: the summary error is returned", endpoint: EndpointAuto, resource: &answer{500, "x", 0}, summary: &answer{503, "busy", 0}, wantReason: ReasonHTTPStatus, wantInErr: "/stats/summary: http status 503: busy"},
 		{name: "resource 404 in resource mode", endpoint: EndpointResource, wantReason: ReasonHTTPStatus, wantInErr: "http status 404"},
 		{name: "summary garbage in summary mode", endpoint: EndpointSummary, summary: &answer{200, "{{{", 0}, wantReason: ReasonDecode, wantInErr: `scraping node "worker-1" at 127.0.0.1:`},
 		{name: "too large", endpoint: EndpointSummary, summary: &answer{200, summary, 0}, maxBytes: 1024, wantReason: ReasonTooLarge, wantInErr: "larger than 1024 bytes"},
@@ -194,8 +194,8 @@ func TestGetMetricsEndpointsAndErrors(t *testing.T) {
 
 func TestAutoFallbackIsRememberedAndRetried(t *testing.T) {
 	k := &kubelet{}
-	k.set(summaryPath, answer{500, "imageFs", 0})
-	k.set(resourcePath, answer{200, readTestdata(t, "resource-pods.txt"), 0})
+	k.set(resourcePath, answer{500, "broken", 0})
+	k.set(summaryPath, answer{200, readTestdata(t, "summary-pods.json"), 0})
 	srv := httptest.NewTLSServer(k)
 	defer srv.Close()
 	c, clk := newTestClient(t, EndpointAuto, func(c *Config) { c.RetryPreferredAfter = 10 * time.Minute })
@@ -210,32 +210,32 @@ func TestAutoFallbackIsRememberedAndRetried(t *testing.T) {
 		get()
 		clk.Step(time.Minute)
 	}
-	if got := k.count(summaryPath); got != 1 {
-		t.Errorf("summary asked %d times in 3 scrapes, want once, then the fallback remembered", got)
+	if got := k.count(resourcePath); got != 1 {
+		t.Errorf("resource asked %d times in 3 scrapes, want once, then the fallback remembered", got)
 	}
-	if got := k.count(resourcePath); got != 3 {
-		t.Errorf("resource asked %d times, want 3", got)
+	if got := k.count(summaryPath); got != 3 {
+		t.Errorf("summary asked %d times, want 3", got)
 	}
 
-	// After the retry period the summary is tried again; now it works.
-	k.set(summaryPath, answer{200, readTestdata(t, "summary-pods.json"), 0})
+	// After the retry period /metrics/resource is tried again; now it works.
+	k.set(resourcePath, answer{200, readTestdata(t, "resource-pods.txt"), 0})
 	clk.Step(10 * time.Minute)
 	get()
 	get()
-	if got := k.count(summaryPath); got != 3 {
-		t.Errorf("summary asked %d times, want 3 (retried after the period, then kept)", got)
-	}
 	if got := k.count(resourcePath); got != 3 {
-		t.Errorf("resource asked %d times, want still 3", got)
+		t.Errorf("resource asked %d times, want 3 (retried after the period, then kept)", got)
+	}
+	if got := k.count(summaryPath); got != 3 {
+		t.Errorf("summary asked %d times, want still 3", got)
 	}
 
-	// Forget drops the memory: a failing summary is asked again at once.
-	k.set(summaryPath, answer{500, "imageFs", 0})
+	// Forget drops the memory: a failing /metrics/resource is asked again at once.
+	k.set(resourcePath, answer{500, "broken", 0})
 	get()
 	c.Forget(node.Name)
 	get()
-	if got := k.count(summaryPath); got != 5 {
-		t.Errorf("summary asked %d times, want 5", got)
+	if got := k.count(resourcePath); got != 5 {
+		t.Errorf("resource asked %d times, want 5", got)
 	}
 }
 
@@ -259,8 +259,8 @@ func TestConnectionErrorsDoNotFallBack(t *testing.T) {
 		t.Fatalf("reason = %s, want connection (err: %v)", got, err)
 	}
 	var se *ScrapeError
-	if !errors.As(err, &se) || se.Endpoint != summaryPath {
-		t.Errorf("error %v should be about %s only: a down node is not retried on the other endpoint", err, summaryPath)
+	if !errors.As(err, &se) || se.Endpoint != resourcePath {
+		t.Errorf("error %v should be about %s only: a down node is not retried on the other endpoint", err, resourcePath)
 	}
 }
 

@@ -14,8 +14,9 @@ import (
 type Endpoint int
 
 const (
-	// EndpointAuto asks /stats/summary and falls back per node to
-	// /metrics/resource when the summary fails.
+	// EndpointAuto asks /metrics/resource (what upstream asks: millisecond
+	// timestamps, and a quarter of the summary's decoding cost) and falls
+	// back per node to /stats/summary when it fails.
 	EndpointAuto Endpoint = iota
 	// EndpointSummary asks only /stats/summary?only_cpu_and_memory=true.
 	EndpointSummary
@@ -60,7 +61,7 @@ type Config struct {
 	// MaxResponseBytes limits a response body; a larger one fails the
 	// node's scrape with ReasonTooLarge. Default 16 MiB.
 	MaxResponseBytes int64
-	// RetryPreferredAfter is how long a node stays on /metrics/resource in
+	// RetryPreferredAfter is how long a node stays on /stats/summary in
 	// auto mode before /stats/summary is tried again. Default 10 minutes.
 	RetryPreferredAfter time.Duration
 	// RequestTimeout bounds one request on top of the caller's context.

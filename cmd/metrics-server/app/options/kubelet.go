@@ -64,7 +64,7 @@ func (o *KubeletOptions) AddFlags(fs *pflag.FlagSet) {
 
 	fs.StringVar(&o.Endpoint, "kubelet-endpoint", o.Endpoint, "Which kubelet endpoint to scrape: 'summary' (/stats/summary?only_cpu_and_memory=true), 'resource' (/metrics/resource), or 'auto': summary first, falling back per node to resource when summary fails (404, 5xx, undecodable), and retrying summary later.")
 	fs.Int64Var(&o.MaxResponseBytes, "kubelet-max-response-bytes", o.MaxResponseBytes, "The largest kubelet response body accepted; a larger one fails that node's scrape.")
-	fs.DurationVar(&o.RetryPreferredAfter, "kubelet-endpoint-retry-after", o.RetryPreferredAfter, "With --kubelet-endpoint=auto, how long a node that fell back to /metrics/resource stays there before /stats/summary is tried again.")
+	fs.DurationVar(&o.RetryPreferredAfter, "kubelet-endpoint-retry-after", o.RetryPreferredAfter, "With --kubelet-endpoint=auto, how long a node that fell back to /stats/summary stays there before /metrics/resource is tried again.")
 	fs.IntVar(&o.Concurrency, "kubelet-max-concurrency", o.Concurrency, "The largest number of kubelet requests in flight at once.")
 }
 
