@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -24,6 +26,8 @@ const (
 	ModeResourceOnly Mode = "resource-only"
 	// ModeSummary500 fails /stats/summary as a runtime's imageFs error does.
 	ModeSummary500 Mode = "summary-500"
+	// ModeResource500 fails /metrics/resource with a server error.
+	ModeResource500 Mode = "resource-500"
 	// ModeError500 fails both endpoints.
 	ModeError500 Mode = "error-500"
 	// ModeSlow answers after 30s.
@@ -54,6 +58,9 @@ type Config struct {
 	Authenticate bool
 	// Parallelism bounds API calls made at once while registering. Default 32.
 	Parallelism int
+	// NoLeases skips the nodes' Leases: for a control plane without the
+	// node lifecycle controller, where nobody reads them.
+	NoLeases bool
 	// Host, when set, adds one more node, Prefix-host, whose node-level
 	// CPU and memory are this machine's, read with cAdvisor.
 	Host *HostStats
@@ -68,8 +75,50 @@ type Fleet struct {
 	byName map[string]*node
 	auth   *authCache
 
-	mu   sync.Mutex
-	pods map[string]*pod // namespace/name -> pod on one of our nodes
+	mu      sync.Mutex
+	pods    map[string]*pod // namespace/name -> pod on one of our nodes
+	running int             // pods whose Running status the API shows
+
+	recording atomic.Bool
+	recMu     sync.Mutex
+	requests  []Request
+}
+
+// Request is one kubelet request seen while recording.
+type Request struct {
+	Node, Path    string
+	Arrived, Done time.Time
+}
+
+// maxRecorded bounds what one recording keeps (a 10,000-node fleet at a
+// 15 s resolution makes 40,000 requests a minute).
+const maxRecorded = 2_000_000
+
+// StartRecording keeps every kubelet request from now on (bounded).
+func (f *Fleet) StartRecording() {
+	f.recMu.Lock()
+	f.requests = nil
+	f.recMu.Unlock()
+	f.recording.Store(true)
+}
+
+// StopRecording ends a recording and returns its requests in arrival order.
+func (f *Fleet) StopRecording() []Request {
+	f.recording.Store(false)
+	f.recMu.Lock()
+	defer f.recMu.Unlock()
+	out := f.requests
+	f.requests = nil
+	sort.Slice(out, func(i, j int) bool { return out[i].Arrived.Before(out[j].Arrived) })
+	return out
+}
+
+func (f *Fleet) record(r Request) {
+	f.recMu.Lock()
+	if len(f.requests) < maxRecorded {
+		f.requests = append(f.requests, r)
+	}
+	f.recMu.Unlock()
 }
 
 // node is one simulated kubelet.
@@ -94,6 +143,7 @@ type pod struct {
 	node                 string
 	start                time.Time
 	containers           []container
+	running              bool // the API shows it Running
 }
 
 type container struct {
@@ -209,8 +259,17 @@ func (f *Fleet) Run(ctx context.Context) error {
 	if err := f.registerNodes(ctx); err != nil {
 		return err
 	}
-	go f.renewLeases(ctx)
+	if !f.cfg.NoLeases {
+		go f.renewLeases(ctx)
+	}
 	return f.watchPods(ctx)
+}
+
+// RunningPods counts the fleet's pods that the API shows Running.
+func (f *Fleet) RunningPods() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.running
 }
 
 // TotalHits sums the requests every node's kubelet got on its metrics

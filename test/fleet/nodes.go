@@ -104,6 +104,9 @@ func (f *Fleet) registerNode(ctx context.Context, n *node) error {
 	if _, err := nodes.UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("setting the status of node %s: %w", n.name, err)
 	}
+	if f.cfg.NoLeases {
+		return nil
+	}
 	return f.renewLease(ctx, n)
 }
 

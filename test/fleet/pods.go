@@ -19,6 +19,16 @@ func (f *Fleet) watchPods(ctx context.Context) error {
 	factory := informers.NewSharedInformerFactoryWithOptions(f.cfg.Client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "spec.nodeName!=" }))
 	inf := factory.Core().V1().Pods().Informer()
+	// Managed fields are most of a pod's bytes and nothing here reads them;
+	// an update without them keeps the stored ones.
+	if err := inf.SetTransform(func(obj any) (any, error) {
+		if p, ok := obj.(*corev1.Pod); ok {
+			p.ManagedFields = nil
+		}
+		return obj, nil
+	}); err != nil {
+		return err
+	}
 	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
 	enqueue := func(obj any) {
 		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
@@ -93,6 +103,9 @@ func (f *Fleet) syncPod(ctx context.Context, idx cache.Indexer, key string) erro
 	state, known := f.pods[key]
 	if known && state.uid != string(p.UID) {
 		known = false
+		if state.running {
+			f.running--
+		}
 	}
 	if !known {
 		start := now
@@ -104,6 +117,10 @@ func (f *Fleet) syncPod(ctx context.Context, idx cache.Indexer, key string) erro
 			state.containers = append(state.containers, container{name: c.Name, cpu: newCounter(start, u)})
 		}
 		f.pods[key] = state
+	}
+	if p.Status.Phase == corev1.PodRunning && !state.running {
+		state.running = true
+		f.running++
 	}
 	f.mu.Unlock()
 	if known {
@@ -125,6 +142,9 @@ func (f *Fleet) forgetPod(key string) {
 	f.mu.Lock()
 	p, ok := f.pods[key]
 	delete(f.pods, key)
+	if ok && p.running {
+		f.running--
+	}
 	f.mu.Unlock()
 	if !ok {
 		return

@@ -25,6 +25,14 @@ type Options struct {
 	// so tests are quick. Defaults 5s and 20s.
 	HPASyncPeriod             time.Duration
 	HPADownscaleStabilization time.Duration
+	// ControlPlaneOnly runs etcd and kube-apiserver alone, without the
+	// controller manager and the scheduler: the fleet benchmark binds pods
+	// itself and needs no node lifecycle controller (so its nodes need no
+	// Lease renewals, which cost thousands of writes a minute at 10,000
+	// nodes). Start then creates the default ServiceAccount itself.
+	ControlPlaneOnly bool
+	// EtcdQuotaBytes is etcd's backend quota; default 2 GiB.
+	EtcdQuotaBytes int64
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
 }
@@ -58,6 +66,9 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
+	if o.EtcdQuotaBytes == 0 {
+		o.EtcdQuotaBytes = 2 << 30
+	}
 	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"} {
 		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {
 			return nil, fmt.Errorf("%s is missing from %s: build it with test/tools/build-k8s.sh", b, o.BinDir)
@@ -84,7 +95,8 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	o.Logf("starting etcd on %s", etcdURL)
 	if err := c.run("etcd", "--data-dir", filepath.Join(o.Dir, "etcd"),
 		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
-		"--listen-peer-urls", "http://127.0.0.1:"+strconv.Itoa(ports["etcd-peer"])); err != nil {
+		"--listen-peer-urls", "http://127.0.0.1:"+strconv.Itoa(ports["etcd-peer"]),
+		"--quota-backend-bytes", strconv.FormatInt(o.EtcdQuotaBytes, 10)); err != nil {
 		return nil, err
 	}
 
@@ -132,6 +144,14 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 			return nil, err
 		}
 	}
+	if o.ControlPlaneOnly {
+		if err := c.createDefaultServiceAccount(ctx); err != nil {
+			return nil, err
+		}
+		ok = true
+		o.Logf("control plane (etcd and kube-apiserver only) ready at %s", c.APIServer)
+		return c, nil
+	}
 	cm := filepath.Join(o.Dir, "controller-manager.kubeconfig")
 	o.Logf("starting kube-controller-manager")
 	if err := c.run("kube-controller-manager",
@@ -173,6 +193,21 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	ok = true
 	o.Logf("control plane ready at %s", c.APIServer)
 	return c, nil
+}
+
+// createDefaultServiceAccount does the controller manager's job for the
+// default namespace: pods cannot be created without it.
+func (c *Cluster) createDefaultServiceAccount(ctx context.Context) error {
+	return poll(ctx, "default service account", time.Second, time.Minute, func() error {
+		if err := c.checkRunning(); err != nil {
+			return err
+		}
+		if _, err := c.Kubectl(ctx, "get", "serviceaccount", "default", "-n", "default"); err == nil {
+			return nil
+		}
+		_, err := c.Kubectl(ctx, "create", "serviceaccount", "default", "-n", "default")
+		return err
+	})
 }
 
 func (c *Cluster) run(name string, args ...string) error {

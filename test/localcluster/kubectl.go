@@ -58,12 +58,21 @@ current-context: local
 	return os.WriteFile(path, []byte(kc), 0o600)
 }
 
-// Client returns a typed client with the admin identity.
+// Client returns a typed client with the admin identity, limited to 200
+// requests a second (bursts of 400).
 func (c *Cluster) Client() (kubernetes.Interface, error) {
+	return c.ClientWithRate(200, 400)
+}
+
+// ClientWithRate returns a typed admin client limited to qps requests a
+// second with bursts of burst; it speaks protobuf, as controllers do.
+func (c *Cluster) ClientWithRate(qps float32, burst int) (kubernetes.Interface, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
 	if err != nil {
 		return nil, err
 	}
-	cfg.QPS, cfg.Burst = 200, 400
+	cfg.QPS, cfg.Burst = qps, burst
+	cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	return kubernetes.NewForConfig(cfg)
 }

@@ -1,9 +1,14 @@
 // Command benchfleet measures metrics servers side by side on the local
-// cluster with a simulated fleet of N nodes x P pods x C containers: CPU
-// and memory of the server process (from /proc), time to the first
-// complete node and pod list, LIST latency through the kube-apiserver, and
-// the kubelet requests the fleet saw. Each binary runs in turn against the
-// same fleet with the same upstream-compatible flags.
+// control plane with a simulated fleet of N nodes x P pods x C containers:
+// CPU and memory of the server process (from /proc), time to the first
+// complete node and pod list, scrape cycles and their spread as the fleet
+// saw them, LIST latency through the kube-apiserver and straight to the
+// server, and the kubelet requests per node. Each binary runs in turn
+// against the same fleet with the same upstream-compatible flags.
+//
+// Results go to <out>/results-<N>.json and .md; every run then redraws
+// <out>/summary.md and <out>/plot.png from all results-*.json there, so
+// runs at several fleet sizes make one plot.
 package main
 
 import (
@@ -14,7 +19,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -39,22 +43,33 @@ func run() error {
 	steady := flag.Duration("steady", time.Minute, "how long to measure steady state")
 	ours := flag.String("binary", filepath.Join(repo, "_output/metrics-server"), "our metrics-server")
 	compare := flag.String("compare", "", "another binary taking the upstream flags, measured after ours")
+	compareName := flag.String("compare-name", "upstream", "the name of the -compare binary in the results")
 	bin := flag.String("bin", filepath.Join(repo, "test/.cache/bin/v1.37.2"), "the pinned Kubernetes binaries")
-	out := flag.String("out", filepath.Join(repo, "_output/bench-fleet"), "folder for results.json and results.md")
+	out := flag.String("out", filepath.Join(repo, "_output/bench-fleet"), "folder for the results, summary and plot")
 	dir := flag.String("dir", "/tmp/kubemetrics-bench-fleet", "the cluster's folder")
+	profile := flag.Bool("profile", false, "save CPU and heap profiles of each server during steady state into <out>/profiles")
+	plotOnly := flag.Bool("plot-only", false, "only redraw summary.md and plot.png from the results in -out")
 	flag.Parse()
+	if *plotOnly {
+		return summarize(*out)
+	}
+	if *nodes < 1 || *pods < 0 || *containers < 1 {
+		return fmt.Errorf("need -nodes >= 1, -pods >= 0, -containers >= 1")
+	}
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	logf := func(f string, a ...any) { fmt.Printf("[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(f, a...)) }
 	_ = localcluster.StopPIDs(*dir)
 	_ = os.RemoveAll(*dir)
-	c, err := localcluster.Start(ctx, localcluster.Options{BinDir: *bin, Dir: *dir, Logf: logf})
+	c, err := localcluster.Start(ctx, localcluster.Options{BinDir: *bin, Dir: *dir, Logf: logf, ControlPlaneOnly: true, EtcdQuotaBytes: 8 << 30})
 	if err != nil {
 		return err
 	}
 	defer c.Stop()
-	client, err := c.Client()
+	// The simulator's writes are many and small; its client is not the
+	// thing under test, so it is not held back.
+	client, err := c.ClientWithRate(5000, 5000)
 	if err != nil {
 		return err
 	}
@@ -62,7 +77,8 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fl, err := fleet.New(fleet.Config{Client: client, Nodes: *nodes, Prefix: "bench", KubeletCA: ca, AddressBase: 5, Authenticate: true, Parallelism: 64, Logf: logf})
+	fl, err := fleet.New(fleet.Config{Client: client, Nodes: *nodes, Prefix: "bench", KubeletCA: ca, AddressBase: 5,
+		Authenticate: true, Parallelism: 96, NoLeases: true, Logf: logf})
 	if err != nil {
 		return err
 	}
@@ -70,52 +86,46 @@ func run() error {
 		return err
 	}
 	start := time.Now()
-	if err := createPods(ctx, client, fl.NodeNames(), *pods, *containers); err != nil {
+	want := *nodes * *pods
+	if err := createPods(ctx, client, fl.NodeNames(), *pods, *containers, 96); err != nil {
 		return err
 	}
-	logf("created %d pods in %v", *nodes**pods, time.Since(start).Round(time.Millisecond))
-	if err := waitPodsRunning(ctx, client, *nodes**pods, logf); err != nil {
+	logf("created %d pods in %v (%.0f/s)", want, time.Since(start).Round(time.Millisecond), float64(want)/time.Since(start).Seconds())
+	if err := waitPodsRunning(ctx, fl, want, 30*time.Minute, logf); err != nil {
 		return err
 	}
+	logf("%d pods created and running in %v (%.0f/s)", want, time.Since(start).Round(time.Millisecond), float64(want)/time.Since(start).Seconds())
 
 	runs := []struct{ name, binary string }{{"kubemetrics", *ours}}
 	if *compare != "" {
-		runs = append(runs, struct{ name, binary string }{"compare", *compare})
+		runs = append(runs, struct{ name, binary string }{*compareName, *compare})
 	}
 	var results []Result
 	for _, r := range runs {
-		res, err := measure(ctx, c, fl, r.name, r.binary, filepath.Join(repo, "manifests/overlays/local"), *nodes, *nodes**pods, *resolution, *steady, logf)
+		mc := measureConfig{name: r.name, binary: r.binary, manifests: filepath.Join(repo, "manifests/overlays/local"),
+			nodes: *nodes, pods: *pods, containers: *containers, res: *resolution, steady: *steady, logf: logf}
+		if *profile {
+			mc.profileDir = filepath.Join(*out, "profiles")
+		}
+		res, err := measure(ctx, c, fl, mc)
+		c.StopMetricsServer()
 		if err != nil {
 			return fmt.Errorf("%s: %w", r.name, err)
 		}
 		results = append(results, res)
-		c.StopMetricsServer()
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
 	b, _ := json.MarshalIndent(results, "", "  ")
-	if err := os.WriteFile(filepath.Join(*out, "results.json"), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(*out, fmt.Sprintf("results-%d.json", *nodes)), b, 0o644); err != nil {
 		return err
 	}
-	md := markdown(results, *nodes, *pods, *containers, *resolution)
-	if err := os.WriteFile(filepath.Join(*out, "results.md"), []byte(md), 0o644); err != nil {
+	md := markdown(results)
+	if err := os.WriteFile(filepath.Join(*out, fmt.Sprintf("results-%d.md", *nodes)), []byte(md), 0o644); err != nil {
 		return err
 	}
 	fmt.Println()
 	fmt.Print(md)
-	fmt.Println("\nwrote", filepath.Join(*out, "results.json"), "and results.md")
-	return nil
-}
-
-func markdown(rs []Result, nodes, pods, containers int, res time.Duration) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d nodes x %d pods x %d containers, --metric-resolution=%v\n\n", nodes, pods, containers, res)
-	b.WriteString("| binary | CPU s/min | millicores/node | RSS steady MiB | RSS peak MiB | KiB/node | first full list s | LIST pods p50 ms (proto) | p99 ms | LIST pods p50 ms (json) | LIST nodes p50 ms | kubelet requests/node/cycle |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	for _, r := range rs {
-		fmt.Fprintf(&b, "| %s | %.2f | %.4f | %.0f | %.0f | %.1f | %.1f | %.0f | %.0f | %.0f | %.0f | %.2f |\n",
-			r.Name, r.CPUSecondsPerMinute, r.MilliCoresPerNode, r.RSSSteadyMiB, r.RSSPeakMiB, r.KiBPerNode, r.FirstFullListSeconds,
-			r.ListPodsProto.P50, r.ListPodsProto.P99, r.ListPodsJSON.P50, r.ListNodesProto.P50, r.KubeletRequestsPerNodePerCycle)
-	}
-	return b.String()
+	return summarize(*out)
 }

@@ -3,85 +3,119 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 
+	"github.com/kubemetrics/metrics-server/certs/pki"
 	"github.com/kubemetrics/metrics-server/test/fleet"
 	"github.com/kubemetrics/metrics-server/test/localcluster"
 )
 
-// Result is one binary's figures.
+// Result is one binary's figures at one fleet size.
 type Result struct {
-	Name                           string
-	CPUSecondsPerMinute            float64
-	MilliCoresPerNode              float64
-	RSSSteadyMiB, RSSPeakMiB       float64
-	KiBPerNode                     float64
-	FirstFullListSeconds           float64
-	ListPodsProto, ListPodsJSON    Latency
-	ListNodesProto                 Latency
+	Name                     string
+	Nodes, Pods, Containers  int
+	ResolutionSeconds        float64
+	CPUSecondsPerMinute      float64
+	MilliCoresPerNode        float64
+	RSSSteadyMiB, RSSPeakMiB float64
+	KiBPerNode               float64
+	FirstFullListSeconds     float64
+	// Scrape cycles as the fleet saw them: from the first request of a
+	// cycle to the last answer sent in it, and from its first request to
+	// its last request (the spread).
+	Cycles                         int
+	CycleP50, CycleMax             float64
+	SpreadP50                      float64
 	KubeletRequestsPerNodePerCycle float64
 	KubeletRequestsMinMaxPerNode   [2]int
+	// List maps "pods|nodes / apiserver|direct / protobuf|json" to
+	// latencies of listing every object of the kind.
+	List map[string]Latency
 }
 
 // Latency summarises request durations in milliseconds.
-type Latency struct{ P50, P99 float64 }
+type Latency struct {
+	N        int
+	P50, P99 float64
+	Errors   int
+}
 
 const clockTicks = 100 // USER_HZ on Linux
 
-func measure(ctx context.Context, c *localcluster.Cluster, fl *fleet.Fleet, name, binary, manifests string, nodes, pods int, res, steady time.Duration, logf func(string, ...any)) (Result, error) {
-	r := Result{Name: name}
-	logf("%s: starting %s", name, binary)
+type measureConfig struct {
+	name, binary, manifests string
+	nodes, pods, containers int
+	res, steady             time.Duration
+	profileDir              string // when set, CPU and heap profiles of the server land here
+	logf                    func(string, ...any)
+}
+
+func measure(ctx context.Context, c *localcluster.Cluster, fl *fleet.Fleet, mc measureConfig) (Result, error) {
+	r := Result{Name: mc.name, Nodes: mc.nodes, Pods: mc.pods, Containers: mc.containers, ResolutionSeconds: mc.res.Seconds(), List: map[string]Latency{}}
+	logf := mc.logf
+	logf("%s: starting %s", mc.name, mc.binary)
 	began := time.Now()
-	if _, err := c.StartMetricsServer(ctx, localcluster.MetricsServer{Binary: binary, Manifests: manifests, Args: []string{"--metric-resolution=" + res.String()}}); err != nil {
+	port, err := c.StartMetricsServer(ctx, localcluster.MetricsServer{Binary: mc.binary, Manifests: mc.manifests, Args: []string{"--metric-resolution=" + mc.res.String()}})
+	if err != nil {
 		return r, err
 	}
 	pid := c.MetricsServerPID()
-	proto, err := metricsClient(c, "application/vnd.kubernetes.protobuf")
-	if err != nil {
-		return r, err
+	clients := map[string]*metricsclient.Clientset{}
+	for _, route := range []string{"apiserver", "direct"} {
+		for _, ct := range []string{"protobuf", "json"} {
+			cl, err := metricsClient(c, route, port, ct)
+			if err != nil {
+				return r, err
+			}
+			clients[route+"/"+ct] = cl
+		}
 	}
-	jsonc, err := metricsClient(c, "application/json")
-	if err != nil {
-		return r, err
-	}
+	proto := clients["apiserver/protobuf"]
 	// Time to the first complete node and pod list.
 	for {
-		if time.Since(began) > 3*res+time.Minute {
+		if time.Since(began) > 3*mc.res+2*time.Minute {
 			return r, fmt.Errorf("no complete list %v after start", time.Since(began).Round(time.Second))
 		}
 		nl, err1 := proto.MetricsV1beta1().NodeMetricses().List(ctx, metav1.ListOptions{})
 		pl, err2 := proto.MetricsV1beta1().PodMetricses("").List(ctx, metav1.ListOptions{LabelSelector: "bench=fleet"})
-		if err1 == nil && err2 == nil && len(nl.Items) >= nodes && len(pl.Items) >= pods {
+		if err1 == nil && err2 == nil && len(nl.Items) >= mc.nodes && len(pl.Items) >= mc.nodes*mc.pods {
 			r.FirstFullListSeconds = time.Since(began).Seconds()
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	logf("%s: first complete list after %.1fs", name, r.FirstFullListSeconds)
+	logf("%s: first complete list after %.1fs", mc.name, r.FirstFullListSeconds)
 
-	// Steady state: CPU and RSS over the window, kubelet requests.
+	// Steady state: CPU and RSS over the window, kubelet requests. The
+	// first cycle after the start-up ones is left out.
+	time.Sleep(mc.res)
 	cpu0, err := cpuTicks(pid)
 	if err != nil {
 		return r, err
 	}
-	hits0, _, _ := fl.TotalHits()
+	fl.StartRecording()
 	t0 := time.Now()
 	var rss []float64
-	for time.Since(t0) < steady {
+	profiled := mc.profileDir == ""
+	for time.Since(t0) < mc.steady {
 		if v, err := rssMiB(pid); err == nil {
 			rss = append(rss, v)
+		}
+		if !profiled && time.Since(t0) > mc.steady/4 {
+			profiled = true
+			go saveProfiles(ctx, c, port, mc, logf)
 		}
 		time.Sleep(time.Second)
 	}
@@ -89,56 +123,184 @@ func measure(ctx context.Context, c *localcluster.Cluster, fl *fleet.Fleet, name
 	if err != nil {
 		return r, err
 	}
-	hits1, _, _ := fl.TotalHits()
+	reqs := fl.StopRecording()
 	elapsed := time.Since(t0)
+	if len(rss) == 0 {
+		return r, fmt.Errorf("no RSS sample of pid %d", pid)
+	}
 	r.CPUSecondsPerMinute = float64(cpu1-cpu0) / clockTicks / elapsed.Minutes()
-	r.MilliCoresPerNode = r.CPUSecondsPerMinute / 60 * 1000 / float64(nodes)
+	r.MilliCoresPerNode = r.CPUSecondsPerMinute / 60 * 1000 / float64(mc.nodes)
 	sort.Float64s(rss)
 	r.RSSPeakMiB = rss[len(rss)-1]
 	r.RSSSteadyMiB = rss[len(rss)/2]
-	r.KiBPerNode = r.RSSSteadyMiB * 1024 / float64(nodes)
-	cycles := elapsed.Seconds() / res.Seconds()
-	r.KubeletRequestsPerNodePerCycle = float64(hits1-hits0) / float64(nodes) / cycles
+	r.KiBPerNode = r.RSSSteadyMiB * 1024 / float64(mc.nodes)
+	cycles := cyclesOf(reqs, mc.res/3)
+	// Only whole cycles inside the window count.
+	if len(cycles) > 2 {
+		cycles = cycles[1 : len(cycles)-1]
+	}
+	r.Cycles = len(cycles)
+	var durs, spreads []float64
+	perNode := map[string]int{}
+	total := 0
+	for _, cy := range cycles {
+		durs = append(durs, cy.duration.Seconds())
+		spreads = append(spreads, cy.spread.Seconds())
+		for _, q := range cy.reqs {
+			perNode[q.Node]++
+			total++
+		}
+	}
+	if len(cycles) > 0 {
+		sort.Float64s(durs)
+		sort.Float64s(spreads)
+		r.CycleP50, r.CycleMax = durs[len(durs)/2], durs[len(durs)-1]
+		r.SpreadP50 = spreads[len(spreads)/2]
+		r.KubeletRequestsPerNodePerCycle = float64(total) / float64(mc.nodes) / float64(len(cycles))
+		r.KubeletRequestsMinMaxPerNode = [2]int{-1, 0}
+		for _, name := range fl.NodeNames() {
+			if strings.HasSuffix(name, "-host") {
+				continue
+			}
+			h := perNode[name]
+			if r.KubeletRequestsMinMaxPerNode[0] < 0 || h < r.KubeletRequestsMinMaxPerNode[0] {
+				r.KubeletRequestsMinMaxPerNode[0] = h
+			}
+			r.KubeletRequestsMinMaxPerNode[1] = max(r.KubeletRequestsMinMaxPerNode[1], h)
+		}
+	}
 
 	// LIST latency while the server also scrapes.
-	r.ListPodsProto = timeIt(20, func() error {
-		_, err := proto.MetricsV1beta1().PodMetricses("").List(ctx, metav1.ListOptions{})
-		return err
-	})
-	r.ListPodsJSON = timeIt(20, func() error {
-		_, err := jsonc.MetricsV1beta1().PodMetricses("").List(ctx, metav1.ListOptions{})
-		return err
-	})
-	r.ListNodesProto = timeIt(20, func() error {
-		_, err := proto.MetricsV1beta1().NodeMetricses().List(ctx, metav1.ListOptions{})
-		return err
-	})
-	logf("%s: %.2f CPU s/min, RSS %.0f MiB, LIST pods p50 %.0f ms", name, r.CPUSecondsPerMinute, r.RSSSteadyMiB, r.ListPodsProto.P50)
+	for _, kind := range []string{"pods", "nodes"} {
+		for _, key := range []string{"apiserver/protobuf", "apiserver/json", "direct/protobuf", "direct/json"} {
+			cl := clients[key]
+			list := func() error {
+				if kind == "pods" {
+					_, err := cl.MetricsV1beta1().PodMetricses("").List(ctx, metav1.ListOptions{})
+					return err
+				}
+				_, err := cl.MetricsV1beta1().NodeMetricses().List(ctx, metav1.ListOptions{})
+				return err
+			}
+			r.List[kind+"/"+key] = timeIt(20, 45*time.Second, list)
+		}
+	}
+	l := r.List["pods/apiserver/protobuf"]
+	logf("%s: %.2f CPU s/min, RSS %.0f MiB, cycle p50 %.2fs, LIST pods p50 %.0f ms", mc.name, r.CPUSecondsPerMinute, r.RSSSteadyMiB, r.CycleP50, l.P50)
 	return r, nil
 }
 
-func metricsClient(c *localcluster.Cluster, ct string) (*metricsclient.Clientset, error) {
+// cycle is one scrape cycle as the fleet saw it.
+type cycle struct {
+	reqs     []fleet.Request
+	duration time.Duration // first arrival to last answer
+	spread   time.Duration // first arrival to last arrival
+}
+
+// cyclesOf splits requests (in arrival order) into cycles: a pause of at
+// least gap between two arrivals starts a new one.
+func cyclesOf(reqs []fleet.Request, gap time.Duration) []cycle {
+	var out []cycle
+	start := 0
+	for i := 1; i <= len(reqs); i++ {
+		if i < len(reqs) && reqs[i].Arrived.Sub(reqs[i-1].Arrived) < gap {
+			continue
+		}
+		cy := cycle{reqs: reqs[start:i]}
+		first := cy.reqs[0].Arrived
+		var lastDone time.Time
+		for _, q := range cy.reqs {
+			if q.Done.After(lastDone) {
+				lastDone = q.Done
+			}
+		}
+		cy.duration = lastDone.Sub(first)
+		cy.spread = cy.reqs[len(cy.reqs)-1].Arrived.Sub(first)
+		out = append(out, cy)
+		start = i
+	}
+	return out
+}
+
+// metricsClient talks to the metrics API through the kube-apiserver or
+// straight to the server's port, with the admin identity.
+func metricsClient(c *localcluster.Cluster, route string, port int, ct string) (*metricsclient.Clientset, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
 	if err != nil {
 		return nil, err
 	}
-	cfg.ContentConfig = rest.ContentConfig{ContentType: ct, AcceptContentTypes: ct}
+	if route == "direct" {
+		cfg = &rest.Config{Host: "https://127.0.0.1:" + strconv.Itoa(port), TLSClientConfig: rest.TLSClientConfig{
+			CAFile:   c.PKI.Path(pki.ClusterCA + ".crt"),
+			CertFile: c.PKI.Path(pki.Admin + ".crt"),
+			KeyFile:  c.PKI.Path(pki.Admin + ".key"),
+		}}
+	}
+	mime := map[string]string{"protobuf": "application/vnd.kubernetes.protobuf", "json": "application/json"}[ct]
+	cfg.ContentConfig = rest.ContentConfig{ContentType: mime, AcceptContentTypes: mime}
 	cfg.QPS, cfg.Burst = 100, 100
 	cfg.Timeout = time.Minute
 	return metricsclient.NewForConfig(cfg)
 }
 
-// timeIt runs fn n times and returns p50 and p99 in milliseconds; failed
-// calls count as the time they took.
-func timeIt(n int, fn func() error) Latency {
+// saveProfiles fetches a 30 s CPU profile and a heap profile straight from
+// the server (the generic server's /debug/pprof, admin identity).
+func saveProfiles(ctx context.Context, c *localcluster.Cluster, port int, mc measureConfig, logf func(string, ...any)) {
+	cfg := &rest.Config{Host: "https://127.0.0.1:" + strconv.Itoa(port), Timeout: time.Minute, TLSClientConfig: rest.TLSClientConfig{
+		CAFile: c.PKI.Path(pki.ClusterCA + ".crt"), CertFile: c.PKI.Path(pki.Admin + ".crt"), KeyFile: c.PKI.Path(pki.Admin + ".key"),
+	}}
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		logf("%s: profiles: %v", mc.name, err)
+		return
+	}
+	if err := os.MkdirAll(mc.profileDir, 0o755); err != nil {
+		logf("%s: profiles: %v", mc.name, err)
+		return
+	}
+	for file, path := range map[string]string{"cpu.pprof": "/debug/pprof/profile?seconds=30", "heap.pprof": "/debug/pprof/heap"} {
+		name := filepath.Join(mc.profileDir, fmt.Sprintf("%s-%d-%s", mc.name, mc.nodes, file))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+path, nil)
+		resp, err := hc.Do(req)
+		if err != nil {
+			logf("%s: %s: %v", mc.name, path, err)
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			logf("%s: %s: %v %s", mc.name, path, err, resp.Status)
+			continue
+		}
+		if err := os.WriteFile(name, b, 0o644); err != nil {
+			logf("%s: %v", mc.name, err)
+			continue
+		}
+		logf("%s: wrote %s", mc.name, name)
+	}
+}
+
+// timeIt runs fn up to n times (at least 3, then while under budget) and
+// returns p50 and p99 in milliseconds; failed calls are counted and their
+// time is included.
+func timeIt(n int, budget time.Duration, fn func() error) Latency {
 	ds := make([]float64, 0, n)
-	for range n {
+	l := Latency{}
+	began := time.Now()
+	for i := range n {
+		if i >= 3 && time.Since(began) > budget {
+			break
+		}
 		t := time.Now()
-		_ = fn()
+		if err := fn(); err != nil {
+			l.Errors++
+		}
 		ds = append(ds, float64(time.Since(t).Microseconds())/1000)
 	}
 	sort.Float64s(ds)
-	return Latency{P50: ds[len(ds)/2], P99: ds[(len(ds)*99)/100]}
+	l.N = len(ds)
+	l.P50, l.P99 = ds[len(ds)/2], ds[(len(ds)*99)/100]
+	return l
 }
 
 // cpuTicks is utime+stime of a process, in clock ticks.
@@ -174,54 +336,4 @@ func rssMiB(pid int) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS for %d", pid)
-}
-
-// createPods binds pods straight to nodes (no scheduler), in parallel.
-func createPods(ctx context.Context, client kubernetes.Interface, nodes []string, perNode, containers int) error {
-	sem := make(chan struct{}, 64)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var first error
-	for ni, node := range nodes {
-		if strings.HasSuffix(node, "-host") {
-			continue
-		}
-		for p := range perNode {
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				var cs []corev1.Container
-				for c := range containers {
-					cs = append(cs, corev1.Container{Name: fmt.Sprintf("c%d", c), Image: "registry.invalid/bench:1"})
-				}
-				pod := &corev1.Pod{
-					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("pod-%05d-%02d", ni, p), Namespace: "default", Labels: map[string]string{"bench": "fleet"},
-						Annotations: map[string]string{fleet.UsageAnnotation: "cpu=50m,memory=64Mi"}},
-					Spec: corev1.PodSpec{NodeName: node, Containers: cs},
-				}
-				if _, err := client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-				}
-			})
-		}
-	}
-	wg.Wait()
-	return first
-}
-
-func waitPodsRunning(ctx context.Context, client kubernetes.Interface, want int, logf func(string, ...any)) error {
-	deadline := time.Now().Add(10 * time.Minute)
-	for time.Now().Before(deadline) {
-		list, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "bench=fleet", FieldSelector: "status.phase=Running"})
-		if err == nil && len(list.Items) >= want {
-			logf("%d pods running", len(list.Items))
-			return nil
-		}
-		time.Sleep(2 * time.Second)
-	}
-	return fmt.Errorf("fewer than %d pods running after 10 minutes", want)
 }
