@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	compmetrics "k8s.io/component-base/metrics"
+	"k8s.io/metrics/pkg/apis/metrics"
 	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 	clocktesting "k8s.io/utils/clock/testing"
 
@@ -25,6 +26,14 @@ import (
 
 // serveAPI runs the metrics API on a real generic API server over HTTP.
 func serveAPI(t *testing.T) *httptest.Server {
+	t.Helper()
+	ts, _ := serveAPIWith(t, false)
+	return ts
+}
+
+// serveAPIWith serves the API, with the wire encoding filter when wire is
+// set, and returns the pod storage's encoders.
+func serveAPIWith(t *testing.T, wire bool) (*httptest.Server, *wireEncodings) {
 	t.Helper()
 	scheme, codecs := NewScheme()
 	cfg := genericapiserver.NewConfig(codecs)
@@ -36,25 +45,31 @@ func serveAPI(t *testing.T) *httptest.Server {
 	cfg.OpenAPIV3Config.Info.Title, cfg.OpenAPIV3Config.Info.Version = "test", "v0"
 	cfg.LoopbackClientConfig = &rest.Config{}
 	cfg.ExternalAddress = "127.0.0.1:443"
+	if wire {
+		cfg.BuildHandlerChainFunc = func(h http.Handler, c *genericapiserver.Config) http.Handler {
+			return genericapiserver.DefaultBuildHandlerChain(WithWireEncoding(h), c)
+		}
+	}
 	srv, err := cfg.Complete(nil).New("metrics-api-test", genericapiserver.NewEmptyDelegate())
 	if err != nil {
 		t.Fatal(err)
 	}
 	nodes, pods := testStorage(t)
-	err = Install(srv, scheme, codecs, Config{
+	info := genericapiserver.NewDefaultAPIGroupInfo(metrics.GroupName, scheme, metav1.ParameterCodec, codecs)
+	info.VersionedResourcesStorageMap = Storage(Config{
 		Metrics:      nodes.metrics.(*fakeMetrics),
 		NodeLister:   nodes.lister,
 		PodLister:    pods.lister,
 		NodeSelector: nodes.selector,
 		Registry:     compmetrics.NewKubeRegistry(),
 		Clock:        clocktesting.NewFakeClock(sampleTime),
-	})
-	if err != nil {
+	}, codecs)
+	if err := srv.InstallAPIGroup(&info); err != nil {
 		t.Fatal(err)
 	}
 	ts := httptest.NewServer(srv.PrepareRun().Handler)
 	t.Cleanup(ts.Close)
-	return ts
+	return ts, info.VersionedResourcesStorageMap["v1"]["pods"].(*podStorage).encodings
 }
 
 func TestTypedClientsBothVersionsBothEncodings(t *testing.T) {

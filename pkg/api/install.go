@@ -41,13 +41,15 @@ func Install(server *genericapiserver.GenericAPIServer, scheme *runtime.Scheme, 
 		return fmt.Errorf("api.Install needs Metrics, NodeLister and PodLister")
 	}
 	info := genericapiserver.NewDefaultAPIGroupInfo(metrics.GroupName, scheme, metav1.ParameterCodec, codecs)
-	info.VersionedResourcesStorageMap = Storage(cfg)
+	info.VersionedResourcesStorageMap = Storage(cfg, codecs)
 	return server.InstallAPIGroup(&info)
 }
 
 // Storage returns the REST storage of both versions, keyed by version and
-// resource, for callers that assemble their own API group.
-func Storage(cfg Config) map[string]map[string]rest.Storage {
+// resource, for callers that assemble their own API group. Pod lists are
+// written straight to the wire for the plain protobuf and JSON encoders of
+// codecs (see WithWireEncoding).
+func Storage(cfg Config, codecs serializer.CodecFactory) map[string]map[string]rest.Storage {
 	if cfg.NodeSelector == nil {
 		cfg.NodeSelector = labels.Everything()
 	}
@@ -57,7 +59,7 @@ func Storage(cfg Config) map[string]map[string]rest.Storage {
 	fresh := newFreshness(cfg.Registry, cfg.Clock)
 	resources := map[string]rest.Storage{
 		"nodes": &nodeStorage{metrics: cfg.Metrics, lister: cfg.NodeLister, selector: cfg.NodeSelector, freshness: fresh},
-		"pods":  &podStorage{metrics: cfg.Metrics, lister: cfg.PodLister, freshness: fresh},
+		"pods":  &podStorage{metrics: cfg.Metrics, lister: cfg.PodLister, freshness: fresh, encodings: newWireEncodings(codecs)},
 	}
 	return map[string]map[string]rest.Storage{
 		metricsv1.SchemeGroupVersion.Version: resources,

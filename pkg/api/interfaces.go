@@ -4,6 +4,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/metrics/pkg/apis/metrics"
+
+	"github.com/kubemetrics/metrics-server/pkg/points"
 )
 
 // NodeMetricsGetter returns node usage. Results are in input order, one per
@@ -13,10 +15,11 @@ type NodeMetricsGetter interface {
 	GetNodeMetrics(nodes ...*corev1.Node) ([]metrics.NodeMetrics, error)
 }
 
-// PodMetricsGetter returns pod usage, with the same contract as
-// NodeMetricsGetter: input order, pods without metrics skipped.
+// PodMetricsGetter returns pod usage in input order, pods without metrics
+// skipped; each result's Index says which input pod it belongs to. It is
+// compact (no maps) so that listing every pod of a large cluster is cheap.
 type PodMetricsGetter interface {
-	GetPodMetrics(pods ...*metav1.PartialObjectMetadata) ([]metrics.PodMetrics, error)
+	GetPodUsage(pods ...*metav1.PartialObjectMetadata) []points.PodUsage
 }
 
 // MetricsGetter serves both.

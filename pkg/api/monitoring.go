@@ -5,6 +5,8 @@ import (
 
 	"k8s.io/component-base/metrics"
 	"k8s.io/utils/clock"
+
+	"github.com/kubemetrics/metrics-server/pkg/points"
 )
 
 // freshness records how old the served metrics are.
@@ -33,5 +35,14 @@ func (f *freshness) observe(timestamps ...time.Time) {
 	o := f.hist.WithLabelValues()
 	for _, t := range timestamps {
 		o.Observe(now.Sub(t).Seconds())
+	}
+}
+
+// observePods records the age of the pods' samples.
+func (f *freshness) observePods(us []points.PodUsage) {
+	now := f.clock.Now().UnixNano()
+	o := f.hist.WithLabelValues()
+	for i := range us {
+		o.Observe(float64(now-us[i].Timestamp) / 1e9)
 	}
 }

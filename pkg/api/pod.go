@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -21,6 +22,8 @@ type podStorage struct {
 	metrics   PodMetricsGetter
 	lister    cache.GenericLister
 	freshness *freshness
+	// encodings are the encoders whose output podList writes itself.
+	encodings *wireEncodings
 }
 
 var (
@@ -56,15 +59,13 @@ func (s *podStorage) Get(ctx context.Context, name string, _ *metav1.GetOptions)
 	if !ok {
 		return nil, apierrors.NewInternalError(fmt.Errorf("pod cache holds a %T, want *PartialObjectMetadata", obj))
 	}
-	ms, err := s.metrics.GetPodMetrics(pod)
-	if err != nil {
-		return nil, apierrors.NewInternalError(fmt.Errorf("reading metrics of pod %s/%s: %w", ns, name, err))
-	}
-	if len(ms) == 0 {
+	us := s.metrics.GetPodUsage(pod)
+	if len(us) == 0 {
 		return nil, notFound
 	}
-	s.freshness.observe(ms[0].Timestamp.Time)
-	return &ms[0], nil
+	s.freshness.observe(time.Unix(0, us[0].Timestamp))
+	m := podMetricsOf(pod, &us[0])
+	return &m, nil
 }
 
 // List returns the metrics of the pods matching the selectors in the
@@ -98,14 +99,12 @@ func (s *podStorage) List(ctx context.Context, opts *metainternalversion.ListOpt
 		}
 		return pods[i].Name < pods[j].Name
 	})
-	ms, err := s.metrics.GetPodMetrics(pods...)
-	if err != nil {
-		return nil, apierrors.NewInternalError(fmt.Errorf("reading pod metrics: %w", err))
+	list := &podList{pods: pods, usage: s.metrics.GetPodUsage(pods...), encodings: s.encodings}
+	s.freshness.observePods(list.usage)
+	if !wireEncodingAllowed(ctx) || len(list.usage) == 0 {
+		return list.GetObject(), nil
 	}
-	for i := range ms {
-		s.freshness.observe(ms[i].Timestamp.Time)
-	}
-	return &metrics.PodMetricsList{Items: ms}, nil
+	return list, nil
 }
 
 // ConvertToTable renders pod metrics for kubectl get, containers summed.
@@ -119,6 +118,8 @@ func (s *podStorage) ConvertToTable(_ context.Context, obj runtime.Object, opts 
 	case *metrics.PodMetricsList:
 		items = o.Items
 		t.ResourceVersion, t.Continue = o.ResourceVersion, o.Continue
+	case *podList:
+		items = o.GetObject().(*metrics.PodMetricsList).Items
 	default:
 		return nil, fmt.Errorf("cannot render %T as a pod metrics table", obj)
 	}

@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/metrics/pkg/apis/metrics"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/kubemetrics/metrics-server/pkg/points"
 )
 
 var sampleTime = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
@@ -44,19 +46,20 @@ func (f *fakeMetrics) GetNodeMetrics(nodes ...*corev1.Node) ([]metrics.NodeMetri
 	return out, nil
 }
 
-func (f *fakeMetrics) GetPodMetrics(pods ...*metav1.PartialObjectMetadata) ([]metrics.PodMetrics, error) {
-	var out []metrics.PodMetrics
-	for _, p := range pods {
+func (f *fakeMetrics) GetPodUsage(pods ...*metav1.PartialObjectMetadata) []points.PodUsage {
+	var out []points.PodUsage
+	for i, p := range pods {
 		if m, ok := f.pods[p.Namespace+"/"+p.Name]; ok {
-			out = append(out, metrics.PodMetrics{
-				ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, Labels: p.Labels},
-				Timestamp:  metav1.NewTime(sampleTime),
-				Window:     metav1.Duration{Duration: 15 * time.Second},
-				Containers: []metrics.ContainerMetrics{{Name: "app", Usage: usageOf(m)}, {Name: "sidecar", Usage: usageOf(1)}},
+			usage := func(milliCPU int64) points.Usage {
+				return points.Usage{Timestamp: sampleTime.UnixNano(), Window: int64(15 * time.Second), NanoCores: uint64(milliCPU) * 1e6, Memory: uint64(milliCPU) << 20}
+			}
+			out = append(out, points.PodUsage{
+				Index: i, Timestamp: sampleTime.UnixNano(), Window: int64(15 * time.Second),
+				Containers: []points.ContainerUsage{{Name: "app", Usage: usage(m)}, {Name: "sidecar", Usage: usage(1)}},
 			})
 		}
 	}
-	return out, nil
+	return out
 }
 
 func usageOf(milliCPU int64) corev1.ResourceList {

@@ -80,6 +80,16 @@ func (c CompletedConfig) New() (*Server, error) {
 	// The generic server's own /metrics would serve only the legacy
 	// registry; ours serves both.
 	c.Apiserver.EnableMetrics = false
+	// Pod lists may be written by the API package's own encoders; the
+	// filter sits innermost, next to the API handlers, and lets through
+	// only requests that ask for no server-side transformation.
+	chain := c.Apiserver.BuildHandlerChainFunc
+	if chain == nil {
+		chain = genericapiserver.DefaultBuildHandlerChain
+	}
+	c.Apiserver.BuildHandlerChainFunc = func(h http.Handler, cfg *genericapiserver.Config) http.Handler {
+		return chain(api.WithWireEncoding(h), cfg)
+	}
 	generic, err := c.Apiserver.Complete(nil).New("metrics-server", genericapiserver.NewEmptyDelegate())
 	if err != nil {
 		return nil, fmt.Errorf("building the API server: %w", err)

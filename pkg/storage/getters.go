@@ -7,6 +7,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/metrics/pkg/apis/metrics"
+
+	"github.com/kubemetrics/metrics-server/pkg/points"
 )
 
 // GetNodeMetrics returns, in input order, the metrics of each node that has
@@ -33,68 +35,79 @@ func (s *Store) GetNodeMetrics(nodes ...*corev1.Node) ([]metrics.NodeMetrics, er
 			},
 			Timestamp: metav1.NewTime(time.Unix(0, u.timestamp)),
 			Window:    metav1.Duration{Duration: time.Duration(u.window)},
-			Usage:     resourceList(u),
+			Usage:     ResourceList(u.public()),
 		})
 	}
 	return out, nil
 }
 
-// GetPodMetrics returns, in input order, the metrics of each pod whose every
+// GetPodUsage returns, in input order, the usage of each pod whose every
 // container has servable usage; the others are skipped. A pod's timestamp
-// and window are those of its container with the oldest sample.
-func (s *Store) GetPodMetrics(pods ...*metav1.PartialObjectMetadata) ([]metrics.PodMetrics, error) {
-	out := make([]metrics.PodMetrics, 0, len(pods))
+// and window are those of its container with the oldest sample. The
+// containers of all results share one backing array: a list of 150,000
+// pods costs a handful of allocations, not one map per container.
+func (s *Store) GetPodUsage(pods ...*metav1.PartialObjectMetadata) []points.PodUsage {
+	out := make([]points.PodUsage, 0, len(pods))
+	// offsets[i] is where out[i]'s containers start in all.
+	offsets := make([]int, 0, len(pods))
+	all := make([]points.ContainerUsage, 0, 2*len(pods))
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, pod := range pods {
+	for i, pod := range pods {
 		p, ok := s.pods[podKey{pod.Namespace, pod.Name}]
 		if !ok {
 			continue
 		}
-		pm, ok := s.podUsage(p)
+		start := len(all)
+		var earliest usage
+		all, earliest, ok = s.podUsage(p, all)
 		if !ok {
+			all = all[:start]
 			continue
 		}
-		pm.ObjectMeta = metav1.ObjectMeta{
-			Name:              pod.Name,
-			Namespace:         pod.Namespace,
-			Labels:            pod.Labels,
-			CreationTimestamp: pod.CreationTimestamp,
-		}
-		out = append(out, pm)
+		out = append(out, points.PodUsage{Index: i, Timestamp: earliest.timestamp, Window: earliest.window})
+		offsets = append(offsets, start)
 	}
-	return out, nil
+	s.mu.RUnlock()
+	// Slice the containers only now: appending may have moved all.
+	for i := range out {
+		end := len(all)
+		if i+1 < len(out) {
+			end = offsets[i+1]
+		}
+		out[i].Containers = all[offsets[i]:end:end]
+	}
+	return out
 }
 
-// podUsage builds a pod's metrics without its ObjectMeta.
-func (s *Store) podUsage(p *podEntry) (metrics.PodMetrics, bool) {
+// podUsage appends the usage of every container of p to dst and returns
+// the usage of the container with the oldest sample; ok is false when a
+// container has none to serve (or, with DropZeroUsagePods, a zero).
+func (s *Store) podUsage(p *podEntry, dst []points.ContainerUsage) (_ []points.ContainerUsage, earliest usage, ok bool) {
 	if len(p.containers) == 0 {
-		return metrics.PodMetrics{}, false
+		return dst, usage{}, false
 	}
-	pm := metrics.PodMetrics{Containers: make([]metrics.ContainerMetrics, 0, len(p.containers))}
-	var earliest usage
-	for i := range p.containers {
-		c := &p.containers[i]
+	for j := range p.containers {
+		c := &p.containers[j]
 		u, ok := c.series.usage()
-		if !ok {
-			return metrics.PodMetrics{}, false
+		if !ok || (s.opts.DropZeroUsagePods && (u.nanoCores == 0 || u.memory == 0)) {
+			return dst, usage{}, false
 		}
-		if s.opts.DropZeroUsagePods && (u.nanoCores == 0 || u.memory == 0) {
-			return metrics.PodMetrics{}, false
-		}
-		if i == 0 || u.timestamp < earliest.timestamp {
+		if j == 0 || u.timestamp < earliest.timestamp {
 			earliest = u
 		}
-		pm.Containers = append(pm.Containers, metrics.ContainerMetrics{Name: c.name, Usage: resourceList(u)})
+		dst = append(dst, points.ContainerUsage{Name: c.name, Usage: u.public()})
 	}
-	pm.Timestamp = metav1.NewTime(time.Unix(0, earliest.timestamp))
-	pm.Window = metav1.Duration{Duration: time.Duration(earliest.window)}
-	return pm, true
+	return dst, earliest, true
 }
 
-func resourceList(u usage) corev1.ResourceList {
+func (u usage) public() points.Usage {
+	return points.Usage{Timestamp: u.timestamp, Window: u.window, NanoCores: u.nanoCores, Memory: u.memory}
+}
+
+// ResourceList renders a usage as the API's cpu and memory quantities.
+func ResourceList(u points.Usage) corev1.ResourceList {
 	return corev1.ResourceList{
-		corev1.ResourceCPU:    *resource.NewScaledQuantity(int64(u.nanoCores), resource.Nano),
-		corev1.ResourceMemory: *resource.NewQuantity(int64(u.memory), resource.BinarySI),
+		corev1.ResourceCPU:    *resource.NewScaledQuantity(int64(u.NanoCores), resource.Nano),
+		corev1.ResourceMemory: *resource.NewQuantity(int64(u.Memory), resource.BinarySI),
 	}
 }

@@ -210,8 +210,9 @@ func (s *Store) Ready() bool {
 			return true
 		}
 	}
+	var scratch []points.ContainerUsage
 	for _, p := range s.pods {
-		if _, ok := s.podUsage(p); ok {
+		if _, _, ok := s.podUsage(p, scratch[:0]); ok {
 			return true
 		}
 	}

@@ -22,7 +22,7 @@ type (
 		GetNodeMetrics(nodes ...*corev1.Node) ([]metrics.NodeMetrics, error)
 	}
 	podGetter interface {
-		GetPodMetrics(pods ...*metav1.PartialObjectMetadata) ([]metrics.PodMetrics, error)
+		GetPodUsage(pods ...*metav1.PartialObjectMetadata) []points.PodUsage
 	}
 )
 
@@ -93,17 +93,19 @@ func sortedKeys(m map[string][]ctr) []string {
 
 func podsServed(t *testing.T, s *Store, pods ...*metav1.PartialObjectMetadata) map[string]map[string]served {
 	t.Helper()
-	ms, err := s.GetPodMetrics(pods...)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]map[string]served{}
-	for _, m := range ms {
-		cs := map[string]served{}
-		for _, c := range m.Containers {
-			cs[c.Name] = served{MilliCPU: c.Usage.Cpu().MilliValue(), Memory: c.Usage.Memory().Value(), Window: m.Window.Duration}
+	last := -1
+	for _, u := range s.GetPodUsage(pods...) {
+		if u.Index <= last {
+			t.Errorf("pod index %d after %d: results out of input order", u.Index, last)
 		}
-		out[m.Namespace+"/"+m.Name] = cs
+		last = u.Index
+		cs := map[string]served{}
+		for _, c := range u.Containers {
+			cs[c.Name] = served{MilliCPU: int64(c.NanoCores / 1e6), Memory: int64(c.Memory), Window: time.Duration(u.Window)}
+		}
+		p := pods[u.Index]
+		out[p.Namespace+"/"+p.Name] = cs
 	}
 	return out
 }
@@ -200,18 +202,21 @@ func TestPodTimestampIsItsEarliestContainer(t *testing.T) {
 	b2.Pods[0].Containers[1].Timestamp = 108 * sec // b sampled earlier
 	s.Store(b1)
 	s.Store(b2)
-	ms, _ := s.GetPodMetrics(podObj("shop", "web"))
-	if len(ms) != 1 {
-		t.Fatalf("got %d pods, want 1", len(ms))
+	us := s.GetPodUsage(podObj("shop", "other"), podObj("shop", "web"))
+	if len(us) != 1 {
+		t.Fatalf("got %d pods, want 1", len(us))
 	}
-	if got := ms[0].Timestamp.Time; !got.Equal(time.Unix(108, 0)) {
+	if us[0].Index != 1 {
+		t.Errorf("index %d, want 1 (the second pod asked)", us[0].Index)
+	}
+	if got := time.Unix(0, us[0].Timestamp); !got.Equal(time.Unix(108, 0)) {
 		t.Errorf("timestamp %v, want the earliest container's 108s", got)
 	}
-	if got := ms[0].Window.Duration; got != 8*time.Second {
+	if got := time.Duration(us[0].Window); got != 8*time.Second {
 		t.Errorf("window %v, want the earliest container's 8s", got)
 	}
-	if ms[0].Labels["p"] != "web" || ms[0].Namespace != "shop" {
-		t.Errorf("object meta not taken from the pod: %+v", ms[0].ObjectMeta)
+	if len(us[0].Containers) != 2 || us[0].Containers[0].Name != "a" || us[0].Containers[1].Name != "b" {
+		t.Errorf("containers %+v, want a and b in kubelet order", us[0].Containers)
 	}
 }
 
@@ -287,7 +292,7 @@ func TestStoreConcurrentUse(t *testing.T) {
 		})
 		wg.Go(func() {
 			for range 50 {
-				_, _ = s.GetPodMetrics(podObj("ns", fmt.Sprintf("p%d", n)))
+				_ = s.GetPodUsage(podObj("ns", fmt.Sprintf("p%d", n)))
 				_, _ = s.GetNodeMetrics(nodeObj(fmt.Sprintf("n%d", n)))
 				s.Prune()
 				_ = s.Ready()
