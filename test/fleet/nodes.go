@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 )
 
 const (
@@ -101,7 +102,22 @@ func (f *Fleet) registerNode(ctx context.Context, n *node) error {
 			ContainerRuntimeVersion: "simulated://1.0", KernelVersion: "6.1.0", OSImage: "kubemetrics fleet",
 		},
 	}
-	if _, err := nodes.UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+	// Controllers (node lifecycle, taints) may touch a new node at once:
+	// on a conflict, read it again and set the status again.
+	status := created.Status
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		_, err := nodes.UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) {
+			latest, gerr := nodes.Get(ctx, n.name, metav1.GetOptions{})
+			if gerr != nil {
+				return gerr
+			}
+			latest.Status = status
+			created = latest
+		}
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("setting the status of node %s: %w", n.name, err)
 	}
 	if f.cfg.NoLeases {
