@@ -27,6 +27,7 @@ type kubelet struct {
 	answers map[string]answer
 	hits    map[string]int
 	auth    []string
+	protos  []string
 }
 
 type answer struct {
@@ -42,6 +43,7 @@ func (k *kubelet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	k.hits[r.URL.Path]++
 	k.auth = append(k.auth, r.Header.Get("Authorization"))
+	k.protos = append(k.protos, r.Proto)
 	a, ok := k.answers[r.URL.Path]
 	k.mu.Unlock()
 	if !ok {
@@ -342,5 +344,32 @@ func writePEM(t *testing.T, path string, der []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestKubeletsAreAskedOverHTTP1: even a kubelet offering HTTP/2 is asked
+// over HTTP/1.1, whose idle connections are smaller.
+func TestKubeletsAreAskedOverHTTP1(t *testing.T) {
+	k := &kubelet{}
+	k.set(resourcePath, answer{200, readTestdata(t, "resource-pods.txt"), 0})
+	srv := httptest.NewUnstartedServer(k)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	c, _ := newTestClient(t, EndpointResource, nil)
+	for range 2 {
+		if _, err := c.GetMetrics(context.Background(), nodeFor(t, srv)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.protos) != 2 {
+		t.Fatalf("kubelet saw %d requests, want 2", len(k.protos))
+	}
+	for _, p := range k.protos {
+		if p != "HTTP/1.1" {
+			t.Errorf("kubelet asked over %s, want HTTP/1.1", p)
+		}
 	}
 }

@@ -114,6 +114,11 @@ func RestConfigFor(base *rest.Config, o TLSOptions) (*rest.Config, string) {
 	}
 	// The kube-apiserver's server name means nothing to a kubelet.
 	cfg.TLSClientConfig.ServerName = ""
+	// One GET per node per resolution gains nothing from HTTP/2's streams,
+	// and an idle HTTP/2 connection holds about 20 KiB more (framer and
+	// write buffers) than an HTTP/1.1 one: with a connection kept to every
+	// node, that is 100 MiB at 5,000 nodes.
+	cfg.TLSClientConfig.NextProtos = []string{"http/1.1"}
 	return cfg, "https"
 }
 
