@@ -18,6 +18,7 @@ func TestRestConfigFor(t *testing.T) {
 			ServerName: "kubernetes.default.svc",
 		},
 	}
+	h1 := []string{"http/1.1"}
 	tests := []struct {
 		name       string
 		opts       TLSOptions
@@ -28,28 +29,28 @@ func TestRestConfigFor(t *testing.T) {
 		{
 			name:       "server credentials pass through, server name dropped",
 			wantScheme: "https",
-			wantTLS:    rest.TLSClientConfig{CAData: []byte("apiserver-ca"), CertData: []byte("apiserver-client-cert"), KeyData: []byte("apiserver-client-key")},
+			wantTLS:    rest.TLSClientConfig{CAData: []byte("apiserver-ca"), CertData: []byte("apiserver-client-cert"), KeyData: []byte("apiserver-client-key"), NextProtos: h1},
 			wantToken:  "sa-token",
 		},
 		{
 			name:       "CA file replaces CA data",
 			opts:       TLSOptions{CAFile: "/etc/kubelet-ca.crt"},
 			wantScheme: "https",
-			wantTLS:    rest.TLSClientConfig{CAFile: "/etc/kubelet-ca.crt", CertData: []byte("apiserver-client-cert"), KeyData: []byte("apiserver-client-key")},
+			wantTLS:    rest.TLSClientConfig{CAFile: "/etc/kubelet-ca.crt", CertData: []byte("apiserver-client-cert"), KeyData: []byte("apiserver-client-key"), NextProtos: h1},
 			wantToken:  "sa-token",
 		},
 		{
 			name:       "insecure skips verification and drops the CA",
 			opts:       TLSOptions{Insecure: true},
 			wantScheme: "https",
-			wantTLS:    rest.TLSClientConfig{Insecure: true, CertData: []byte("apiserver-client-cert"), KeyData: []byte("apiserver-client-key")},
+			wantTLS:    rest.TLSClientConfig{Insecure: true, CertData: []byte("apiserver-client-cert"), KeyData: []byte("apiserver-client-key"), NextProtos: h1},
 			wantToken:  "sa-token",
 		},
 		{
 			name:       "client certificate replaces the server's",
 			opts:       TLSOptions{CertFile: "/c.crt", KeyFile: "/c.key"},
 			wantScheme: "https",
-			wantTLS:    rest.TLSClientConfig{CAData: []byte("apiserver-ca"), CertFile: "/c.crt", KeyFile: "/c.key"},
+			wantTLS:    rest.TLSClientConfig{CAData: []byte("apiserver-ca"), CertFile: "/c.crt", KeyFile: "/c.key", NextProtos: h1},
 			wantToken:  "sa-token",
 		},
 		{
