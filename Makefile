@@ -22,8 +22,10 @@ PLAYGROUND_DIR ?= /tmp/kubemetrics-playground
 UPSTREAM := $(OUTPUT)/upstream/metrics-server
 FLEET_NODES ?= 100
 FLEET_STEADY ?= 1m
+FLEET_ARGS ?=
+FLEET_SWEEP ?= 100 1000 5000 10000
 
-.PHONY: help build test unit e2e k8s demo demo-down bench-fleet verify vet fmt tidy-check bench fuzz generate clean
+.PHONY: help build test unit e2e k8s demo demo-down bench-fleet bench-fleet-sweep bench-fleet-smoke verify vet fmt tidy-check bench fuzz generate clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -48,8 +50,14 @@ demo: build k8s ## a local cluster with a small fleet and our server; prints kub
 $(UPSTREAM):
 	GOBIN=$(abspath $(OUTPUT))/upstream $(GO) install sigs.k8s.io/metrics-server/cmd/metrics-server@v0.9.0
 
-bench-fleet: build k8s $(UPSTREAM) ## side-by-side fleet benchmark against upstream v0.9.0 (FLEET_NODES, FLEET_STEADY)
-	cd test && $(GO) run ./cmd/benchfleet -nodes $(FLEET_NODES) -steady $(FLEET_STEADY) -binary ../$(BINARY) -compare ../$(UPSTREAM) -bin ../$(K8S_BIN) -out ../$(OUTPUT)/bench-fleet
+bench-fleet: build k8s $(UPSTREAM) ## side-by-side fleet benchmark against upstream v0.9.0 (FLEET_NODES, FLEET_STEADY, FLEET_ARGS); table, JSON and plot in _output/bench-fleet
+	cd test && $(GO) run ./cmd/benchfleet -nodes $(FLEET_NODES) -steady $(FLEET_STEADY) -binary ../$(BINARY) -compare ../$(UPSTREAM) -bin ../$(K8S_BIN) -out ../$(OUTPUT)/bench-fleet $(FLEET_ARGS)
+
+bench-fleet-sweep: build k8s $(UPSTREAM) ## bench-fleet at 100, 1,000, 5,000 and 10,000 nodes (over an hour), one plot
+	for n in $(FLEET_SWEEP); do $(MAKE) --no-print-directory bench-fleet FLEET_NODES=$$n; done
+
+bench-fleet-smoke: ## the CI smoke: 100 nodes, one minute, both binaries, our server checked
+	$(MAKE) --no-print-directory bench-fleet FLEET_NODES=100 FLEET_STEADY=1m FLEET_ARGS="-check -out ../$(OUTPUT)/bench-fleet-smoke"
 
 demo-down: ## stop a playground left running
 	cd test && $(GO) run ./cmd/playground -dir $(PLAYGROUND_DIR) -down

@@ -132,16 +132,21 @@ func (c CompletedConfig) New() (*Server, error) {
 	}, nil
 }
 
-// Run starts the informers, waits for them to sync, then scrapes and serves
-// until ctx is done.
+// Run starts the informers and scrapes as soon as the nodes are known;
+// it serves once the pods are known too (a large cluster's pod list takes
+// seconds, which the start-up scrapes overlap), until ctx is done.
 func (s *Server) Run(ctx context.Context) error {
 	s.nodeFactory.Start(ctx.Done())
 	go s.podInformer.RunWithContext(ctx)
-	if !cache.WaitForCacheSync(ctx.Done(), s.nodeInformer.HasSynced, s.podInformer.HasSynced) {
-		return fmt.Errorf("informers did not sync before shutdown: %w", context.Cause(ctx))
+	if !cache.WaitForCacheSync(ctx.Done(), s.nodeInformer.HasSynced) {
+		return fmt.Errorf("the node informer did not sync before shutdown: %w", context.Cause(ctx))
 	}
-	klog.InfoS("Informers synced; starting to scrape and serve")
+	klog.InfoS("Nodes synced; starting to scrape")
 	go s.scraper.Run(ctx)
+	if !cache.WaitForCacheSync(ctx.Done(), s.podInformer.HasSynced) {
+		return fmt.Errorf("the pod informer did not sync before shutdown: %w", context.Cause(ctx))
+	}
+	klog.InfoS("Pods synced; serving")
 	return s.generic.PrepareRun().RunWithContext(ctx)
 }
 

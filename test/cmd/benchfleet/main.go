@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -49,6 +50,7 @@ func run() error {
 	dir := flag.String("dir", "/tmp/kubemetrics-bench-fleet", "the cluster's folder")
 	profile := flag.Bool("profile", false, "save CPU and heap profiles of each server during steady state into <out>/profiles")
 	plotOnly := flag.Bool("plot-only", false, "only redraw summary.md and plot.png from the results in -out")
+	check := flag.Bool("check", false, "fail unless our server scraped every node exactly once per cycle, finished every cycle within 5s and served complete lists without errors (the CI smoke)")
 	flag.Parse()
 	if *plotOnly {
 		return summarize(*out)
@@ -127,5 +129,35 @@ func run() error {
 	}
 	fmt.Println()
 	fmt.Print(md)
-	return summarize(*out)
+	if err := summarize(*out); err != nil {
+		return err
+	}
+	if *check {
+		return checkOurs(results[0])
+	}
+	return nil
+}
+
+// checkOurs holds our server to what the smoke run promises.
+func checkOurs(r Result) error {
+	var problems []string
+	if r.Cycles < 2 {
+		problems = append(problems, fmt.Sprintf("only %d whole scrape cycles seen", r.Cycles))
+	}
+	if lo, hi := r.KubeletRequestsMinMaxPerNode[0], r.KubeletRequestsMinMaxPerNode[1]; lo != r.Cycles || hi != r.Cycles {
+		problems = append(problems, fmt.Sprintf("kubelet requests per node %d-%d over %d cycles, want exactly one per cycle", lo, hi, r.Cycles))
+	}
+	if r.CycleMax > 5 {
+		problems = append(problems, fmt.Sprintf("longest cycle %.2fs, want at most 5s", r.CycleMax))
+	}
+	for _, k := range listKeys {
+		if l := r.List[k]; l.Errors > 0 || l.N == 0 {
+			problems = append(problems, fmt.Sprintf("LIST %s: %d errors in %d runs", k, l.Errors, l.N))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%s: %s", r.Name, strings.Join(problems, "; "))
+	}
+	fmt.Printf("check passed: %s scraped each of %d nodes once in each of %d cycles, longest cycle %.2fs\n", r.Name, r.Nodes, r.Cycles, r.CycleMax)
+	return nil
 }
