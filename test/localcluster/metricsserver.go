@@ -22,6 +22,8 @@ type MetricsServer struct {
 	Manifests string
 	// Args are extra flags, such as --metric-resolution.
 	Args []string
+	// Env are extra environment variables (KEY=VALUE), such as GOMAXPROCS.
+	Env []string
 }
 
 // StartMetricsServer registers and runs our metrics server with a
@@ -62,7 +64,7 @@ func (c *Cluster) StartMetricsServer(ctx context.Context, ms MetricsServer) (int
 		"--kubelet-certificate-authority", c.PKI.Path(pki.KubeletCA + ".crt"),
 		"--kubelet-use-node-status-port", "--kubelet-preferred-address-types", "InternalIP",
 	}, ms.Args...)
-	p, err := start(c.opts.Dir, "metrics-server", ms.Binary, args...)
+	p, err := startWithEnv(c.opts.Dir, "metrics-server", ms.Binary, ms.Env, args...)
 	if err != nil {
 		return 0, err
 	}

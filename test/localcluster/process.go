@@ -26,6 +26,11 @@ type process struct {
 // start runs bin with args, its output in dir/logs/name.log, its pid in
 // dir/pids/name.
 func start(dir, name, bin string, args ...string) (*process, error) {
+	return startWithEnv(dir, name, bin, nil, args...)
+}
+
+// startWithEnv is start with extra environment variables (KEY=VALUE).
+func startWithEnv(dir, name, bin string, env []string, args ...string) (*process, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
 		return nil, err
 	}
@@ -37,6 +42,9 @@ func start(dir, name, bin string, args ...string) (*process, error) {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -45,6 +45,9 @@ func run() error {
 	ours := flag.String("binary", filepath.Join(repo, "_output/metrics-server"), "our metrics-server")
 	compare := flag.String("compare", "", "another binary taking the upstream flags, measured after ours")
 	compareName := flag.String("compare-name", "upstream", "the name of the -compare binary in the results")
+	env := flag.String("env", "", "comma-separated KEY=VALUE environment for our binary")
+	compareEnv := flag.String("compare-env", "", "comma-separated KEY=VALUE environment for the -compare binary")
+	name := flag.String("name", "kubemetrics", "the name of our binary in the results")
 	bin := flag.String("bin", filepath.Join(repo, "test/.cache/bin/v1.37.2"), "the pinned Kubernetes binaries")
 	out := flag.String("out", filepath.Join(repo, "_output/bench-fleet"), "folder for the results, summary and plot")
 	dir := flag.String("dir", "/tmp/kubemetrics-bench-fleet", "the cluster's folder")
@@ -98,13 +101,23 @@ func run() error {
 	}
 	logf("%d pods created and running in %v (%.0f/s)", want, time.Since(start).Round(time.Millisecond), float64(want)/time.Since(start).Seconds())
 
-	runs := []struct{ name, binary string }{{"kubemetrics", *ours}}
+	type run struct {
+		name, binary string
+		env          []string
+	}
+	split := func(s string) []string {
+		if s == "" {
+			return nil
+		}
+		return strings.Split(s, ",")
+	}
+	runs := []run{{*name, *ours, split(*env)}}
 	if *compare != "" {
-		runs = append(runs, struct{ name, binary string }{*compareName, *compare})
+		runs = append(runs, run{*compareName, *compare, split(*compareEnv)})
 	}
 	var results []Result
 	for _, r := range runs {
-		mc := measureConfig{name: r.name, binary: r.binary, manifests: filepath.Join(repo, "manifests/overlays/local"),
+		mc := measureConfig{name: r.name, binary: r.binary, env: r.env, manifests: filepath.Join(repo, "manifests/overlays/local"),
 			nodes: *nodes, pods: *pods, containers: *containers, res: *resolution, steady: *steady, logf: logf}
 		if *profile {
 			mc.profileDir = filepath.Join(*out, "profiles")

@@ -56,6 +56,7 @@ const clockTicks = 100 // USER_HZ on Linux
 
 type measureConfig struct {
 	name, binary, manifests string
+	env                     []string
 	nodes, pods, containers int
 	res, steady             time.Duration
 	profileDir              string // when set, CPU and heap profiles of the server land here
@@ -67,7 +68,7 @@ func measure(ctx context.Context, c *localcluster.Cluster, fl *fleet.Fleet, mc m
 	logf := mc.logf
 	logf("%s: starting %s", mc.name, mc.binary)
 	began := time.Now()
-	port, err := c.StartMetricsServer(ctx, localcluster.MetricsServer{Binary: mc.binary, Manifests: mc.manifests, Args: []string{"--metric-resolution=" + mc.res.String()}})
+	port, err := c.StartMetricsServer(ctx, localcluster.MetricsServer{Binary: mc.binary, Manifests: mc.manifests, Args: []string{"--metric-resolution=" + mc.res.String()}, Env: mc.env})
 	if err != nil {
 		return r, err
 	}
