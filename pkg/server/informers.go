@@ -10,6 +10,8 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/kubemetrics/metrics-server/pkg/scraper/kubelet"
 )
 
 // runningPodsSelector keeps the pod informer to pods that can have metrics;
@@ -44,6 +46,10 @@ func slimNode(obj any) (any, error) {
 	if !ok {
 		return obj, nil
 	}
+	var annotations map[string]string
+	if p, ok := n.Annotations[kubelet.ResourcePathAnnotation]; ok {
+		annotations = map[string]string{kubelet.ResourcePathAnnotation: p}
+	}
 	return &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:              n.Name,
@@ -51,7 +57,7 @@ func slimNode(obj any) (any, error) {
 			ResourceVersion:   n.ResourceVersion,
 			CreationTimestamp: n.CreationTimestamp,
 			Labels:            n.Labels,
-			Annotations:       n.Annotations,
+			Annotations:       annotations,
 		},
 		Status: corev1.NodeStatus{
 			Addresses:       n.Status.Addresses,
@@ -60,19 +66,18 @@ func slimNode(obj any) (any, error) {
 	}, nil
 }
 
-// slimPod keeps of a pod's metadata what the API serves and selects on.
+// slimPod keeps of a pod's metadata what the API serves and selects on:
+// name, namespace, labels and creation time (uid, resource version and
+// type are 150,000 strings nobody reads at 5,000 nodes).
 func slimPod(obj any) (any, error) {
 	p, ok := obj.(*metav1.PartialObjectMetadata)
 	if !ok {
 		return obj, nil
 	}
 	return &metav1.PartialObjectMetadata{
-		TypeMeta: p.TypeMeta,
 		ObjectMeta: metav1.ObjectMeta{
 			Name:              p.Name,
 			Namespace:         p.Namespace,
-			UID:               p.UID,
-			ResourceVersion:   p.ResourceVersion,
 			CreationTimestamp: p.CreationTimestamp,
 			Labels:            p.Labels,
 		},

@@ -14,7 +14,7 @@ func TestSlimNodeKeepsWhatIsRead(t *testing.T) {
 	full := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: "n1", UID: "u1", ResourceVersion: "7", Labels: map[string]string{"a": "b"},
-			Annotations:   map[string]string{"metrics.k8s.io/resource-metrics-path": "/x"},
+			Annotations:   map[string]string{"metrics.k8s.io/resource-metrics-path": "/x", "flannel.alpha.coreos.com/backend-data": "big"},
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubelet"}},
 		},
 		Spec: corev1.NodeSpec{PodCIDR: "10.0.0.0/24"},
@@ -30,7 +30,7 @@ func TestSlimNodeKeepsWhatIsRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: "n1", UID: "u1", ResourceVersion: "7", Labels: full.Labels, Annotations: full.Annotations},
+		ObjectMeta: metav1.ObjectMeta{Name: "n1", UID: "u1", ResourceVersion: "7", Labels: full.Labels, Annotations: map[string]string{"metrics.k8s.io/resource-metrics-path": "/x"}},
 		Status:     corev1.NodeStatus{Addresses: full.Status.Addresses, DaemonEndpoints: full.Status.DaemonEndpoints},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -43,7 +43,7 @@ func TestSlimNodeKeepsWhatIsRead(t *testing.T) {
 
 func TestSlimPodKeepsWhatIsRead(t *testing.T) {
 	full := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
-		Name: "p", Namespace: "ns", Labels: map[string]string{"app": "x"},
+		Name: "p", Namespace: "ns", Labels: map[string]string{"app": "x"}, UID: "u1", ResourceVersion: "9",
 		Annotations:     map[string]string{"big": "annotation"},
 		OwnerReferences: []metav1.OwnerReference{{Name: "rs"}},
 		ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kubelet"}},

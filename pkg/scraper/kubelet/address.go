@@ -18,9 +18,9 @@ var DefaultAddressTypes = []corev1.NodeAddressType{
 	corev1.NodeExternalIP,
 }
 
-// resourcePathAnnotation overrides the path of the resource metrics
+// ResourcePathAnnotation overrides the path of the resource metrics
 // endpoint of a node; upstream honours it and node emulators rely on it.
-const resourcePathAnnotation = "metrics.k8s.io/resource-metrics-path"
+const ResourcePathAnnotation = "metrics.k8s.io/resource-metrics-path"
 
 // hostPort chooses the node's kubelet address: the first address of the
 // first type in priority order that the node has, and the kubelet port from

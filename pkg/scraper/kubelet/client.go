@@ -134,7 +134,7 @@ func (c *Client) clearFallback(node string) {
 }
 
 func (c *Client) resourcePathFor(node *corev1.Node) string {
-	if p := node.Annotations[resourcePathAnnotation]; p != "" {
+	if p := node.Annotations[ResourcePathAnnotation]; p != "" {
 		return p
 	}
 	return resourcePath

@@ -316,7 +316,7 @@ func TestResourcePathAnnotation(t *testing.T) {
 	defer srv.Close()
 	c, _ := newTestClient(t, EndpointResource, nil)
 	node := nodeFor(t, srv)
-	node.Annotations = map[string]string{resourcePathAnnotation: "/metrics/emulated"}
+	node.Annotations = map[string]string{ResourcePathAnnotation: "/metrics/emulated"}
 	b, err := c.GetMetrics(context.Background(), node)
 	if err != nil {
 		t.Fatal(err)
