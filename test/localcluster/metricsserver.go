@@ -24,6 +24,9 @@ type MetricsServer struct {
 	Args []string
 	// Env are extra environment variables (KEY=VALUE), such as GOMAXPROCS.
 	Env []string
+	// Started, when set, is called with the server's port as soon as its
+	// process runs, before the APIServices are patched and waited for.
+	Started func(port int)
 }
 
 // StartMetricsServer registers and runs our metrics server with a
@@ -69,6 +72,9 @@ func (c *Cluster) StartMetricsServer(ctx context.Context, ms MetricsServer) (int
 		return 0, err
 	}
 	c.procs["metrics-server"] = p
+	if ms.Started != nil {
+		ms.Started(port)
+	}
 
 	ca, err := os.ReadFile(c.PKI.Path(pki.ClusterCA + ".crt"))
 	if err != nil {
