@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/kubemetrics/metrics-server/pkg/points"
@@ -31,13 +32,12 @@ const (
 // malformed line of a series we read fails the whole node; lines of other
 // series are skipped unparsed.
 func DecodeResource(r io.Reader, node string, now time.Time) (*points.Batch, error) {
-	d := resourceDecoder{
-		batch: &points.Batch{Node: node},
-		pods:  map[string]int{},
-		now:   now.UnixNano(),
-	}
+	d := decoders.Get().(*resourceDecoder)
+	defer d.release()
+	d.batch = &points.Batch{Node: node}
+	d.now = now.UnixNano()
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 16<<10), maxResourceLine)
+	sc.Buffer(d.scan[:0], maxResourceLine)
 	line := 0
 	for sc.Scan() {
 		line++
@@ -69,7 +69,23 @@ func DecodeResource(r io.Reader, node string, now time.Time) (*points.Batch, err
 	return d.batch, nil
 }
 
+// decoders keeps decoders between scrapes: their maps and buffers keep
+// their sizes, so a scrape does not grow them again from nothing.
+var decoders = sync.Pool{New: func() any {
+	return &resourceDecoder{pods: map[string]int{}, cpuTimed: map[[2]int]bool{}, scan: make([]byte, 0, 16<<10)}
+}}
+
+// release clears the decoder for the next scrape and returns it to the pool.
+func (d *resourceDecoder) release() {
+	clear(d.pods)
+	clear(d.cpuTimed)
+	d.batch, d.key, d.nodeCPUTimed = nil, d.key[:0], false
+	decoders.Put(d)
+}
+
 type resourceDecoder struct {
+	// scan is the scanner's buffer, kept between scrapes.
+	scan  []byte
 	batch *points.Batch
 	// pods indexes batch.Pods by namespace + "\x00" + name.
 	pods map[string]int
@@ -137,9 +153,6 @@ func (d *resourceDecoder) line(l []byte) error {
 		switch string(name) {
 		case seriesContainerCPU:
 			d.setCPU(p, &timed, value, ts)
-			if d.cpuTimed == nil {
-				d.cpuTimed = map[[2]int]bool{}
-			}
 			d.cpuTimed[key] = timed
 		case seriesContainerMemory:
 			d.setMemory(p, timed, value, ts)
