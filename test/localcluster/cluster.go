@@ -45,6 +45,8 @@ type Cluster struct {
 	APIServer string
 	// AdminKubeconfig is a kubeconfig with system:masters rights.
 	AdminKubeconfig string
+	// EtcdURL is etcd's client URL (plain HTTP on loopback).
+	EtcdURL string
 
 	procs map[string]*process
 	// metricsPort is our server's port, kept across restarts so the
@@ -92,6 +94,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		}
 	}
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(ports["etcd-client"])
+	c.EtcdURL = etcdURL
 	o.Logf("starting etcd on %s", etcdURL)
 	if err := c.run("etcd", "--data-dir", filepath.Join(o.Dir, "etcd"),
 		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,

@@ -52,6 +52,7 @@ func run() error {
 	out := flag.String("out", filepath.Join(repo, "_output/bench-fleet"), "folder for the results, summary and plot")
 	dir := flag.String("dir", "/tmp/kubemetrics-bench-fleet", "the cluster's folder")
 	profile := flag.Bool("profile", false, "save CPU and heap profiles of each server during steady state into <out>/profiles")
+	podsVia := flag.String("pods-via", "etcd", "how the fleet's pods are made: etcd (written to storage, Running at once; fast) or apiserver (create and status update through the API, as a kubelet would; about 250 pods a second here)")
 	plotOnly := flag.Bool("plot-only", false, "only redraw summary.md and plot.png from the results in -out")
 	check := flag.Bool("check", false, "fail unless our server scraped every node exactly once per cycle, finished every cycle within 5s and served complete lists without errors (the CI smoke)")
 	flag.Parse()
@@ -82,8 +83,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fl, err := fleet.New(fleet.Config{Client: client, Nodes: *nodes, Prefix: "bench", KubeletCA: ca, AddressBase: 5,
-		Authenticate: true, Parallelism: 96, NoLeases: true, Logf: logf})
+	fcfg := fleet.Config{Client: client, Nodes: *nodes, Prefix: "bench", KubeletCA: ca, AddressBase: 5,
+		Authenticate: true, Parallelism: 96, NoLeases: true, Logf: logf}
+	fl, err := fleet.New(fcfg)
 	if err != nil {
 		return err
 	}
@@ -92,8 +94,21 @@ func run() error {
 	}
 	start := time.Now()
 	want := *nodes * *pods
-	if err := createPods(ctx, client, fl.NodeNames(), *pods, *containers, 96); err != nil {
-		return err
+	switch *podsVia {
+	case "etcd":
+		ips := map[string]string{}
+		for i := range *nodes {
+			ips[fcfg.NodeName(i)] = fcfg.NodeIP(i).String()
+		}
+		if err := writePodsToEtcd(ctx, c.EtcdURL, fl.NodeNames(), ips, *pods, *containers); err != nil {
+			return err
+		}
+	case "apiserver":
+		if err := createPods(ctx, client, fl.NodeNames(), *pods, *containers, 96); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("-pods-via %q: want etcd or apiserver", *podsVia)
 	}
 	logf("created %d pods in %v (%.0f/s)", want, time.Since(start).Round(time.Millisecond), float64(want)/time.Since(start).Seconds())
 	if err := waitPodsRunning(ctx, fl, want, 30*time.Minute, logf); err != nil {

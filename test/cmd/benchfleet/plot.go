@@ -121,7 +121,11 @@ func drawPanel(img *image.RGBA, box image.Rectangle, p panel, names []string, se
 				line(img, prevX, prevY, x, y, c, 1)
 			}
 			label := fmt.Sprintf("%.3g", v)
-			text(img, x+6, y-6, c, label)
+			lx := x + 6
+			if lx+7*len(label) > box.Max.X-4 {
+				lx = x - 6 - 7*len(label)
+			}
+			text(img, lx, y-6, c, label)
 			prevX, prevY = x, y
 		}
 	}
