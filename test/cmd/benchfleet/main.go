@@ -51,6 +51,7 @@ func run() error {
 	bin := flag.String("bin", filepath.Join(repo, "test/.cache/bin/v1.37.2"), "the pinned Kubernetes binaries")
 	out := flag.String("out", filepath.Join(repo, "_output/bench-fleet"), "folder for the results, summary and plot")
 	dir := flag.String("dir", "/tmp/kubemetrics-bench-fleet", "the cluster's folder")
+	addressBase := flag.Int("address-base", 5, "second octet of the simulated nodes' loopback addresses (127.<base>.x.y), so two runs can coexist")
 	profile := flag.Bool("profile", false, "save CPU and heap profiles of each server during steady state into <out>/profiles")
 	podsVia := flag.String("pods-via", "etcd", "how the fleet's pods are made: etcd (written to storage, Running at once; fast) or apiserver (create and status update through the API, as a kubelet would; about 250 pods a second here)")
 	plotOnly := flag.Bool("plot-only", false, "only redraw summary.md and plot.png from the results in -out")
@@ -83,7 +84,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fcfg := fleet.Config{Client: client, Nodes: *nodes, Prefix: "bench", KubeletCA: ca, AddressBase: 5,
+	fcfg := fleet.Config{Client: client, Nodes: *nodes, Prefix: "bench", KubeletCA: ca, AddressBase: *addressBase,
 		Authenticate: true, Parallelism: 96, NoLeases: true, Logf: logf}
 	fl, err := fleet.New(fcfg)
 	if err != nil {
