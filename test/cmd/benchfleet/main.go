@@ -66,6 +66,12 @@ func run() error {
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
+	// Each simulated kubelet holds a listener and the server's connection:
+	// two descriptors a node, more than a common 20,000 limit at 10,000
+	// nodes. Raise it when allowed (root), else say so.
+	if err := raiseOpenFiles(uint64(3**nodes + 4096)); err != nil {
+		fmt.Fprintln(os.Stderr, "benchfleet: warning:", err)
+	}
 	logf := func(f string, a ...any) { fmt.Printf("[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(f, a...)) }
 	_ = localcluster.StopPIDs(*dir)
 	_ = os.RemoveAll(*dir)
@@ -188,5 +194,24 @@ func checkOurs(r Result) error {
 		return fmt.Errorf("%s: %s", r.Name, strings.Join(problems, "; "))
 	}
 	fmt.Printf("check passed: %s scraped each of %d nodes once in each of %d cycles, longest cycle %.2fs\n", r.Name, r.Nodes, r.Cycles, r.CycleMax)
+	return nil
+}
+
+// raiseOpenFiles lifts RLIMIT_NOFILE to at least n.
+func raiseOpenFiles(n uint64) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	if lim.Cur >= n {
+		return nil
+	}
+	lim.Cur = n
+	if lim.Max < n {
+		lim.Max = n
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("raising the open files limit to %d: %w (a fleet this size may run out of descriptors)", n, err)
+	}
 	return nil
 }
