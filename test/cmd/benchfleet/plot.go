@@ -121,6 +121,9 @@ func drawPanel(img *image.RGBA, box image.Rectangle, p panel, names []string, se
 				line(img, prevX, prevY, x, y, c, 1)
 			}
 			label := fmt.Sprintf("%.3g", v)
+			if v >= 100 {
+				label = fmt.Sprintf("%.0f", v)
+			}
 			lx := x + 6
 			if lx+7*len(label) > box.Max.X-4 {
 				lx = x - 6 - 7*len(label)
