@@ -158,24 +158,35 @@ func TestDiscoveryPrefersV1(t *testing.T) {
 	}
 }
 
+// httpGet asks url with an Accept header (none when empty) and returns the
+// status and the body.
+func httpGet(t *testing.T, url, accept string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading the body: %v", url, err)
+	}
+	return resp.StatusCode, b
+}
+
 func TestOpenAPIAndTableOverHTTP(t *testing.T) {
 	ts := serveAPI(t)
 	get := func(path, accept string) (int, string) {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodGet, ts.URL+path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if accept != "" {
-			req.Header.Set("Accept", accept)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		code, b := httpGet(t, ts.URL+path, accept)
+		return code, string(b)
 	}
 	for _, path := range []string{"/openapi/v2", "/openapi/v3/apis/metrics.k8s.io/v1", "/openapi/v3/apis/metrics.k8s.io/v1beta1"} {
 		code, body := get(path, "application/json")

@@ -2,8 +2,6 @@ package api
 
 import (
 	"bytes"
-	"context"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"testing"
@@ -121,19 +119,9 @@ func TestWireEncodingOverHTTP(t *testing.T) {
 	wired, enc := serveAPIWith(t, true)
 	get := func(t *testing.T, base, path, accept string) []byte {
 		t.Helper()
-		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, base+path, nil)
-		req.Header.Set("Accept", accept)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s %s: %s: %s", path, accept, resp.Status, b)
+		code, b := httpGet(t, base+path, accept)
+		if code != http.StatusOK {
+			t.Fatalf("%s %s: status %d: %s", path, accept, code, b)
 		}
 		return b
 	}
