@@ -159,31 +159,8 @@ func (f *Fleet) forgetPod(key string) {
 // markRunning writes the status a kubelet reports once every container
 // runs and is ready.
 func (f *Fleet) markRunning(ctx context.Context, p *corev1.Pod, n *node, state *pod) error {
-	start := metav1.NewTime(state.start)
 	p = p.DeepCopy()
-	ip := podIP(p.UID)
-	p.Status.Phase = corev1.PodRunning
-	p.Status.HostIP = n.ip.String()
-	p.Status.HostIPs = []corev1.HostIP{{IP: n.ip.String()}}
-	p.Status.PodIP = ip
-	p.Status.PodIPs = []corev1.PodIP{{IP: ip}}
-	p.Status.StartTime = &start
-	p.Status.Conditions = []corev1.PodCondition{
-		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: start},
-		{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: start},
-		{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: start},
-		{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: start},
-	}
-	p.Status.ContainerStatuses = nil
-	for i, c := range p.Spec.Containers {
-		started := true
-		p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{
-			Name: c.Name, Image: c.Image, ImageID: "simulated://" + c.Image,
-			ContainerID: fmt.Sprintf("simulated://%s-%d", p.UID, i),
-			Ready:       true, Started: &started,
-			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: start}},
-		})
-	}
+	p.Status = RunningStatus(p, n.ip.String(), metav1.NewTime(state.start))
 	_, err := f.cfg.Client.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
@@ -191,9 +168,38 @@ func (f *Fleet) markRunning(ctx context.Context, p *corev1.Pod, n *node, state *
 	return err
 }
 
-// podIP derives a loopback pod IP from the pod's UID: it is only a status
+// RunningStatus is the status a kubelet on the node at nodeIP reports for
+// pod once every container runs and is ready since start; what it does not
+// set (the QoS class the apiserver chose, ...) stays as it was.
+func RunningStatus(pod *corev1.Pod, nodeIP string, start metav1.Time) corev1.PodStatus {
+	ip := PodIP(pod.UID)
+	st := *pod.Status.DeepCopy()
+	st.Phase = corev1.PodRunning
+	st.HostIP, st.HostIPs = nodeIP, []corev1.HostIP{{IP: nodeIP}}
+	st.PodIP, st.PodIPs = ip, []corev1.PodIP{{IP: ip}}
+	st.StartTime = &start
+	st.Conditions = []corev1.PodCondition{
+		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: start},
+		{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: start},
+		{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: start},
+		{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: start},
+	}
+	st.ContainerStatuses = nil
+	for i, c := range pod.Spec.Containers {
+		started := true
+		st.ContainerStatuses = append(st.ContainerStatuses, corev1.ContainerStatus{
+			Name: c.Name, Image: c.Image, ImageID: "simulated://" + c.Image,
+			ContainerID: fmt.Sprintf("simulated://%s-%d", pod.UID, i),
+			Ready:       true, Started: &started,
+			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: start}},
+		})
+	}
+	return st
+}
+
+// PodIP derives a loopback pod IP from the pod's UID: it is only a status
 // field, nothing is sent to it.
-func podIP(uid types.UID) string {
+func PodIP(uid types.UID) string {
 	var h uint32 = 2166136261
 	for i := 0; i < len(uid); i++ {
 		h = (h ^ uint32(uid[i])) * 16777619

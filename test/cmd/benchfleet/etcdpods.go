@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -12,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/kubernetes/scheme"
 
@@ -63,7 +61,7 @@ func writePodsToEtcd(ctx context.Context, etcdURL string, nodes []string, nodeIP
 			continue
 		}
 		for p := range perNode {
-			pod := benchPod(ni, p, node, nodeIPs[node], containers, started)
+			pod := runningBenchPod(ni, p, node, nodeIPs[node], containers, started)
 			var b strings.Builder
 			if err := enc.Encode(pod, &b); err != nil {
 				encErr = fmt.Errorf("encoding pod %s: %w", pod.Name, err)
@@ -85,16 +83,17 @@ func writePodsToEtcd(ctx context.Context, etcdURL string, nodes []string, nodeIP
 	return nil
 }
 
-// benchPod is pod p of node ni as a kubelet would have reported it: bound,
-// Running, Ready, with defaults filled as the apiserver would.
-func benchPod(ni, p int, node, nodeIP string, containers int, started metav1.Time) *corev1.Pod {
-	uid := uuid.NewUUID()
+// benchPod is pod p of node ni: bound, with the defaults the apiserver
+// would fill, and the usage annotation the fleet plays. Written to etcd it
+// also gets a UID, a creation time and the Running status the fleet's
+// kubelet would report; created through the API it gets none of those.
+func benchPod(ni, p int, node string, containers int) *corev1.Pod {
 	grace := int64(30)
 	noToken := false
 	pod := &corev1.Pod{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{
-			Name: fmt.Sprintf("pod-%05d-%02d", ni, p), Namespace: "default", UID: uid, CreationTimestamp: started,
+			Name: fmt.Sprintf("pod-%05d-%02d", ni, p), Namespace: "default",
 			Labels:      map[string]string{"bench": "fleet", "app": fmt.Sprintf("app-%d", p)},
 			Annotations: map[string]string{fleet.UsageAnnotation: "cpu=50m,memory=64Mi"},
 		},
@@ -104,40 +103,23 @@ func benchPod(ni, p int, node, nodeIP string, containers int, started metav1.Tim
 			ServiceAccountName: "default", DeprecatedServiceAccount: "default", AutomountServiceAccountToken: &noToken,
 			SecurityContext: &corev1.PodSecurityContext{}, EnableServiceLinks: new(true),
 		},
-		Status: corev1.PodStatus{
-			Phase: corev1.PodRunning, HostIP: nodeIP, HostIPs: []corev1.HostIP{{IP: nodeIP}},
-			PodIP: podIPFor(uid), StartTime: &started, QOSClass: corev1.PodQOSBestEffort,
-			Conditions: []corev1.PodCondition{
-				{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: started},
-				{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: started},
-				{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: started},
-				{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: started},
-			},
-		},
 	}
-	pod.Status.PodIPs = []corev1.PodIP{{IP: pod.Status.PodIP}}
 	for c := range containers {
-		name := fmt.Sprintf("c%d", c)
 		pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{
-			Name: name, Image: "registry.invalid/bench:1", ImagePullPolicy: corev1.PullIfNotPresent,
+			Name: fmt.Sprintf("c%d", c), Image: "registry.invalid/bench:1", ImagePullPolicy: corev1.PullIfNotPresent,
 			TerminationMessagePath: corev1.TerminationMessagePathDefault, TerminationMessagePolicy: corev1.TerminationMessageReadFile,
-		})
-		running := true
-		pod.Status.ContainerStatuses = append(pod.Status.ContainerStatuses, corev1.ContainerStatus{
-			Name: name, Image: "registry.invalid/bench:1", ImageID: "simulated://registry.invalid/bench:1",
-			ContainerID: fmt.Sprintf("simulated://%s-%d", uid, c), Ready: true, Started: &running,
-			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: started}},
 		})
 	}
 	return pod
 }
 
-// podIPFor derives a loopback pod IP (a status field only; nothing is sent
-// to it).
-func podIPFor(uid types.UID) string {
-	var h uint32 = 2166136261
-	for i := 0; i < len(uid); i++ {
-		h = (h ^ uint32(uid[i])) * 16777619
-	}
-	return net.IPv4(127, 2, byte(h>>8), byte(h)|1).String()
+// runningBenchPod is benchPod as stored after its kubelet reported it
+// Running since started.
+func runningBenchPod(ni, p int, node, nodeIP string, containers int, started metav1.Time) *corev1.Pod {
+	pod := benchPod(ni, p, node, containers)
+	pod.UID = uuid.NewUUID()
+	pod.CreationTimestamp = started
+	pod.Status.QOSClass = corev1.PodQOSBestEffort
+	pod.Status = fleet.RunningStatus(pod, nodeIP, started)
+	return pod
 }

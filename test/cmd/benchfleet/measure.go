@@ -134,7 +134,7 @@ func measure(ctx context.Context, c *localcluster.Cluster, fl *fleet.Fleet, mc m
 		time.Sleep(max(100*time.Millisecond, time.Since(t)))
 	}
 	if r.FirstFullListDirectSeconds == 0 {
-		return r, fmt.Errorf("no complete list straight from the server within %v", limit)
+		return r, fmt.Errorf("no complete list straight from the server within %v (see logs/metrics-server.log in the -dir folder)", limit)
 	}
 	logf("%s: first complete list after %.1fs (straight from the server %.1fs)", mc.name, r.FirstFullListSeconds, r.FirstFullListDirectSeconds)
 

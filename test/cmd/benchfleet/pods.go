@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -21,11 +21,6 @@ func createPods(ctx context.Context, client kubernetes.Interface, nodes []string
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var first error
-	var cs []corev1.Container
-	for c := range containers {
-		cs = append(cs, corev1.Container{Name: fmt.Sprintf("c%d", c), Image: "registry.invalid/bench:1"})
-	}
-	noToken := false
 	for ni, node := range nodes {
 		if strings.HasSuffix(node, "-host") {
 			continue
@@ -37,13 +32,9 @@ func createPods(ctx context.Context, client kubernetes.Interface, nodes []string
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				pod := &corev1.Pod{
-					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("pod-%05d-%02d", ni, p), Namespace: "default", Labels: map[string]string{"bench": "fleet", "app": fmt.Sprintf("app-%d", p)},
-						Annotations: map[string]string{fleet.UsageAnnotation: "cpu=50m,memory=64Mi"}},
-					Spec: corev1.PodSpec{NodeName: node, Containers: cs, AutomountServiceAccountToken: &noToken},
-				}
+				pod := benchPod(ni, p, node, containers)
 				_, err := client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{})
-				if err != nil && !strings.Contains(err.Error(), "already exists") {
+				if err != nil && !apierrors.IsAlreadyExists(err) {
 					mu.Lock()
 					if first == nil {
 						first = fmt.Errorf("creating pod %s: %w", pod.Name, err)
