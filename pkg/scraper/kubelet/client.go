@@ -44,9 +44,6 @@ func NewClient(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building the kubelet transport: %w", err)
 	}
-	if t, ok := rt.(*http.Transport); ok {
-		t.MaxIdleConnsPerHost = cfg.MaxIdleConnsPerHost
-	}
 	return &Client{cfg: cfg, http: &http.Client{Transport: rt}, fellBack: map[string]time.Time{}}, nil
 }
 

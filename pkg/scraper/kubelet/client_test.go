@@ -86,7 +86,7 @@ func readTestdata(t *testing.T, name string) string {
 }
 
 // nodeFor returns a node whose InternalIP and kubelet port point at srv.
-func nodeFor(t *testing.T, srv *httptest.Server) *corev1.Node {
+func nodeFor(t testing.TB, srv *httptest.Server) *corev1.Node {
 	t.Helper()
 	host, port, err := net.SplitHostPort(srv.Listener.Addr().String())
 	if err != nil {
@@ -102,7 +102,7 @@ func nodeFor(t *testing.T, srv *httptest.Server) *corev1.Node {
 	}
 }
 
-func newTestClient(t *testing.T, endpoint Endpoint, mutate func(*Config)) (*Client, *clocktesting.FakeClock) {
+func newTestClient(t testing.TB, endpoint Endpoint, mutate func(*Config)) (*Client, *clocktesting.FakeClock) {
 	t.Helper()
 	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC))
 	restCfg, scheme := RestConfigFor(&rest.Config{BearerToken: "tok"}, TLSOptions{Insecure: true})

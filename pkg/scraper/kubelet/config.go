@@ -66,9 +66,6 @@ type Config struct {
 	RetryPreferredAfter time.Duration
 	// RequestTimeout bounds one request on top of the caller's context.
 	RequestTimeout time.Duration
-	// MaxIdleConnsPerHost bounds idle keep-alive connections per kubelet.
-	// Default 2.
-	MaxIdleConnsPerHost int
 	// Clock is the time source; nil means the real clock.
 	Clock clock.PassiveClock
 }
@@ -137,9 +134,6 @@ func (c *Config) defaults() {
 	}
 	if c.RetryPreferredAfter <= 0 {
 		c.RetryPreferredAfter = 10 * time.Minute
-	}
-	if c.MaxIdleConnsPerHost <= 0 {
-		c.MaxIdleConnsPerHost = 2
 	}
 	if c.Clock == nil {
 		c.Clock = clock.RealClock{}
