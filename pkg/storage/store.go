@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -99,7 +100,7 @@ func (s *Store) Store(b *points.Batch) {
 		key := podKey{bp.Namespace, bp.Name}
 		p, ok := s.pods[key]
 		if !ok {
-			p = &podEntry{key: key, node: nodeName}
+			p = &podEntry{key: ownKey(key), node: nodeName}
 			s.pods[key] = p
 		} else if p.node != nodeName {
 			// Moved (deleted and recreated elsewhere): its old points
@@ -124,6 +125,18 @@ func (s *Store) Store(b *points.Batch) {
 	n.pods, n.spare = fresh, old[:0]
 }
 
+// ownKey copies a batch's pod key into one string of the store's own: a
+// decoder may hand out names that share memory with the rest of its body,
+// which the store must not keep alive.
+func ownKey(k podKey) podKey {
+	var b strings.Builder
+	b.Grow(len(k.namespace) + len(k.name))
+	b.WriteString(k.namespace)
+	b.WriteString(k.name)
+	joined := b.String()
+	return podKey{joined[:len(k.namespace)], joined[len(k.namespace):]}
+}
+
 // mergeContainers adds the batch's points to the series of the same
 // container names, in the batch's order. Containers absent from the batch are
 // dropped. When the names are unchanged (the usual case) it works in place.
@@ -140,7 +153,7 @@ func mergeContainers(have []containerEntry, got []points.Container) []containerE
 	}
 	out := make([]containerEntry, 0, len(got))
 	for i := range got {
-		c := containerEntry{name: got[i].Name}
+		c := containerEntry{name: strings.Clone(got[i].Name)}
 		for j := range have {
 			if have[j].name == got[i].Name {
 				c = have[j]

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"math"
 	"strconv"
@@ -34,7 +35,6 @@ const (
 func DecodeResource(r io.Reader, node string, now time.Time) (*points.Batch, error) {
 	d := decoders.Get().(*resourceDecoder)
 	defer d.release()
-	d.batch = &points.Batch{Node: node}
 	d.now = now.UnixNano()
 	sc := bufio.NewScanner(r)
 	sc.Buffer(d.scan[:0], maxResourceLine)
@@ -54,47 +54,91 @@ func DecodeResource(r io.Reader, node string, now time.Time) (*points.Batch, err
 	// Every kubelet reports the node's series: a body with none of ours is
 	// not a kubelet's (an error page, a proxy's answer), and taking it as
 	// "no pods" would drop every pod of the node.
-	if d.batch.NodePoint.Has == 0 && len(d.batch.Pods) == 0 {
+	if d.node.Has == 0 && len(d.slots) == 0 {
 		return nil, errors.New("the body holds none of the resource metrics series (node_cpu_usage_seconds_total, container_cpu_usage_seconds_total, ...)")
 	}
-	// A container seen only in container_start_time_seconds (terminated,
-	// or not measured yet) still gets a sample time.
-	for i := range d.batch.Pods {
-		for j := range d.batch.Pods[i].Containers {
-			if c := &d.batch.Pods[i].Containers[j]; c.Timestamp == 0 {
-				c.Timestamp = d.now
-			}
-		}
-	}
-	return d.batch, nil
+	return d.batch(node), nil
 }
 
 // decoders keeps decoders between scrapes: their maps and buffers keep
 // their sizes, so a scrape does not grow them again from nothing.
 var decoders = sync.Pool{New: func() any {
-	return &resourceDecoder{pods: map[string]int{}, cpuTimed: map[[2]int]bool{}, scan: make([]byte, 0, 16<<10)}
+	return &resourceDecoder{index: map[uint64]int{}, podIndex: map[uint64]int{}, seed: maphash.MakeSeed(), scan: make([]byte, 0, 16<<10)}
 }}
+
+// Past these sizes a decoder's buffers are dropped rather than pooled, so
+// one huge body does not keep its memory.
+const (
+	maxPooledNames = 64 << 10
+	maxPooledSlots = 4096
+)
 
 // release clears the decoder for the next scrape and returns it to the pool.
 func (d *resourceDecoder) release() {
-	clear(d.pods)
-	clear(d.cpuTimed)
-	d.batch, d.key, d.nodeCPUTimed = nil, d.key[:0], false
+	clear(d.index)
+	clear(d.podIndex)
+	if cap(d.names) > maxPooledNames || cap(d.slots) > maxPooledSlots {
+		// Cleared maps keep their size: replace them too.
+		d.names, d.slots, d.pods = nil, nil, nil
+		d.index, d.podIndex = map[uint64]int{}, map[uint64]int{}
+	}
+	d.names, d.slots, d.pods, d.key = d.names[:0], d.slots[:0], d.pods[:0], d.key[:0]
+	d.node, d.nodeCPUTimed, d.series, d.next = points.Point{}, false, "", 0
 	decoders.Put(d)
 }
 
+// resourceDecoder gathers one body's samples. Names live in one arena and
+// containers in one slice while decoding; batch turns them into a Batch
+// with one allocation for all names and one for all containers.
 type resourceDecoder struct {
 	// scan is the scanner's buffer, kept between scrapes.
-	scan  []byte
-	batch *points.Batch
-	// pods indexes batch.Pods by namespace + "\x00" + name.
-	pods map[string]int
-	key  []byte
+	scan []byte
 	now  int64
-	// cpuTimed marks containers whose timestamp came from a CPU sample, by
-	// pod index and container index.
-	cpuTimed     map[[2]int]bool
+	node points.Point
+	// nodeCPUTimed: the node's timestamp came from its CPU sample.
 	nodeCPUTimed bool
+	// names holds every namespace, pod and container name of the body.
+	names []byte
+	pods  []podSpan
+	// slots are the containers in first-seen order.
+	slots []slot
+	// index finds a slot by a hash of namespace, pod and container name
+	// when the samples do not come in the order of the slots; podIndex a
+	// pod by a hash of namespace and name (see find). Hash keys, unlike
+	// string keys, cost no allocation per entry.
+	index    map[uint64]int
+	podIndex map[uint64]int
+	seed     maphash.Seed
+	key      []byte
+	// series is the series of the previous sample; next is the slot
+	// expected for the next sample of that series. Kubelets list every
+	// series' containers in one order, so after the first series a sample's
+	// slot is found by one comparison rather than a map lookup.
+	series string
+	next   int
+}
+
+// span is a name in the arena.
+type span struct{ start, end int }
+
+type podSpan struct {
+	namespace, name span
+	containers      int
+}
+
+type slot struct {
+	pod      int
+	name     span
+	point    points.Point
+	cpuTimed bool
+}
+
+func (d *resourceDecoder) text(s span) []byte { return d.names[s.start:s.end] }
+
+func (d *resourceDecoder) add(b []byte) span {
+	start := len(d.names)
+	d.names = append(d.names, b...)
+	return span{start, len(d.names)}
 }
 
 type sampleLabels struct {
@@ -102,17 +146,29 @@ type sampleLabels struct {
 }
 
 func (d *resourceDecoder) line(l []byte) error {
-	l = bytes.TrimSpace(l)
+	l = trimSpace(l)
 	if len(l) == 0 || l[0] == '#' {
 		return nil
 	}
-	nameEnd := bytes.IndexAny(l, "{ \t")
-	if nameEnd < 0 {
+	nameEnd := 0
+	for nameEnd < len(l) && l[nameEnd] != '{' && l[nameEnd] != ' ' && l[nameEnd] != '\t' {
+		nameEnd++
+	}
+	if nameEnd == len(l) {
 		return fmt.Errorf("sample %q has no value", truncate(l))
 	}
-	name := l[:nameEnd]
-	switch string(name) {
-	case seriesNodeCPU, seriesNodeMemory, seriesContainerCPU, seriesContainerMemory, seriesContainerStart:
+	var series string
+	switch string(l[:nameEnd]) {
+	case seriesNodeCPU:
+		series = seriesNodeCPU
+	case seriesNodeMemory:
+		series = seriesNodeMemory
+	case seriesContainerCPU:
+		series = seriesContainerCPU
+	case seriesContainerMemory:
+		series = seriesContainerMemory
+	case seriesContainerStart:
+		series = seriesContainerStart
 	default:
 		return nil
 	}
@@ -121,60 +177,56 @@ func (d *resourceDecoder) line(l []byte) error {
 	if rest[0] == '{' {
 		var err error
 		if rest, err = parseLabels(rest[1:], &lbl); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return fmt.Errorf("%s: %w", series, err)
 		}
 	}
 	value, ts, err := parseValueAndTimestamp(rest)
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return fmt.Errorf("%s: %w", series, err)
 	}
 	if math.IsNaN(value) || math.IsInf(value, 0) || value < 0 {
-		return fmt.Errorf("%s: value %v is not a finite non-negative number", name, value)
+		return fmt.Errorf("%s: value %v is not a finite non-negative number", series, value)
 	}
 	if value*1e9 >= math.MaxUint64 {
-		return fmt.Errorf("%s: value %v is out of range", name, value)
+		return fmt.Errorf("%s: value %v is out of range", series, value)
 	}
 	if ts == 0 {
 		ts = d.now
 	}
-	switch string(name) {
+	switch series {
 	case seriesNodeCPU:
-		d.setCPU(&d.batch.NodePoint, &d.nodeCPUTimed, value, ts)
+		setCPU(&d.node, &d.nodeCPUTimed, value, ts)
 	case seriesNodeMemory:
-		d.setMemory(&d.batch.NodePoint, d.nodeCPUTimed, value, ts)
+		setMemory(&d.node, d.nodeCPUTimed, value, ts)
 	default:
 		if len(lbl.container) == 0 || len(lbl.namespace) == 0 || len(lbl.pod) == 0 {
-			return fmt.Errorf("%s: sample lacks a container, namespace or pod label", name)
+			return fmt.Errorf("%s: sample lacks a container, namespace or pod label", series)
 		}
-		pi, ci := d.container(&lbl)
-		p := &d.batch.Pods[pi].Containers[ci].Point
-		key := [2]int{pi, ci}
-		timed := d.cpuTimed[key]
-		switch string(name) {
+		sl := &d.slots[d.slotFor(series, &lbl)]
+		switch series {
 		case seriesContainerCPU:
-			d.setCPU(p, &timed, value, ts)
-			d.cpuTimed[key] = timed
+			setCPU(&sl.point, &sl.cpuTimed, value, ts)
 		case seriesContainerMemory:
-			d.setMemory(p, timed, value, ts)
+			setMemory(&sl.point, sl.cpuTimed, value, ts)
 		case seriesContainerStart:
 			start := value * 1e9
 			if start > math.MaxInt64 {
-				return fmt.Errorf("%s: start time %v out of range", name, value)
+				return fmt.Errorf("%s: start time %v out of range", series, value)
 			}
-			p.StartTime = int64(math.Round(start))
+			sl.point.StartTime = int64(math.Round(start))
 		}
 	}
 	return nil
 }
 
-func (d *resourceDecoder) setCPU(p *points.Point, timed *bool, seconds float64, ts int64) {
+func setCPU(p *points.Point, timed *bool, seconds float64, ts int64) {
 	p.CPU = uint64(math.Round(seconds * 1e9))
 	p.Has |= points.HasCPU
 	p.Timestamp = ts
 	*timed = true
 }
 
-func (d *resourceDecoder) setMemory(p *points.Point, cpuTimed bool, bytes float64, ts int64) {
+func setMemory(p *points.Point, cpuTimed bool, bytes float64, ts int64) {
 	p.Memory = uint64(math.Round(bytes))
 	p.Has |= points.HasMemory
 	if !cpuTimed {
@@ -182,24 +234,109 @@ func (d *resourceDecoder) setMemory(p *points.Point, cpuTimed bool, bytes float6
 	}
 }
 
-// container finds or adds the pod and container of a sample, keeping
-// first-seen order.
-func (d *resourceDecoder) container(l *sampleLabels) (int, int) {
-	d.key = append(append(append(d.key[:0], l.namespace...), 0), l.pod...)
-	pi, ok := d.pods[string(d.key)]
-	if !ok {
-		pi = len(d.batch.Pods)
-		d.pods[string(d.key)] = pi
-		d.batch.Pods = append(d.batch.Pods, points.Pod{Namespace: string(l.namespace), Name: string(l.pod)})
+// slotFor finds or adds the container of a sample of series.
+func (d *resourceDecoder) slotFor(series string, l *sampleLabels) int {
+	if series != d.series {
+		d.series, d.next = series, 0
 	}
-	pod := &d.batch.Pods[pi]
-	for ci := range pod.Containers {
-		if pod.Containers[ci].Name == string(l.container) {
-			return pi, ci
+	if i := d.next; i < len(d.slots) {
+		sl := &d.slots[i]
+		p := &d.pods[sl.pod]
+		if bytes.Equal(d.text(sl.name), l.container) && bytes.Equal(d.text(p.name), l.pod) && bytes.Equal(d.text(p.namespace), l.namespace) {
+			d.next = i + 1
+			return i
 		}
 	}
-	pod.Containers = append(pod.Containers, points.Container{Name: string(l.container)})
-	return pi, len(pod.Containers) - 1
+	d.key = append(append(append(append(append(d.key[:0], l.namespace...), 0), l.pod...), 0), l.container...)
+	i, h, ok := find(d.index, maphash.Bytes(d.seed, d.key), func(i int) bool { return d.slotIs(i, l) })
+	if !ok {
+		i = d.addSlot(l)
+		d.index[h] = i
+	}
+	d.next = i + 1
+	return i
+}
+
+func (d *resourceDecoder) slotIs(i int, l *sampleLabels) bool {
+	sl := &d.slots[i]
+	return bytes.Equal(d.text(sl.name), l.container) && d.podIs(sl.pod, l)
+}
+
+func (d *resourceDecoder) podIs(i int, l *sampleLabels) bool {
+	p := &d.pods[i]
+	return bytes.Equal(d.text(p.name), l.pod) && bytes.Equal(d.text(p.namespace), l.namespace)
+}
+
+// find looks an entry up in an index keyed by hash: on a collision the
+// next hash value is tried, so eq decides. It returns the entry, or the
+// hash under which to add it.
+func find(index map[uint64]int, h uint64, eq func(int) bool) (int, uint64, bool) {
+	for {
+		i, ok := index[h]
+		if !ok {
+			return 0, h, false
+		}
+		if eq(i) {
+			return i, h, true
+		}
+		h++
+	}
+}
+
+// addSlot adds a container, and its pod when new, in first-seen order.
+func (d *resourceDecoder) addSlot(l *sampleLabels) int {
+	pi := -1
+	// A pod's containers usually come one after another: look at the pod
+	// of the last slot before searching.
+	if n := len(d.slots); n > 0 && d.podIs(d.slots[n-1].pod, l) {
+		pi = d.slots[n-1].pod
+	}
+	if pi < 0 {
+		d.key = append(append(append(d.key[:0], l.namespace...), 0), l.pod...)
+		var (
+			h  uint64
+			ok bool
+		)
+		if pi, h, ok = find(d.podIndex, maphash.Bytes(d.seed, d.key), func(i int) bool { return d.podIs(i, l) }); !ok {
+			pi = len(d.pods)
+			d.podIndex[h] = pi
+			d.pods = append(d.pods, podSpan{namespace: d.add(l.namespace), name: d.add(l.pod)})
+		}
+	}
+	d.pods[pi].containers++
+	d.slots = append(d.slots, slot{pod: pi, name: d.add(l.container)})
+	return len(d.slots) - 1
+}
+
+// batch builds the node's Batch: one string holds every name, one slice
+// every container, each pod's containers in first-seen order.
+func (d *resourceDecoder) batch(node string) *points.Batch {
+	b := &points.Batch{Node: node, NodePoint: d.node}
+	if len(d.pods) == 0 {
+		return b
+	}
+	names := string(d.names)
+	str := func(s span) string { return names[s.start:s.end] }
+	b.Pods = make([]points.Pod, len(d.pods))
+	all := make([]points.Container, len(d.slots))
+	off := 0
+	for i := range d.pods {
+		p := &d.pods[i]
+		b.Pods[i] = points.Pod{Namespace: str(p.namespace), Name: str(p.name), Containers: all[off : off : off+p.containers]}
+		off += p.containers
+	}
+	for i := range d.slots {
+		sl := &d.slots[i]
+		pt := sl.point
+		// A container seen only in container_start_time_seconds
+		// (terminated, or not measured yet) still gets a sample time.
+		if pt.Timestamp == 0 {
+			pt.Timestamp = d.now
+		}
+		p := &b.Pods[sl.pod]
+		p.Containers = append(p.Containers, points.Container{Name: str(sl.name), Point: pt})
+	}
+	return b
 }
 
 // parseLabels reads `name="value",...}` and returns what follows the brace.
@@ -244,6 +381,9 @@ func parseLabels(b []byte, out *sampleLabels) ([]byte, error) {
 // parseQuoted reads up to the closing quote, unescaping \\, \" and \n. It
 // returns a slice of b when nothing needed unescaping.
 func parseQuoted(b []byte) (value, rest []byte, err error) {
+	if q := bytes.IndexByte(b, '"'); q >= 0 && bytes.IndexByte(b[:q], '\\') < 0 {
+		return b[:q], b[q+1:], nil
+	}
 	var buf []byte
 	for i := 0; i < len(b); i++ {
 		switch b[i] {
@@ -281,9 +421,9 @@ func parseQuoted(b []byte) (value, rest []byte, err error) {
 // is 0; the timestamp is returned in Unix nanoseconds.
 func parseValueAndTimestamp(b []byte) (float64, int64, error) {
 	b = skipSpace(b)
-	end := bytes.IndexAny(b, " \t")
-	if end < 0 {
-		end = len(b)
+	end := 0
+	for end < len(b) && b[end] != ' ' && b[end] != '\t' {
+		end++
 	}
 	if end == 0 {
 		return 0, 0, errors.New("missing value")
@@ -305,6 +445,15 @@ func parseValueAndTimestamp(b []byte) (float64, int64, error) {
 		return 0, 0, fmt.Errorf("timestamp %d ms is out of range", ms)
 	}
 	return v, ms * int64(time.Millisecond), nil
+}
+
+// trimSpace drops blanks and a carriage return at both ends of a line.
+func trimSpace(b []byte) []byte {
+	b = skipSpace(b)
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 func skipSpace(b []byte) []byte {
