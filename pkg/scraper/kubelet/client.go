@@ -11,7 +11,6 @@ import (
 	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
 	"github.com/kubemetrics/metrics-server/pkg/points"
@@ -30,6 +29,9 @@ const (
 type Client struct {
 	cfg  Config
 	http *http.Client
+	// conns is the connection-keeping transport under http, nil when the
+	// standard one is used.
+	conns *connTransport
 
 	mu sync.Mutex
 	// fellBack maps a node on /stats/summary in auto mode to when it
@@ -40,11 +42,11 @@ type Client struct {
 // NewClient builds a Client from cfg; zero fields get their defaults.
 func NewClient(cfg Config) (*Client, error) {
 	cfg.defaults()
-	rt, err := rest.TransportFor(cfg.Rest)
+	rt, conns, err := newRoundTripper(cfg.Rest)
 	if err != nil {
 		return nil, fmt.Errorf("building the kubelet transport: %w", err)
 	}
-	return &Client{cfg: cfg, http: &http.Client{Transport: rt}, fellBack: map[string]time.Time{}}, nil
+	return &Client{cfg: cfg, http: &http.Client{Transport: rt}, conns: conns, fellBack: map[string]time.Time{}}, nil
 }
 
 // GetMetrics scrapes one node. ctx bounds the whole call, fallback included.
@@ -160,6 +162,10 @@ func (c *Client) fetch(ctx context.Context, node *corev1.Node, addr string, reso
 		return nil, fail(ReasonConnection, 0, fmt.Errorf("building the request: %w", err))
 	}
 	req.Header.Set("Accept", accept)
+	// A kubelet compresses /metrics/resource when asked, costing it and us
+	// more CPU than the bytes saved are worth inside a cluster (about
+	// 12 KiB a node per resolution at 30 pods).
+	req.Header.Set("Accept-Encoding", "identity")
 	now := c.cfg.Clock.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -28,6 +28,8 @@ type kubelet struct {
 	hits    map[string]int
 	auth    []string
 	protos  []string
+	// encodings are the requests' Accept-Encoding headers.
+	encodings []string
 }
 
 type answer struct {
@@ -44,6 +46,7 @@ func (k *kubelet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	k.hits[r.URL.Path]++
 	k.auth = append(k.auth, r.Header.Get("Authorization"))
 	k.protos = append(k.protos, r.Proto)
+	k.encodings = append(k.encodings, r.Header.Get("Accept-Encoding"))
 	a, ok := k.answers[r.URL.Path]
 	k.mu.Unlock()
 	if !ok {
