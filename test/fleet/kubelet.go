@@ -1,13 +1,17 @@
 package fleet
 
 import (
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/kubemetrics/metrics-server/certs/pki"
@@ -125,8 +129,50 @@ func (f *Fleet) handler(n *node) http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		_, _ = w.Write(n.resource(now))
+		writeMaybeGzip(w, r, n.resource(now))
 	})
+}
+
+// gzipWriters are reused across answers, as the kubelet's metrics handler
+// (Prometheus' promhttp) reuses its compressors.
+var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(io.Discard) }}
+
+// writeMaybeGzip answers body gzip-compressed when the request accepts gzip,
+// as a real kubelet's /metrics/resource does (promhttp compresses whenever
+// Accept-Encoding offers gzip; Go's HTTP client offers it unless the caller
+// sets Accept-Encoding itself).
+func writeMaybeGzip(w http.ResponseWriter, r *http.Request, body []byte) {
+	if !acceptsGzip(r.Header.Values("Accept-Encoding")) {
+		_, _ = w.Write(body)
+		return
+	}
+	w.Header().Set("Content-Encoding", "gzip")
+	w.Header().Add("Vary", "Accept-Encoding")
+	zw := gzipWriters.Get().(*gzip.Writer)
+	zw.Reset(w)
+	_, _ = zw.Write(body)
+	_ = zw.Close()
+	gzipWriters.Put(zw)
+}
+
+// acceptsGzip says whether Accept-Encoding values offer gzip with a
+// non-zero quality.
+func acceptsGzip(values []string) bool {
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+				continue
+			}
+			if q, ok := strings.CutPrefix(strings.ReplaceAll(params, " ", ""), "q="); ok {
+				if f, err := strconv.ParseFloat(q, 64); err == nil && f == 0 {
+					continue
+				}
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // snapshot copies the node's pods under its lock.
