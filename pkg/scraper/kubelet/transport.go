@@ -2,8 +2,10 @@ package kubelet
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +19,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/transport"
+	"k8s.io/klog/v2"
 )
 
 // A metrics server asks every kubelet one GET per resolution and keeps a
@@ -30,20 +33,23 @@ import (
 //
 // It speaks HTTP/1.1 only, one request at a time per connection, GET and
 // HEAD without a body: what a scrape needs. Client falls back to the standard
-// transport for what it does not do (proxies, custom dialers, CA reloading).
+// transport for what it does not do (proxies, custom dialers).
 
 // defaultIdleTimeout is how long an unused kubelet connection is kept. It is
 // client-go's (and the kubelet server's) idle timeout; connections are
 // reused every resolution, far within it.
 const defaultIdleTimeout = 90 * time.Second
 
-// certCheckEvery is how often a reloadable client certificate is checked
-// for a new one on disk; connections made with the old one are then
-// replaced as they come up for reuse.
+// certCheckEvery is how often a client certificate or CA read from files
+// is checked for a new one on disk; connections made with the old one are
+// then replaced as they come up for reuse.
 const certCheckEvery = time.Minute
 
 type connTransport struct {
-	tls         *tls.Config // nil for plain HTTP
+	// caFile, when set, is reloaded into tls.RootCAs as it changes; caData
+	// is what was last loaded.
+	caFile      string
+	caData      []byte
 	dialer      net.Dialer
 	idleTimeout time.Duration
 	now         func() time.Time
@@ -51,7 +57,10 @@ type connTransport struct {
 	// from files that may be rotated; nil otherwise.
 	clientCert func() (*tls.Certificate, error)
 
-	mu        sync.Mutex
+	mu sync.Mutex
+	// tls is the base TLS configuration (nil for plain HTTP); a reloaded
+	// CA replaces it.
+	tls       *tls.Config
 	idle      map[string]*conn // by scheme://host:port
 	lastSweep time.Time
 	certGen   uint64
@@ -116,16 +125,15 @@ func newRoundTripper(cfg *rest.Config) (http.RoundTripper, *connTransport, error
 	if err != nil {
 		return nil, nil, err
 	}
-	if tc.TLS.ReloadCAFiles {
-		// Set by TLSConfigFor when client-go's CA rotation feature is on:
-		// the standard transport is the one that reloads.
-		rt, err := rest.TransportFor(cfg)
-		return rt, nil, err
-	}
 	ct := newConnTransport(tlsCfg)
 	if tc.TLS.ReloadTLSFiles && tlsCfg != nil && tlsCfg.GetClientCertificate != nil {
 		get := tlsCfg.GetClientCertificate
 		ct.clientCert = func() (*tls.Certificate, error) { return get(nil) }
+	}
+	// client-go (its CA rotation feature, on by default) reloads a CA
+	// given as a file; so does connTransport.
+	if tc.TLS.ReloadCAFiles && tlsCfg != nil && tlsCfg.RootCAs != nil && tc.TLS.CAFile != "" {
+		ct.caFile, ct.caData = tc.TLS.CAFile, tc.TLS.CAData
 	}
 	rt, err := transport.HTTPWrappersForConfig(tc, ct)
 	if err != nil {
@@ -224,7 +232,7 @@ func withCtx(ctx context.Context, err error) error {
 // get takes the idle connection to key, or dials one.
 func (t *connTransport) get(ctx context.Context, key, scheme, addr string) (*conn, error) {
 	now := t.now()
-	t.checkCert(now)
+	t.checkRotation(now)
 	t.mu.Lock()
 	c := t.idle[key]
 	delete(t.idle, key)
@@ -256,9 +264,12 @@ func (t *connTransport) get(ctx context.Context, key, scheme, addr string) (*con
 // is the host asked for unless one is configured, and only HTTP/1.1 is
 // offered.
 func (t *connTransport) tlsConfigFor(addr string) *tls.Config {
+	t.mu.Lock()
+	base := t.tls
+	t.mu.Unlock()
 	var cfg *tls.Config
-	if t.tls != nil {
-		cfg = t.tls.Clone()
+	if base != nil {
+		cfg = base.Clone()
 	} else {
 		cfg = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
@@ -270,10 +281,10 @@ func (t *connTransport) tlsConfigFor(addr string) *tls.Config {
 	return cfg
 }
 
-// checkCert notices a rotated client certificate: connections made with
-// an older one are not reused.
-func (t *connTransport) checkCert(now time.Time) {
-	if t.clientCert == nil {
+// checkRotation notices a rotated client certificate or CA file, at most
+// once per certCheckEvery: connections made before are not reused.
+func (t *connTransport) checkRotation(now time.Time) {
+	if t.clientCert == nil && t.caFile == "" {
 		return
 	}
 	t.mu.Lock()
@@ -285,16 +296,47 @@ func (t *connTransport) checkCert(now time.Time) {
 	if !due {
 		return
 	}
-	cert, err := t.clientCert()
-	if err != nil || cert == nil {
+	if t.clientCert != nil {
+		if cert, err := t.clientCert(); err == nil && cert != nil {
+			t.mu.Lock()
+			if t.lastCert != nil && t.lastCert != cert {
+				t.certGen++
+			}
+			t.lastCert = cert
+			t.mu.Unlock()
+		}
+	}
+	if t.caFile != "" {
+		t.reloadCA()
+	}
+}
+
+// reloadCA takes a changed CA file; one that cannot be read or holds no
+// certificate leaves the CA as it was.
+func (t *connTransport) reloadCA() {
+	data, err := os.ReadFile(t.caFile)
+	if err != nil {
+		klog.ErrorS(err, "Reading the kubelet CA file; keeping the CA loaded before", "file", t.caFile)
 		return
 	}
 	t.mu.Lock()
-	if t.lastCert != nil && t.lastCert != cert {
-		t.certGen++
-	}
-	t.lastCert = cert
+	same := bytes.Equal(data, t.caData)
 	t.mu.Unlock()
+	if same {
+		return
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		klog.ErrorS(nil, "The kubelet CA file holds no PEM certificate; keeping the CA loaded before", "file", t.caFile)
+		return
+	}
+	t.mu.Lock()
+	cfg := t.tls.Clone()
+	cfg.RootCAs = pool
+	t.tls, t.caData = cfg, data
+	t.certGen++
+	t.mu.Unlock()
+	klog.InfoS("Reloaded the kubelet CA", "file", t.caFile)
 }
 
 // put keeps c for its kubelet's next request and, once per idle timeout,

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -246,22 +248,73 @@ func TestConnTransportClientCertRotation(t *testing.T) {
 	ct.now = func() time.Time { return now }
 	cert := &tls.Certificate{}
 	ct.clientCert = func() (*tls.Certificate, error) { return cert, nil }
-	ct.checkCert(now)
+	ct.checkRotation(now)
 	if ct.certGen != 0 {
 		t.Fatalf("generation %d after the first look, want 0", ct.certGen)
 	}
 	cert = &tls.Certificate{}
-	ct.checkCert(now.Add(time.Second))
+	ct.checkRotation(now.Add(time.Second))
 	if ct.certGen != 0 {
 		t.Errorf("looked again within %v", certCheckEvery)
 	}
-	ct.checkCert(now.Add(certCheckEvery))
+	ct.checkRotation(now.Add(certCheckEvery))
 	if ct.certGen != 1 {
 		t.Errorf("generation %d after a new certificate, want 1", ct.certGen)
 	}
-	ct.checkCert(now.Add(2 * certCheckEvery))
+	ct.checkRotation(now.Add(2 * certCheckEvery))
 	if ct.certGen != 1 {
 		t.Errorf("generation %d with the certificate unchanged, want 1", ct.certGen)
+	}
+}
+
+// TestConnTransportCAReload: a changed CA file replaces the CA for new
+// connections and retires the old ones; an unreadable or empty one keeps
+// the CA loaded before.
+func TestConnTransportCAReload(t *testing.T) {
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.crt")
+	writePEM(t, caFile, selfSignedDER(t))
+	restCfg, _ := RestConfigFor(&rest.Config{}, TLSOptions{CAFile: caFile})
+	_, ct, err := newRoundTripper(restCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct == nil || ct.caFile != caFile {
+		t.Fatalf("the CA file is not watched (transport %v)", ct)
+	}
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	first := ct.tls.RootCAs
+	ct.checkRotation(now)
+	if ct.certGen != 0 || ct.tls.RootCAs != first {
+		t.Fatal("an unchanged CA file was reloaded")
+	}
+	writePEM(t, caFile, selfSignedDER(t))
+	ct.checkRotation(now.Add(time.Second))
+	if ct.certGen != 0 {
+		t.Error("the CA file was read again within the check interval")
+	}
+	now = now.Add(certCheckEvery)
+	ct.checkRotation(now)
+	if ct.certGen != 1 || ct.tls.RootCAs == first {
+		t.Fatalf("a new CA was not taken (generation %d)", ct.certGen)
+	}
+	second := ct.tls.RootCAs
+	for _, bad := range []string{"not a certificate", ""} {
+		if err := os.WriteFile(caFile, []byte(bad), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(certCheckEvery)
+		ct.checkRotation(now)
+		if ct.certGen != 1 || ct.tls.RootCAs != second {
+			t.Errorf("CA file %q replaced the CA", bad)
+		}
+	}
+	if err := os.Remove(caFile); err != nil {
+		t.Fatal(err)
+	}
+	ct.checkRotation(now.Add(certCheckEvery))
+	if ct.certGen != 1 || ct.tls.RootCAs != second {
+		t.Error("a missing CA file replaced the CA")
 	}
 }
 
