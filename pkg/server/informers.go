@@ -2,6 +2,9 @@ package server
 
 import (
 	"fmt"
+	"slices"
+	"sync"
+	"unique"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,7 +34,8 @@ func newPodInformer(client metadata.Interface) (informers.GenericInformer, error
 	inf := metadatainformer.NewFilteredMetadataInformer(client, corev1.SchemeGroupVersion.WithResource("pods"),
 		metav1.NamespaceAll, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc},
 		func(o *metav1.ListOptions) { o.FieldSelector = runningPodsSelector })
-	if err := inf.Informer().SetTransform(slimPod); err != nil {
+	labels := newLabelInterner(maxInternedLabelSets)
+	if err := inf.Informer().SetTransform(func(obj any) (any, error) { return slimPod(obj, labels) }); err != nil {
 		return nil, fmt.Errorf("setting the pod informer transform: %w", err)
 	}
 	return inf, nil
@@ -68,8 +72,10 @@ func slimNode(obj any) (any, error) {
 
 // slimPod keeps of a pod's metadata what the API serves and selects on:
 // name, namespace, labels and creation time (uid, resource version and
-// type are 150,000 strings nobody reads at 5,000 nodes).
-func slimPod(obj any) (any, error) {
+// type are 150,000 strings nobody reads at 5,000 nodes). Pods with the same
+// labels (the replicas of one ReplicaSet or DaemonSet) share one label map
+// and pods of a namespace one namespace string.
+func slimPod(obj any, labels *labelInterner) (any, error) {
 	p, ok := obj.(*metav1.PartialObjectMetadata)
 	if !ok {
 		return obj, nil
@@ -77,9 +83,53 @@ func slimPod(obj any) (any, error) {
 	return &metav1.PartialObjectMetadata{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:              p.Name,
-			Namespace:         p.Namespace,
+			Namespace:         unique.Make(p.Namespace).Value(),
 			CreationTimestamp: p.CreationTimestamp,
-			Labels:            p.Labels,
+			Labels:            labels.intern(p.Labels),
 		},
 	}, nil
+}
+
+// maxInternedLabelSets bounds the interner's table; past it the table starts
+// over (pods already cached keep their maps).
+const maxInternedLabelSets = 20000
+
+// labelInterner hands out one shared map per distinct label set. Cached
+// objects are read-only, so sharing is safe. Informer transforms run on one
+// goroutine per informer, but the lock keeps it safe for any caller.
+type labelInterner struct {
+	mu    sync.Mutex
+	max   int
+	table map[string]map[string]string
+	key   []byte
+}
+
+func newLabelInterner(max int) *labelInterner {
+	return &labelInterner{max: max, table: map[string]map[string]string{}}
+}
+
+func (li *labelInterner) intern(l map[string]string) map[string]string {
+	if len(l) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	li.mu.Lock()
+	defer li.mu.Unlock()
+	// Label keys and values cannot hold a NUL, so it separates them.
+	li.key = li.key[:0]
+	for _, k := range keys {
+		li.key = append(append(append(append(li.key, k...), 0), l[k]...), 0)
+	}
+	if shared, ok := li.table[string(li.key)]; ok {
+		return shared
+	}
+	if len(li.table) >= li.max {
+		li.table = map[string]map[string]string{}
+	}
+	li.table[string(li.key)] = l
+	return l
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -48,13 +49,41 @@ func TestSlimPodKeepsWhatIsRead(t *testing.T) {
 		OwnerReferences: []metav1.OwnerReference{{Name: "rs"}},
 		ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kubelet"}},
 	}}
-	got, err := slimPod(full)
+	got, err := slimPod(full, newLabelInterner(10))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", Labels: full.Labels}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("slim pod (-want +got):\n%s", diff)
+	}
+}
+
+func TestLabelInternerShares(t *testing.T) {
+	li := newLabelInterner(2)
+	same := func(a, b map[string]string) bool { return reflect.ValueOf(a).Pointer() == reflect.ValueOf(b).Pointer() }
+	a := li.intern(map[string]string{"app": "web", "pod-template-hash": "5d8f"})
+	b := li.intern(map[string]string{"pod-template-hash": "5d8f", "app": "web"})
+	if !same(a, b) {
+		t.Error("equal label sets got two maps")
+	}
+	// A key/value boundary moved must not match.
+	c := li.intern(map[string]string{"app": "webpod-template-hash", "": "5d8f"})
+	if same(a, c) {
+		t.Error("different label sets share a map")
+	}
+	if li.intern(nil) != nil || li.intern(map[string]string{}) != nil {
+		t.Error("no labels should stay nil")
+	}
+	// The table holds 2 sets; a third starts it over, and a set interned
+	// before is then stored anew.
+	li.intern(map[string]string{"x": "1"})
+	d := li.intern(map[string]string{"app": "web", "pod-template-hash": "5d8f"})
+	if same(a, d) || len(li.table) != 2 {
+		t.Errorf("table of %d sets after passing its bound, want it started over", len(li.table))
+	}
+	if d["app"] != "web" || d["pod-template-hash"] != "5d8f" || len(d) != 2 {
+		t.Errorf("interned labels changed: %v", d)
 	}
 }
 
