@@ -89,7 +89,7 @@ func (s *Scraper) Run(ctx context.Context) {
 	ticker := s.clock.NewTicker(s.cfg.Resolution)
 	defer ticker.Stop()
 	first := s.clock.Now()
-	s.logCycle(s.scrape(ctx, 0))
+	s.logStartCycle("first", s.scrape(ctx, 0))
 	if s.cfg.FollowUp > 0 {
 		// Counted from the first cycle's start, so each node's two
 		// samples are about FollowUp apart however long that cycle took.
@@ -98,7 +98,7 @@ func (s *Scraper) Run(ctx context.Context) {
 			return
 		case <-s.clock.After(s.cfg.FollowUp - s.clock.Since(first)):
 		}
-		s.logCycle(s.scrape(ctx, 0))
+		s.logStartCycle("follow-up", s.scrape(ctx, 0))
 	}
 	for {
 		select {
@@ -108,6 +108,14 @@ func (s *Scraper) Run(ctx context.Context) {
 		}
 		s.logCycle(s.Scrape(ctx))
 	}
+}
+
+// logStartCycle logs the two start-up cycles at the default level: how
+// long a started replica took to know every node is worth an operator's
+// eye; later cycles are logged at -v=1.
+func (s *Scraper) logStartCycle(which string, res Result) {
+	klog.InfoS("Start-up scrape cycle finished", "cycle", which, "nodes", res.Nodes, "succeeded", res.Succeeded,
+		"failed", res.Failed, "skipped", res.Skipped, "duration", res.Duration)
 }
 
 func (s *Scraper) logCycle(res Result) {
