@@ -3,13 +3,15 @@ package api
 import (
 	"context"
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/rest"
@@ -85,26 +87,43 @@ func (s *podStorage) List(ctx context.Context, opts *metainternalversion.ListOpt
 	if err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("listing pods from the cache: %w", err))
 	}
-	pods := make([]*metav1.PartialObjectMetadata, 0, len(objs))
-	for _, o := range objs {
-		p, ok := o.(*metav1.PartialObjectMetadata)
-		if !ok || !matchFields(fs, p.Namespace, p.Name) {
-			continue
-		}
-		pods = append(pods, p)
-	}
-	sort.Slice(pods, func(i, j int) bool {
-		if pods[i].Namespace != pods[j].Namespace {
-			return pods[i].Namespace < pods[j].Namespace
-		}
-		return pods[i].Name < pods[j].Name
-	})
+	pods := sortedPods(objs, fs)
 	list := &podList{pods: pods, usage: s.metrics.GetPodUsage(pods...), encodings: s.encodings}
 	s.freshness.observePods(list.usage)
 	if !wireEncodingAllowed(ctx) || len(list.usage) == 0 {
 		return list.GetObject(), nil
 	}
 	return list, nil
+}
+
+// sortedPods keeps the pods matching fs, sorted by namespace and name as
+// the apiserver lists. The sort runs over a slice of the names themselves
+// rather than over pointers to the objects: at 150,000 pods, following the
+// pointers on every comparison was most of the sort's time.
+func sortedPods(objs []runtime.Object, fs fields.Selector) []*metav1.PartialObjectMetadata {
+	type entry struct {
+		namespace, name string
+		pod             *metav1.PartialObjectMetadata
+	}
+	entries := make([]entry, 0, len(objs))
+	for _, o := range objs {
+		p, ok := o.(*metav1.PartialObjectMetadata)
+		if !ok || !matchFields(fs, p.Namespace, p.Name) {
+			continue
+		}
+		entries = append(entries, entry{p.Namespace, p.Name, p})
+	}
+	slices.SortFunc(entries, func(a, b entry) int {
+		if c := strings.Compare(a.namespace, b.namespace); c != 0 {
+			return c
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	pods := make([]*metav1.PartialObjectMetadata, len(entries))
+	for i := range entries {
+		pods[i] = entries[i].pod
+	}
+	return pods
 }
 
 // ConvertToTable renders pod metrics for kubectl get, containers summed.
