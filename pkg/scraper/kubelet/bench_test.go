@@ -142,3 +142,4 @@ func BenchmarkGetMetrics(b *testing.B) {
 		})
 	}
 }
+

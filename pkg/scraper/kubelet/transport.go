@@ -250,7 +250,7 @@ func (t *connTransport) get(ctx context.Context, key, scheme, addr string) (*con
 		return nil, err
 	}
 	if scheme == "https" {
-		tc := tls.Client(raw, t.tlsConfigFor(addr))
+		tc := tls.Client(snugConn{raw}, t.tlsConfigFor(addr))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			_ = raw.Close()
 			return nil, err
@@ -258,6 +258,21 @@ func (t *connTransport) get(ctx context.Context, key, scheme, addr string) (*con
 		raw = tc
 	}
 	return &conn{Conn: raw, key: key, certGen: gen}, nil
+}
+
+// snugConn leaves bytes.MinRead bytes of every read buffer unfilled. The
+// TLS connection reads records into a bytes.Buffer that it first grows to
+// fit the record plus bytes.MinRead, then fills with ReadFrom, which grows
+// the buffer again (doubling it) whenever less than bytes.MinRead is free
+// before a read. Reads that leave that much free keep the buffer at one
+// record's size: about 9 KiB less for each kept kubelet connection.
+type snugConn struct{ net.Conn }
+
+func (c snugConn) Read(p []byte) (int, error) {
+	if len(p) > 2*bytes.MinRead {
+		p = p[:len(p)-bytes.MinRead]
+	}
+	return c.Conn.Read(p)
 }
 
 // tlsConfigFor is the TLS configuration for one kubelet: the server name

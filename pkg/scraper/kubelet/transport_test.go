@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -399,5 +400,31 @@ func TestConnTransportHostileHead(t *testing.T) {
 				t.Errorf("error %v, want the head size limit", err)
 			}
 		})
+	}
+}
+
+// sizedReads records the size of the buffers it is asked to fill.
+type sizedReads struct {
+	net.Conn
+	sizes []int
+}
+
+func (r *sizedReads) Read(p []byte) (int, error) {
+	r.sizes = append(r.sizes, len(p))
+	return len(p), nil
+}
+
+func TestSnugConnLeavesRoom(t *testing.T) {
+	for _, tt := range []struct{ buf, want int }{
+		{64 << 10, 64<<10 - bytes.MinRead},
+		{2*bytes.MinRead + 1, bytes.MinRead + 1},
+		{2 * bytes.MinRead, 2 * bytes.MinRead}, // small reads are left whole
+		{5, 5},
+	} {
+		r := &sizedReads{}
+		n, err := snugConn{r}.Read(make([]byte, tt.buf))
+		if err != nil || n != tt.want || r.sizes[0] != tt.want {
+			t.Errorf("buffer of %d: read %d (asked for %v), want %d", tt.buf, n, r.sizes, tt.want)
+		}
 	}
 }

@@ -47,6 +47,8 @@ func run() error {
 	compareName := flag.String("compare-name", "upstream", "the name of the -compare binary in the results")
 	env := flag.String("env", "", "comma-separated KEY=VALUE environment for our binary")
 	compareEnv := flag.String("compare-env", "", "comma-separated KEY=VALUE environment for the -compare binary")
+	args := flag.String("args", "", "space-separated extra flags for our binary")
+	compareArgs := flag.String("compare-args", "", "space-separated extra flags for the -compare binary")
 	name := flag.String("name", "kubemetrics", "the name of our binary in the results")
 	bin := flag.String("bin", filepath.Join(repo, "test/.cache/bin/v1.37.2"), "the pinned Kubernetes binaries")
 	out := flag.String("out", filepath.Join(repo, "_output/bench-fleet"), "folder for the results, summary and plot")
@@ -125,7 +127,7 @@ func run() error {
 
 	type run struct {
 		name, binary string
-		env          []string
+		env, args    []string
 	}
 	split := func(s string) []string {
 		if s == "" {
@@ -133,19 +135,21 @@ func run() error {
 		}
 		return strings.Split(s, ",")
 	}
-	runs := []run{{*name, *ours, split(*env)}}
+	runs := []run{{*name, *ours, split(*env), strings.Fields(*args)}}
 	if *compare != "" {
-		runs = append(runs, run{*compareName, *compare, split(*compareEnv)})
+		runs = append(runs, run{*compareName, *compare, split(*compareEnv), strings.Fields(*compareArgs)})
 	}
 	var results []Result
 	for _, r := range runs {
-		mc := measureConfig{name: r.name, binary: r.binary, env: r.env, manifests: filepath.Join(repo, "manifests/overlays/local"),
+		mc := measureConfig{name: r.name, binary: r.binary, env: r.env, args: r.args, manifests: filepath.Join(repo, "manifests/overlays/local"),
 			nodes: *nodes, pods: *pods, containers: *containers, res: *resolution, steady: *steady, logf: logf}
 		if *profile {
 			mc.profileDir = filepath.Join(*out, "profiles")
 		}
 		res, err := measure(ctx, c, fl, mc)
 		c.StopMetricsServer()
+		// The next binary writes the same log file: keep this one's.
+		keepLog(filepath.Join(*dir, "logs", "metrics-server.log"), filepath.Join(*out, "logs", fmt.Sprintf("%s-%d.log", r.name, *nodes)), logf)
 		if err != nil {
 			return fmt.Errorf("%s: %w", r.name, err)
 		}
@@ -214,4 +218,17 @@ func raiseOpenFiles(n uint64) error {
 		return fmt.Errorf("raising the open files limit to %d: %w (a fleet this size may run out of descriptors)", n, err)
 	}
 	return nil
+}
+
+// keepLog copies a server's log out of the cluster folder.
+func keepLog(from, to string, logf func(string, ...any)) {
+	b, err := os.ReadFile(from)
+	if err == nil {
+		if err = os.MkdirAll(filepath.Dir(to), 0o755); err == nil {
+			err = os.WriteFile(to, b, 0o644)
+		}
+	}
+	if err != nil {
+		logf("keeping the server log: %v", err)
+	}
 }
