@@ -142,4 +142,3 @@ func BenchmarkGetMetrics(b *testing.B) {
 		})
 	}
 }
-
