@@ -5,9 +5,17 @@ import (
 	"testing"
 	"time"
 
+	"context"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	metadatafake "k8s.io/client-go/metadata/fake"
+	clienttesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/watchlist"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
@@ -151,5 +159,51 @@ func TestHealthChecks(t *testing.T) {
 	}
 	if got := collectionTimely(lastCycle{}, time.Second, clk).Name(); got != "metric-collection-timely" {
 		t.Errorf("check name %q, want upstream's metric-collection-timely", got)
+	}
+}
+
+func TestPodInformerListsPagedAndSlim(t *testing.T) {
+	if !watchlist.DoesClientNotSupportWatchListSemantics(pagedListWatch{&cache.ListWatch{}}) {
+		t.Error("the pod ListerWatcher does not opt out of watch-list")
+	}
+	scheme := runtime.NewScheme()
+	if err := metav1.AddMetaToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	pod := func(name string) *metav1.PartialObjectMetadata {
+		return &metav1.PartialObjectMetadata{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop", Labels: map[string]string{"app": "web"}, UID: types.UID(name + "-uid")},
+		}
+	}
+	client := metadatafake.NewSimpleMetadataClient(scheme, pod("web-1"), pod("web-2"))
+	var selectors []string
+	client.PrependReactor("list", "pods", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		selectors = append(selectors, a.(clienttesting.ListAction).GetListRestrictions().Fields.String())
+		return false, nil, nil
+	})
+	inf, err := newPodInformer(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go inf.Informer().RunWithContext(ctx)
+	if !cache.WaitForCacheSync(ctx.Done(), inf.Informer().HasSynced) {
+		t.Fatal("pod informer did not sync")
+	}
+	objs, err := inf.Lister().ByNamespace("shop").List(labels.SelectorFromSet(labels.Set{"app": "web"}))
+	if err != nil || len(objs) != 2 {
+		t.Fatalf("listed %d pods (%v), want 2", len(objs), err)
+	}
+	a, b := objs[0].(*metav1.PartialObjectMetadata), objs[1].(*metav1.PartialObjectMetadata)
+	if a.UID != "" || b.UID != "" {
+		t.Error("cached pods keep their UIDs: the transform did not run")
+	}
+	if reflect.ValueOf(a.Labels).Pointer() != reflect.ValueOf(b.Labels).Pointer() {
+		t.Error("pods with equal labels do not share one map")
+	}
+	if len(selectors) == 0 || selectors[0] != runningPodsSelector {
+		t.Errorf("pods listed with field selectors %q, want %q", selectors, runningPodsSelector)
 	}
 }
