@@ -34,9 +34,10 @@ type Config struct {
 	// it is scraped at the same phase every cycle and the window between two
 	// of its points stays the resolution. Zero starts every node at once.
 	Spread time.Duration
-	// FollowUp, when positive, runs a second cycle this long after the
-	// first one ends, so rates exist seconds after a start instead of one
-	// resolution later. Both start-up cycles start every node at once.
+	// FollowUp, when positive, scrapes each node a second time this long
+	// after its first scrape at start, so rates exist seconds after a
+	// start instead of one resolution later. The first cycle starts every
+	// node at once and may take up to four resolutions to reach them all.
 	FollowUp time.Duration
 	// Selector chooses the nodes to scrape; nil means every node.
 	Selector labels.Selector
@@ -83,22 +84,46 @@ func New(cfg Config, nodes NodeLister, client Client, sink Sink, m *Metrics, clk
 	return &Scraper{cfg: cfg, nodes: nodes, client: client, sink: sink, metrics: m, clock: clk, failing: map[string]string{}}
 }
 
-// Run scrapes at once (and once more after FollowUp), then every
-// resolution, until ctx is done.
+// startupCycles is how many resolutions the first cycle after a start may
+// take: it scrapes every node once (each request still bounded by the
+// timeout) rather than leaving nodes for a later cycle when the first TLS
+// handshakes to thousands of kubelets take longer than one resolution.
+const startupCycles = 4
+
+// Run scrapes at once, follows up on each node FollowUp after its first
+// scrape, then scrapes every resolution, until ctx is done.
 func (s *Scraper) Run(ctx context.Context) {
 	ticker := s.clock.NewTicker(s.cfg.Resolution)
 	defer ticker.Stop()
-	first := s.clock.Now()
-	s.logStartCycle("first", s.scrape(ctx, 0))
+	var mu sync.Mutex
+	firstDone := map[string]time.Time{}
+	res := s.scrapePlanned(ctx, plan{
+		deadline: startupCycles * s.cfg.Resolution,
+		done: func(node string, at time.Time) {
+			mu.Lock()
+			firstDone[node] = at
+			mu.Unlock()
+		},
+	})
+	s.logStartCycle("first", res)
 	if s.cfg.FollowUp > 0 {
-		// Counted from the first cycle's start, so each node's two
-		// samples are about FollowUp apart however long that cycle took.
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.clock.After(s.cfg.FollowUp - s.clock.Since(first)):
-		}
-		s.logStartCycle("follow-up", s.scrape(ctx, 0))
+		// Each node's second scrape comes FollowUp after its own first
+		// one, so its two samples are at least that far apart however long
+		// the first cycle took; nodes the first cycle missed go at once.
+		followStart := s.clock.Now()
+		res = s.scrapePlanned(ctx, plan{
+			deadline: s.cfg.Resolution,
+			offset: func(node string) time.Duration {
+				mu.Lock()
+				at, ok := firstDone[node]
+				mu.Unlock()
+				if !ok {
+					return 0
+				}
+				return max(at.Add(s.cfg.FollowUp).Sub(followStart), 0)
+			},
+		})
+		s.logStartCycle("follow-up", res)
 	}
 	for {
 		select {
@@ -135,11 +160,27 @@ func (s *Scraper) LastCycle() time.Time {
 // Scrape runs one cycle over every selected node and returns when all
 // requests have finished or the cycle's time (one resolution) is up.
 func (s *Scraper) Scrape(ctx context.Context) Result {
-	return s.scrape(ctx, s.cfg.Spread)
+	spread := s.cfg.Spread
+	return s.scrapePlanned(ctx, plan{
+		deadline: s.cfg.Resolution,
+		offset:   func(node string) time.Duration { return offset(node, spread) },
+	})
 }
 
-// scrape runs one cycle with node starts spread over spread.
-func (s *Scraper) scrape(ctx context.Context, spread time.Duration) Result {
+// plan says how one cycle runs.
+type plan struct {
+	// deadline is how long after its start the cycle ends, requests not
+	// started by then skipped and those in flight cancelled.
+	deadline time.Duration
+	// offset is when a node's request starts, after the cycle's start;
+	// nil starts every node at once.
+	offset func(node string) time.Duration
+	// done, when set, is told of each node scraped successfully and when.
+	done func(node string, at time.Time)
+}
+
+// scrapePlanned runs one cycle as p says.
+func (s *Scraper) scrapePlanned(ctx context.Context, p plan) Result {
 	start := s.clock.Now()
 	nodes, err := s.nodes.List(s.cfg.Selector)
 	if err != nil {
@@ -148,11 +189,14 @@ func (s *Scraper) scrape(ctx context.Context, spread time.Duration) Result {
 	}
 	order := make([]scheduled, len(nodes))
 	for i, n := range nodes {
-		order[i] = scheduled{node: n, offset: offset(n.Name, spread)}
+		order[i] = scheduled{node: n}
+		if p.offset != nil {
+			order[i].offset = p.offset(n.Name)
+		}
 	}
 	sort.Slice(order, func(i, j int) bool { return order[i].offset < order[j].offset })
 
-	cycleCtx, cancel := context.WithDeadline(ctx, start.Add(s.cfg.Resolution))
+	cycleCtx, cancel := context.WithDeadline(ctx, start.Add(p.deadline))
 	defer cancel()
 
 	work := make(chan scheduled)
@@ -165,6 +209,9 @@ func (s *Scraper) scrape(ctx context.Context, spread time.Duration) Result {
 				switch s.scrapeOne(cycleCtx, w, start) {
 				case outcomeOK:
 					succeeded.Add(1)
+					if p.done != nil {
+						p.done(w.node.Name, s.clock.Now())
+					}
 				case outcomeFailed:
 					failed.Add(1)
 				case outcomeSkipped:

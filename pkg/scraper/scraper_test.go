@@ -368,3 +368,93 @@ func TestRunFollowsUpQuicklyAfterStart(t *testing.T) {
 		t.Errorf("two start-up cycles took %v, want them well under the 3s spread", took)
 	}
 }
+
+// timesSink records every store of every node.
+type timesSink struct {
+	mu     sync.Mutex
+	stored map[string][]time.Time
+}
+
+func (f *timesSink) Store(b *points.Batch) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stored == nil {
+		f.stored = map[string][]time.Time{}
+	}
+	f.stored[b.Node] = append(f.stored[b.Node], time.Now())
+}
+
+func (f *timesSink) Prune() {}
+
+// handshakeClient answers a node's first request slowly (a new TLS
+// connection) and later ones quickly (kept alive).
+type handshakeClient struct {
+	first, later time.Duration
+	mu           sync.Mutex
+	seen         map[string]bool
+}
+
+func (h *handshakeClient) GetMetrics(ctx context.Context, node *corev1.Node) (*points.Batch, error) {
+	h.mu.Lock()
+	d := h.later
+	if !h.seen[node.Name] {
+		d = h.first
+		h.seen[node.Name] = true
+	}
+	h.mu.Unlock()
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return &points.Batch{Node: node.Name}, nil
+}
+
+// TestStartupReachesEveryNodeAndFollowsUpPerNode: the first cycle after a
+// start is not cut at one resolution, and each node's second scrape comes
+// at least FollowUp after its own first one.
+func TestStartupReachesEveryNodeAndFollowsUpPerNode(t *testing.T) {
+	names := []string{"n0", "n1", "n2", "n3", "n4"}
+	sink := &timesSink{}
+	const followUp = 250 * time.Millisecond
+	// One worker, 150ms a first request: the first cycle needs 750ms, more
+	// than the 300ms resolution, where a regular cycle would stop.
+	client := &handshakeClient{first: 150 * time.Millisecond, later: 10 * time.Millisecond, seen: map[string]bool{}}
+	s := New(Config{Resolution: 300 * time.Millisecond, Timeout: time.Second, Parallelism: 1, FollowUp: followUp},
+		nodes(names...), client, sink, nil, clock.RealClock{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now()
+	go s.Run(ctx)
+	deadline := time.After(5 * time.Second)
+	for {
+		sink.mu.Lock()
+		done := 0
+		for _, n := range names {
+			if len(sink.stored[n]) >= 2 {
+				done++
+			}
+		}
+		sink.mu.Unlock()
+		if done == len(names) {
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("%d of %d nodes scraped twice 5s after start", done, len(names))
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	for _, n := range names {
+		ts := sink.stored[n]
+		if first := ts[0].Sub(start); first > 2*time.Second {
+			t.Errorf("node %s first scraped %v after start", n, first)
+		}
+		if gap := ts[1].Sub(ts[0]); gap < followUp {
+			t.Errorf("node %s: second scrape %v after its first, want at least %v", n, gap, followUp)
+		}
+	}
+}

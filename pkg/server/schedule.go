@@ -13,7 +13,7 @@ func spreadFor(resolution, timeout time.Duration) time.Duration {
 	return spread
 }
 
-// followUpFor is how long after the first scrape starts a second one runs,
+// followUpFor is how long after a node's first scrape its second one runs,
 // so a started or failed-over replica serves rates within seconds rather
 // than one resolution later: a sixth of the resolution, at most 2s.
 // /metrics/resource (what auto asks first) stamps samples to the
