@@ -341,28 +341,38 @@ func TestRunStopsWithContext(t *testing.T) {
 	}
 }
 
-func TestRunFollowsUpQuicklyAfterStart(t *testing.T) {
-	sink := &fakeSink{}
-	s := New(Config{Resolution: 10 * time.Second, Timeout: time.Second, Spread: 3 * time.Second, FollowUp: 300 * time.Millisecond},
-		nodes("a1", "a2"), &fakeClient{}, sink, nil, clock.RealClock{})
+// runUntil starts s.Run and returns once done says so, failing the test
+// with what done last said after 5s; it returns when Run started.
+func runUntil(t *testing.T, s *Scraper, done func() (bool, string)) time.Time {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	start := time.Now()
 	go s.Run(ctx)
 	deadline := time.After(5 * time.Second)
 	for {
-		sink.mu.Lock()
-		n := sink.prunes
-		sink.mu.Unlock()
-		if n >= 2 {
-			break
+		ok, what := done()
+		if ok {
+			cancel()
+			return start
 		}
 		select {
 		case <-deadline:
-			t.Fatalf("%d cycles 5s after start, want the start-up cycle and its follow-up", n)
-		case <-time.After(20 * time.Millisecond):
+			t.Fatalf("5s after start: %s", what)
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+func TestRunFollowsUpQuicklyAfterStart(t *testing.T) {
+	sink := &fakeSink{}
+	s := New(Config{Resolution: 10 * time.Second, Timeout: time.Second, Spread: 3 * time.Second, FollowUp: 300 * time.Millisecond},
+		nodes("a1", "a2"), &fakeClient{}, sink, nil, clock.RealClock{})
+	start := runUntil(t, s, func() (bool, string) {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		return sink.prunes >= 2, fmt.Sprintf("%d cycles, want the start-up cycle and its follow-up", sink.prunes)
+	})
 	// Start-up cycles start every node at once, not spread over 3s.
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("two start-up cycles took %v, want them well under the 3s spread", took)
@@ -422,30 +432,17 @@ func TestStartupReachesEveryNodeAndFollowsUpPerNode(t *testing.T) {
 	client := &handshakeClient{first: 150 * time.Millisecond, later: 10 * time.Millisecond, seen: map[string]bool{}}
 	s := New(Config{Resolution: 300 * time.Millisecond, Timeout: time.Second, Parallelism: 1, FollowUp: followUp},
 		nodes(names...), client, sink, nil, clock.RealClock{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	start := time.Now()
-	go s.Run(ctx)
-	deadline := time.After(5 * time.Second)
-	for {
+	start := runUntil(t, s, func() (bool, string) {
 		sink.mu.Lock()
+		defer sink.mu.Unlock()
 		done := 0
 		for _, n := range names {
 			if len(sink.stored[n]) >= 2 {
 				done++
 			}
 		}
-		sink.mu.Unlock()
-		if done == len(names) {
-			break
-		}
-		select {
-		case <-deadline:
-			t.Fatalf("%d of %d nodes scraped twice 5s after start", done, len(names))
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	cancel()
+		return done == len(names), fmt.Sprintf("%d of %d nodes scraped twice", done, len(names))
+	})
 	sink.mu.Lock()
 	defer sink.mu.Unlock()
 	for _, n := range names {
