@@ -169,9 +169,10 @@ func (t *connTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := checkRequest(req); err != nil {
 		return nil, err
 	}
-	key := req.URL.Scheme + "://" + hostPortOf(req.URL.Scheme, req.URL.Host)
+	addr := hostPortOf(req.URL.Scheme, req.URL.Host)
+	key := req.URL.Scheme + "://" + addr
 	for attempt := 0; ; attempt++ {
-		c, err := t.get(req.Context(), key, req.URL.Scheme, hostPortOf(req.URL.Scheme, req.URL.Host))
+		c, err := t.get(req.Context(), key, req.URL.Scheme, addr)
 		if err != nil {
 			return nil, withCtx(req.Context(), err)
 		}
@@ -265,7 +266,7 @@ func (t *connTransport) get(ctx context.Context, key, scheme, addr string) (*con
 // fit the record plus bytes.MinRead, then fills with ReadFrom, which grows
 // the buffer again (doubling it) whenever less than bytes.MinRead is free
 // before a read. Reads that leave that much free keep the buffer at one
-// record's size: about 9 KiB less for each kept kubelet connection.
+// record's size when more than one record is waiting on the socket.
 type snugConn struct{ net.Conn }
 
 func (c snugConn) Read(p []byte) (int, error) {
@@ -389,13 +390,6 @@ func (t *connTransport) CloseIdleConnections() {
 	for _, c := range idle {
 		_ = c.Close()
 	}
-}
-
-// idleCount is how many connections are kept.
-func (t *connTransport) idleCount() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.idle)
 }
 
 var (

@@ -246,7 +246,6 @@ func TestConnTransportIdleExpiry(t *testing.T) {
 func TestConnTransportClientCertRotation(t *testing.T) {
 	ct := newConnTransport(nil)
 	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	ct.now = func() time.Time { return now }
 	cert := &tls.Certificate{}
 	ct.clientCert = func() (*tls.Certificate, error) { return cert, nil }
 	ct.checkRotation(now)
@@ -427,4 +426,11 @@ func TestSnugConnLeavesRoom(t *testing.T) {
 			t.Errorf("buffer of %d: read %d (asked for %v), want %d", tt.buf, n, r.sizes, tt.want)
 		}
 	}
+}
+
+// idleCount is how many connections t keeps.
+func (t *connTransport) idleCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.idle)
 }
