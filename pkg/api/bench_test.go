@@ -15,6 +15,7 @@ import (
 	"k8s.io/metrics/pkg/apis/metrics/v1beta1"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/kubemetrics/metrics-server/pkg/podmeta"
 	"github.com/kubemetrics/metrics-server/pkg/points/pointstest"
 	"github.com/kubemetrics/metrics-server/pkg/storage"
 )
@@ -33,7 +34,7 @@ func benchPodStorage(b *testing.B, nodes int) (*podStorage, int) {
 	}
 	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	for _, p := range f.Pods {
-		if err := idx.Add(&metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name, Labels: map[string]string{"app": "bench"}}}); err != nil {
+		if err := idx.Add(&podmeta.Pod{Namespace: p.Namespace, Name: p.Name, Labels: map[string]string{"app": "bench"}}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -23,8 +23,8 @@ type Config struct {
 	Metrics MetricsGetter
 	// NodeLister reads nodes from a typed informer.
 	NodeLister corev1listers.NodeLister
-	// PodLister reads running pods' metadata (*metav1.PartialObjectMetadata)
-	// from a metadata informer.
+	// PodLister reads running pods' metadata (*podmeta.Pod) from the
+	// pod informer's cache.
 	PodLister cache.GenericLister
 	// NodeSelector limits the nodes served; nil means all.
 	NodeSelector labels.Selector

@@ -2,9 +2,9 @@ package api
 
 import (
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/metrics/pkg/apis/metrics"
 
+	"github.com/kubemetrics/metrics-server/pkg/podmeta"
 	"github.com/kubemetrics/metrics-server/pkg/points"
 )
 
@@ -19,7 +19,7 @@ type NodeMetricsGetter interface {
 // skipped; each result's Index says which input pod it belongs to. It is
 // compact (no maps) so that listing every pod of a large cluster is cheap.
 type PodMetricsGetter interface {
-	GetPodUsage(pods ...*metav1.PartialObjectMetadata) []points.PodUsage
+	GetPodUsage(pods ...*podmeta.Pod) []points.PodUsage
 }
 
 // MetricsGetter serves both.

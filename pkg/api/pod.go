@@ -17,6 +17,8 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/metrics/pkg/apis/metrics"
+
+	"github.com/kubemetrics/metrics-server/pkg/podmeta"
 )
 
 // podStorage serves pods.metrics.k8s.io.
@@ -57,9 +59,9 @@ func (s *podStorage) Get(ctx context.Context, name string, _ *metav1.GetOptions)
 	if err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("reading pod %s/%s from the cache: %w", ns, name, err))
 	}
-	pod, ok := obj.(*metav1.PartialObjectMetadata)
+	pod, ok := obj.(*podmeta.Pod)
 	if !ok {
-		return nil, apierrors.NewInternalError(fmt.Errorf("pod cache holds a %T, want *PartialObjectMetadata", obj))
+		return nil, apierrors.NewInternalError(fmt.Errorf("pod cache holds a %T, want *podmeta.Pod", obj))
 	}
 	us := s.metrics.GetPodUsage(pod)
 	if len(us) == 0 {
@@ -100,14 +102,14 @@ func (s *podStorage) List(ctx context.Context, opts *metainternalversion.ListOpt
 // the apiserver lists. The sort runs over a slice of the names themselves
 // rather than over pointers to the objects: at 150,000 pods, following the
 // pointers on every comparison was most of the sort's time.
-func sortedPods(objs []runtime.Object, fs fields.Selector) []*metav1.PartialObjectMetadata {
+func sortedPods(objs []runtime.Object, fs fields.Selector) []*podmeta.Pod {
 	type entry struct {
 		namespace, name string
-		pod             *metav1.PartialObjectMetadata
+		pod             *podmeta.Pod
 	}
 	entries := make([]entry, 0, len(objs))
 	for _, o := range objs {
-		p, ok := o.(*metav1.PartialObjectMetadata)
+		p, ok := o.(*podmeta.Pod)
 		if !ok || !matchFields(fs, p.Namespace, p.Name) {
 			continue
 		}
@@ -119,7 +121,7 @@ func sortedPods(objs []runtime.Object, fs fields.Selector) []*metav1.PartialObje
 		}
 		return strings.Compare(a.name, b.name)
 	})
-	pods := make([]*metav1.PartialObjectMetadata, len(entries))
+	pods := make([]*podmeta.Pod, len(entries))
 	for i := range entries {
 		pods[i] = entries[i].pod
 	}

@@ -17,6 +17,7 @@ import (
 	metricsv1 "k8s.io/metrics/pkg/apis/metrics/v1"
 	"k8s.io/metrics/pkg/apis/metrics/v1beta1"
 
+	"github.com/kubemetrics/metrics-server/pkg/podmeta"
 	"github.com/kubemetrics/metrics-server/pkg/points"
 	"github.com/kubemetrics/metrics-server/pkg/storage"
 )
@@ -29,7 +30,7 @@ import (
 // the internal list GetObject builds. Listing 150,000 pods then allocates
 // a few buffers instead of two maps per container.
 type podList struct {
-	pods      []*metav1.PartialObjectMetadata
+	pods      []*podmeta.Pod
 	usage     []points.PodUsage
 	encodings *wireEncodings
 
@@ -68,7 +69,7 @@ func (l *podList) CacheEncode(id runtime.Identifier, encode func(runtime.Object,
 }
 
 // podMetricsOf builds the internal object of one pod.
-func podMetricsOf(pod *metav1.PartialObjectMetadata, u *points.PodUsage) metrics.PodMetrics {
+func podMetricsOf(pod *podmeta.Pod, u *points.PodUsage) metrics.PodMetrics {
 	m := metrics.PodMetrics{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:              pod.Name,

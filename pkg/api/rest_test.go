@@ -19,6 +19,7 @@ import (
 	"k8s.io/metrics/pkg/apis/metrics"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/kubemetrics/metrics-server/pkg/podmeta"
 	"github.com/kubemetrics/metrics-server/pkg/points"
 )
 
@@ -46,7 +47,7 @@ func (f *fakeMetrics) GetNodeMetrics(nodes ...*corev1.Node) ([]metrics.NodeMetri
 	return out, nil
 }
 
-func (f *fakeMetrics) GetPodUsage(pods ...*metav1.PartialObjectMetadata) []points.PodUsage {
+func (f *fakeMetrics) GetPodUsage(pods ...*podmeta.Pod) []points.PodUsage {
 	var out []points.PodUsage
 	for i, p := range pods {
 		if m, ok := f.pods[p.Namespace+"/"+p.Name]; ok {
@@ -84,7 +85,7 @@ func testStorage(t *testing.T) (*nodeStorage, *podStorage) {
 	for _, p := range []struct{ ns, name, app string }{
 		{"shop", "web-2", "web"}, {"shop", "web-1", "web"}, {"shop", "db-0", "db"}, {"ops", "web-1", "web"}, {"shop", "starting", "web"},
 	} {
-		if err := podIdx.Add(&metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: p.ns, Name: p.name, Labels: map[string]string{"app": p.app}}}); err != nil {
+		if err := podIdx.Add(&podmeta.Pod{Namespace: p.ns, Name: p.name, Labels: map[string]string{"app": p.app}}); err != nil {
 			t.Fatal(err)
 		}
 	}

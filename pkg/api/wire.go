@@ -11,8 +11,8 @@ import (
 	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kubemetrics/metrics-server/pkg/podmeta"
 	"github.com/kubemetrics/metrics-server/pkg/points"
 )
 
@@ -58,7 +58,7 @@ func writePodListProtobuf(w io.Writer, l *podList, apiVersion string) error {
 }
 
 // protoPodItem appends one PodMetrics message (without its tag).
-func protoPodItem(b []byte, pod *metav1.PartialObjectMetadata, u *points.PodUsage, s *wireScratch) []byte {
+func protoPodItem(b []byte, pod *podmeta.Pod, u *points.PodUsage, s *wireScratch) []byte {
 	// ObjectMeta: the codec writes every plain field, empty or not.
 	m := s.meta[:0]
 	m = protoString(m, 0x0a, pod.Name)
@@ -236,7 +236,7 @@ func writePodListJSON(w io.Writer, l *podList, apiVersion string) error {
 	return err
 }
 
-func jsonPodItem(b []byte, pod *metav1.PartialObjectMetadata, u *points.PodUsage, s *wireScratch) []byte {
+func jsonPodItem(b []byte, pod *podmeta.Pod, u *points.PodUsage, s *wireScratch) []byte {
 	b = append(b, `{"metadata":{`...)
 	sep := false
 	field := func(name string) {

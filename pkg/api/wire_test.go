@@ -13,6 +13,7 @@ import (
 	metricsv1 "k8s.io/metrics/pkg/apis/metrics/v1"
 	"k8s.io/metrics/pkg/apis/metrics/v1beta1"
 
+	"github.com/kubemetrics/metrics-server/pkg/podmeta"
 	"github.com/kubemetrics/metrics-server/pkg/points"
 )
 
@@ -21,11 +22,11 @@ import (
 // from zero to huge, windows below and above a second.
 func wireTestList(codecsEncodings *wireEncodings) *podList {
 	created := metav1.NewTime(time.Date(2026, 11, 20, 8, 30, 0, 0, time.UTC))
-	pods := []*metav1.PartialObjectMetadata{
-		{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-1", CreationTimestamp: created, Labels: map[string]string{"app": "web", "tier": "front", "a.b/c": "x_y-z.1"}}},
-		{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "nolabels"}},
-		{ObjectMeta: metav1.ObjectMeta{Namespace: "ops", Name: "odd", CreationTimestamp: created, Labels: map[string]string{"q": "<&>\"\\é\u2028"}}},
-		{ObjectMeta: metav1.ObjectMeta{Namespace: "long", Name: string(bytes.Repeat([]byte("n"), 250)), Labels: map[string]string{"k": string(bytes.Repeat([]byte("v"), 63))}}},
+	pods := []*podmeta.Pod{
+		{Namespace: "shop", Name: "web-1", CreationTimestamp: created, Labels: map[string]string{"app": "web", "tier": "front", "a.b/c": "x_y-z.1"}},
+		{Namespace: "shop", Name: "nolabels"},
+		{Namespace: "ops", Name: "odd", CreationTimestamp: created, Labels: map[string]string{"q": "<&>\"\\é\u2028"}},
+		{Namespace: "long", Name: string(bytes.Repeat([]byte("n"), 250)), Labels: map[string]string{"k": string(bytes.Repeat([]byte("v"), 63))}},
 	}
 	ts := time.Date(2026, 11, 25, 19, 0, 7, 123456789, time.UTC).UnixNano()
 	mk := func(cpu, mem uint64) points.Usage {

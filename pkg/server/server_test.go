@@ -6,8 +6,10 @@ import (
 	"time"
 
 	"context"
+
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -17,6 +19,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/watchlist"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/kubemetrics/metrics-server/pkg/podmeta"
 )
 
 func TestSlimNodeKeepsWhatIsRead(t *testing.T) {
@@ -53,15 +57,16 @@ func TestSlimNodeKeepsWhatIsRead(t *testing.T) {
 func TestSlimPodKeepsWhatIsRead(t *testing.T) {
 	full := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
 		Name: "p", Namespace: "ns", Labels: map[string]string{"app": "x"}, UID: "u1", ResourceVersion: "9",
-		Annotations:     map[string]string{"big": "annotation"},
-		OwnerReferences: []metav1.OwnerReference{{Name: "rs"}},
-		ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kubelet"}},
+		CreationTimestamp: metav1.NewTime(time.Date(2026, 11, 26, 1, 0, 0, 0, time.UTC)),
+		Annotations:       map[string]string{"big": "annotation"},
+		OwnerReferences:   []metav1.OwnerReference{{Name: "rs"}},
+		ManagedFields:     []metav1.ManagedFieldsEntry{{Manager: "kubelet"}},
 	}}
 	got, err := slimPod(full, newLabelInterner(10))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", Labels: full.Labels}}
+	want := &podmeta.Pod{Name: "p", Namespace: "ns", Labels: full.Labels, CreationTimestamp: full.CreationTimestamp}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("slim pod (-want +got):\n%s", diff)
 	}
@@ -196,9 +201,16 @@ func TestPodInformerListsPagedAndSlim(t *testing.T) {
 	if err != nil || len(objs) != 2 {
 		t.Fatalf("listed %d pods (%v), want 2", len(objs), err)
 	}
-	a, b := objs[0].(*metav1.PartialObjectMetadata), objs[1].(*metav1.PartialObjectMetadata)
-	if a.UID != "" || b.UID != "" {
-		t.Error("cached pods keep their UIDs: the transform did not run")
+	a, aok := objs[0].(*podmeta.Pod)
+	b, bok := objs[1].(*podmeta.Pod)
+	if !aok || !bok {
+		t.Fatalf("cached pods are %T and %T, want *podmeta.Pod: the transform did not run", objs[0], objs[1])
+	}
+	if one, err := inf.Lister().ByNamespace("shop").Get("web-2"); err != nil || one.(*podmeta.Pod).Name != "web-2" {
+		t.Errorf("get shop/web-2 = %v, %v", one, err)
+	}
+	if _, err := inf.Lister().ByNamespace("shop").Get("gone"); !apierrors.IsNotFound(err) {
+		t.Errorf("get of a missing pod: %v, want NotFound", err)
 	}
 	if reflect.ValueOf(a.Labels).Pointer() != reflect.ValueOf(b.Labels).Pointer() {
 		t.Error("pods with equal labels do not share one map")

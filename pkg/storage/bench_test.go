@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kubemetrics/metrics-server/pkg/podmeta"
 	"github.com/kubemetrics/metrics-server/pkg/points/pointstest"
 )
 
@@ -21,7 +22,7 @@ var benchScenarios = []struct{ nodes, pods, containers int }{
 type fleet struct {
 	*pointstest.Fleet
 	nodes []*corev1.Node
-	pods  []*metav1.PartialObjectMetadata
+	pods  []*podmeta.Pod
 }
 
 func newFleet(nodes, pods, containers int) *fleet {
@@ -30,7 +31,7 @@ func newFleet(nodes, pods, containers int) *fleet {
 		f.nodes = append(f.nodes, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}})
 	}
 	for _, p := range f.Pods {
-		f.pods = append(f.pods, &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name}})
+		f.pods = append(f.pods, &podmeta.Pod{Namespace: p.Namespace, Name: p.Name})
 	}
 	return f
 }

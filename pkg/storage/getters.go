@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/metrics/pkg/apis/metrics"
 
+	"github.com/kubemetrics/metrics-server/pkg/podmeta"
 	"github.com/kubemetrics/metrics-server/pkg/points"
 )
 
@@ -46,7 +47,7 @@ func (s *Store) GetNodeMetrics(nodes ...*corev1.Node) ([]metrics.NodeMetrics, er
 // and window are those of its container with the oldest sample. The
 // containers of all results share one backing array: a list of 150,000
 // pods costs a handful of allocations, not one map per container.
-func (s *Store) GetPodUsage(pods ...*metav1.PartialObjectMetadata) []points.PodUsage {
+func (s *Store) GetPodUsage(pods ...*podmeta.Pod) []points.PodUsage {
 	out := make([]points.PodUsage, 0, len(pods))
 	// offsets[i] is where out[i]'s containers start in all.
 	offsets := make([]int, 0, len(pods))

@@ -13,6 +13,7 @@ import (
 	"k8s.io/metrics/pkg/apis/metrics"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/kubemetrics/metrics-server/pkg/podmeta"
 	"github.com/kubemetrics/metrics-server/pkg/points"
 )
 
@@ -22,7 +23,7 @@ type (
 		GetNodeMetrics(nodes ...*corev1.Node) ([]metrics.NodeMetrics, error)
 	}
 	podGetter interface {
-		GetPodUsage(pods ...*metav1.PartialObjectMetadata) []points.PodUsage
+		GetPodUsage(pods ...*podmeta.Pod) []points.PodUsage
 	}
 )
 
@@ -42,8 +43,8 @@ func nodeObj(name string) *corev1.Node {
 	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"n": name}}}
 }
 
-func podObj(ns, name string) *metav1.PartialObjectMetadata {
-	return &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"p": name}}}
+func podObj(ns, name string) *podmeta.Pod {
+	return &podmeta.Pod{Namespace: ns, Name: name, Labels: map[string]string{"p": name}}
 }
 
 // ctr is a container's sample: CPU seconds, memory bytes (noMem: not
@@ -91,7 +92,7 @@ func sortedKeys(m map[string][]ctr) []string {
 	return keys
 }
 
-func podsServed(t *testing.T, s *Store, pods ...*metav1.PartialObjectMetadata) map[string]map[string]served {
+func podsServed(t *testing.T, s *Store, pods ...*podmeta.Pod) map[string]map[string]served {
 	t.Helper()
 	out := map[string]map[string]served{}
 	last := -1
