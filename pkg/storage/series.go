@@ -10,10 +10,21 @@ import (
 // from damaged counters, not from a machine, and is not served.
 const maxNanoCores = 1e6 * 1e9
 
-// series is the latest two points of one node or container. A zero
-// Timestamp means the point is absent.
+// series is the latest two points of one node or container: all of the
+// latest, and of the one before only what a rate needs (time and CPU). It
+// is 56 bytes against 80 for two whole points; at 300,000 containers the
+// difference is 7 MB. A zero time means the point is absent.
 type series struct {
-	prev, latest points.Point
+	// time, start, cpu, memory and has are the latest point's Timestamp,
+	// StartTime, CPU, Memory and Has.
+	time, start int64
+	cpu, memory uint64
+	// prevTime and prevCPU are the earlier point's Timestamp and CPU, the
+	// CPU valid when prevHas has points.HasCPU.
+	prevTime int64
+	prevCPU  uint64
+	has      points.Has
+	prevHas  points.Has
 }
 
 // add takes a new point. Duplicates (kubelets cache stats for 10-15 s, so the
@@ -23,25 +34,28 @@ type series struct {
 // serves as the previous point with zero CPU, so a restarted container has a
 // rate at once.
 func (s *series) add(p points.Point) {
-	l := s.latest
-	if l.Timestamp == 0 {
-		s.latest = p
+	if s.time == 0 {
+		s.setLatest(p)
 		return
 	}
-	if p.Timestamp <= l.Timestamp {
+	if p.Timestamp <= s.time {
 		return
 	}
-	restarted := p.StartTime != 0 && l.StartTime != 0 && p.StartTime != l.StartTime
-	reset := p.Has&points.HasCPU != 0 && l.Has&points.HasCPU != 0 && p.CPU < l.CPU
-	if restarted || reset {
-		s.prev = points.Point{}
-		if p.StartTime > l.Timestamp && p.StartTime < p.Timestamp {
-			s.prev = points.Point{Timestamp: p.StartTime, StartTime: p.StartTime, Has: points.HasCPU}
-		}
-		s.latest = p
-		return
+	restarted := p.StartTime != 0 && s.start != 0 && p.StartTime != s.start
+	reset := p.Has&points.HasCPU != 0 && s.has&points.HasCPU != 0 && p.CPU < s.cpu
+	switch {
+	case (restarted || reset) && p.StartTime > s.time && p.StartTime < p.Timestamp:
+		s.prevTime, s.prevCPU, s.prevHas = p.StartTime, 0, points.HasCPU
+	case restarted || reset:
+		s.prevTime, s.prevCPU, s.prevHas = 0, 0, 0
+	default:
+		s.prevTime, s.prevCPU, s.prevHas = s.time, s.cpu, s.has
 	}
-	s.prev, s.latest = l, p
+	s.setLatest(p)
+}
+
+func (s *series) setLatest(p points.Point) {
+	s.time, s.start, s.cpu, s.memory, s.has = p.Timestamp, p.StartTime, p.CPU, p.Memory, p.Has
 }
 
 // usage is what a series serves.
@@ -58,31 +72,30 @@ type usage struct {
 // usage returns the rate and memory of the series; ok is false when the
 // pair is incomplete or does not give a believable rate.
 func (s *series) usage() (u usage, ok bool) {
-	p, l := s.prev, s.latest
-	if p.Timestamp == 0 || l.Timestamp == 0 {
+	if s.prevTime == 0 || s.time == 0 {
 		return u, false
 	}
-	if p.Has&points.HasCPU == 0 || l.Has&points.HasCPU == 0 || l.Has&points.HasMemory == 0 {
+	if s.prevHas&points.HasCPU == 0 || s.has&points.HasCPU == 0 || s.has&points.HasMemory == 0 {
 		return u, false
 	}
-	window := l.Timestamp - p.Timestamp
-	if window <= 0 || l.CPU < p.CPU {
+	window := s.time - s.prevTime
+	if window <= 0 || s.cpu < s.prevCPU {
 		return u, false
 	}
-	rate := float64(l.CPU-p.CPU) / float64(window) * 1e9
-	if rate > maxNanoCores || l.Memory > math.MaxInt64 {
+	rate := float64(s.cpu-s.prevCPU) / float64(window) * 1e9
+	if rate > maxNanoCores || s.memory > math.MaxInt64 {
 		return u, false
 	}
-	return usage{nanoCores: uint64(math.Round(rate)), memory: l.Memory, timestamp: l.Timestamp, window: window}, true
+	return usage{nanoCores: uint64(math.Round(rate)), memory: s.memory, timestamp: s.time, window: window}, true
 }
 
 // points counts the points held.
 func (s *series) points() int {
 	n := 0
-	if s.prev.Timestamp != 0 {
+	if s.prevTime != 0 {
 		n++
 	}
-	if s.latest.Timestamp != 0 {
+	if s.time != 0 {
 		n++
 	}
 	return n

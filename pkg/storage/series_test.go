@@ -80,6 +80,10 @@ func TestSeries(t *testing.T) {
 			points: []points.Point{pt(100, 100, 1, 10), pt(115, 100, 2, 10), noMem},
 		},
 		{
+			name:   "missing CPU in the earlier point",
+			points: []points.Point{pt(100, 100, 1, 10), noCPU, pt(145, 100, 4, 40)},
+		},
+		{
 			name:   "absurd rate is not served",
 			points: []points.Point{pt(100, 50, 0, 10), pt(101, 50, 2e6, 10)},
 		},

@@ -43,12 +43,12 @@ type nodeEntry struct {
 	series series
 	// stored is when the node's last batch arrived. Unit: Unix nanoseconds.
 	stored int64
-	// pods are the keys of the pods in the node's last batch; the strings
-	// are those held by the pods map, so a batch's fresh copies are garbage
-	// as soon as it is ingested.
-	pods []podKey
+	// pods are the entries of the pods in the node's last batch (pointers:
+	// 8 bytes a pod where a key is 32). An entry whose node is no longer
+	// this one has moved and is not this node's.
+	pods []*podEntry
 	// spare is the previous pods slice, reused by the next batch.
-	spare []podKey
+	spare []*podEntry
 	// gen counts the node's batches; a pod seen in the current one carries it.
 	gen uint64
 }
@@ -114,14 +114,16 @@ func (s *Store) Store(b *points.Batch) {
 		}
 		p.seen = n.gen
 		p.containers = mergeContainers(p.containers, bp.Containers)
-		fresh = append(fresh, p.key)
+		fresh = append(fresh, p)
 	}
-	for _, key := range old {
-		if p, ok := s.pods[key]; ok && p.node == nodeName && p.seen != n.gen {
-			delete(s.pods, key)
+	for _, p := range old {
+		if p.node == nodeName && p.seen != n.gen && s.pods[p.key] == p {
+			delete(s.pods, p.key)
 		}
 	}
-	// The two key slices take turns, so a steady node allocates none.
+	// The two slices take turns, so a steady node allocates none; the
+	// spare one is cleared so it keeps no dropped pod alive.
+	clear(old)
 	n.pods, n.spare = fresh, old[:0]
 }
 
@@ -172,8 +174,8 @@ func (s *Store) removeFromNode(p *podEntry) {
 	if !ok {
 		return
 	}
-	for i, k := range n.pods {
-		if k == p.key {
+	for i, q := range n.pods {
+		if q == p {
 			n.pods = append(n.pods[:i], n.pods[i+1:]...)
 			return
 		}
@@ -206,9 +208,9 @@ func (s *Store) Forget(node string) {
 }
 
 func (s *Store) forget(name string, n *nodeEntry) {
-	for _, key := range n.pods {
-		if p, ok := s.pods[key]; ok && p.node == name {
-			delete(s.pods, key)
+	for _, p := range n.pods {
+		if p.node == name && s.pods[p.key] == p {
+			delete(s.pods, p.key)
 		}
 	}
 	delete(s.nodes, name)
