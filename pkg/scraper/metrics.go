@@ -15,10 +15,24 @@ type Metrics struct {
 	failures        *metrics.CounterVec
 	tickDuration    *metrics.Histogram
 
+	// requestOK and requestFailed are requestTotal's two series.
+	requestOK, requestFailed metrics.CounterMetric
+
 	mu sync.Mutex
 	// reasons remembers which failure reasons each node has a series for,
 	// so that ForgetNode can delete exactly those.
 	reasons map[string]map[string]struct{}
+
+	nodesMu sync.RWMutex
+	// nodes holds each node's request series, looked up once: finding a
+	// labelled series hashes the label and allocates, twice per scrape.
+	nodes map[string]nodeSeries
+}
+
+// nodeSeries are the series of one node's requests.
+type nodeSeries struct {
+	duration metrics.ObserverMetric
+	last     metrics.GaugeMetric
 }
 
 // NewMetrics creates the scraper metrics and registers them with reg.
@@ -59,19 +73,39 @@ func NewMetrics(reg metrics.KubeRegistry, resolutionSeconds float64) *Metrics {
 			Buckets:   metrics.ExponentialBuckets(resolutionSeconds/16, 2, 6),
 		}),
 		reasons: map[string]map[string]struct{}{},
+		nodes:   map[string]nodeSeries{},
 	}
 	reg.MustRegister(m.requestDuration, m.requestTotal, m.lastRequestTime, m.failures, m.tickDuration)
+	// Series taken before registration would be no-ops.
+	m.requestOK, m.requestFailed = m.requestTotal.WithLabelValues("true"), m.requestTotal.WithLabelValues("false")
 	return m
 }
 
 func (m *Metrics) observeRequest(node string, seconds float64, start float64, ok bool) {
-	m.requestDuration.WithLabelValues(node).Observe(seconds)
-	m.lastRequestTime.WithLabelValues(node).Set(start)
+	s := m.seriesOf(node)
+	s.duration.Observe(seconds)
+	s.last.Set(start)
 	if ok {
-		m.requestTotal.WithLabelValues("true").Inc()
+		m.requestOK.Inc()
 	} else {
-		m.requestTotal.WithLabelValues("false").Inc()
+		m.requestFailed.Inc()
 	}
+}
+
+func (m *Metrics) seriesOf(node string) nodeSeries {
+	m.nodesMu.RLock()
+	s, ok := m.nodes[node]
+	m.nodesMu.RUnlock()
+	if ok {
+		return s
+	}
+	m.nodesMu.Lock()
+	defer m.nodesMu.Unlock()
+	if s, ok = m.nodes[node]; !ok {
+		s = nodeSeries{m.requestDuration.WithLabelValues(node), m.lastRequestTime.WithLabelValues(node)}
+		m.nodes[node] = s
+	}
+	return s
 }
 
 func (m *Metrics) observeFailure(node, reason string) {
@@ -88,6 +122,9 @@ func (m *Metrics) observeFailure(node, reason string) {
 
 // ForgetNode deletes every series labelled with the node.
 func (m *Metrics) ForgetNode(node string) {
+	m.nodesMu.Lock()
+	delete(m.nodes, node)
+	m.nodesMu.Unlock()
 	m.requestDuration.Delete(map[string]string{"node": node})
 	m.lastRequestTime.Delete(map[string]string{"node": node})
 	m.mu.Lock()

@@ -311,6 +311,34 @@ metrics_server_kubelet_request_total{success="true"} 2
 			}
 		}
 	}
+	// A node scraped again after it was forgotten gets fresh series, not
+	// the deleted ones.
+	s.Scrape(context.Background())
+	if got := requestCount(t, reg, "a2"); got != 1 {
+		t.Errorf("a2 has %d requests counted after it came back, want 1", got)
+	}
+}
+
+// requestCount is the number of requests in node's duration histogram.
+func requestCount(t *testing.T, reg metrics.KubeRegistry, node string) uint64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "metrics_server_kubelet_request_duration_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "node" && l.GetValue() == node {
+					return m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 func TestRunStopsWithContext(t *testing.T) {
