@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net"
 	"net/http/httptest"
+	"reflect"
 	"syscall"
 	"testing"
 	"time"
@@ -147,8 +148,33 @@ func BenchmarkGetMetrics(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64((processCPU(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+			if keepAlive {
+				b.ReportMetric(float64(tlsInputBuffer(b, c)), "tls-buffer-B")
+			}
 		})
 	}
+}
+
+// tlsInputBuffer is the capacity of the record buffer crypto/tls keeps in
+// the client's kept connection: most of what a kept connection costs. It
+// reads crypto/tls's unexported rawInput, so a Go release that renames it
+// fails the benchmark here rather than reporting nonsense.
+func tlsInputBuffer(b *testing.B, c *Client) int {
+	c.conns.mu.Lock()
+	defer c.conns.mu.Unlock()
+	for _, cn := range c.conns.idle {
+		tc, ok := cn.Conn.(*tls.Conn)
+		if !ok {
+			b.Fatalf("kept connection is a %T, not TLS", cn.Conn)
+		}
+		buf := reflect.ValueOf(tc).Elem().FieldByName("rawInput").FieldByName("buf")
+		if !buf.IsValid() || buf.Kind() != reflect.Slice {
+			b.Fatal("crypto/tls.Conn has no rawInput.buf slice in this Go release")
+		}
+		return buf.Cap()
+	}
+	b.Fatal("no kept connection")
+	return 0
 }
 
 // BenchmarkHandshake is one full TLS handshake to a kubelet-like server

@@ -251,7 +251,7 @@ func (t *connTransport) get(ctx context.Context, key, scheme, addr string) (*con
 		return nil, err
 	}
 	if scheme == "https" {
-		tc := tls.Client(&recordConn{Conn: raw}, t.tlsConfigFor(addr))
+		tc := tls.Client(raw, t.tlsConfigFor(addr))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			_ = raw.Close()
 			return nil, err
@@ -259,91 +259,6 @@ func (t *connTransport) get(ctx context.Context, key, scheme, addr string) (*con
 		raw = tc
 	}
 	return &conn{Conn: raw, key: key, certGen: gen}, nil
-}
-
-// recordConn hands crypto/tls no bytes past the end of the TLS record it
-// is reading. crypto/tls reads records into a bytes.Buffer; when a read
-// brings bytes of the next record along, the buffer cannot start over at
-// its front and doubles for the next full-size record, and it keeps that
-// size for the connection's life. recordConn reads as much as the socket
-// has, hands out the current record's part and holds the rest in a pooled
-// buffer until crypto/tls asks for it, so the TLS buffer stays at about
-// one record and an idle connection holds no spare bytes.
-type recordConn struct {
-	net.Conn
-	// pending holds bytes read past the current record, unread from off;
-	// nil when there are none. err is the socket's error that came with
-	// them, returned once they are handed out.
-	pending *[]byte
-	off     int
-	err     error
-	// head collects a record header, seen bytes of it so far; left is what
-	// remains of the current record's body.
-	head [recordHeaderLen]byte
-	seen int
-	left int
-}
-
-// recordHeaderLen is a TLS record header: type, version and body length.
-const recordHeaderLen = 5
-
-// pendingPool holds the buffers of bytes read ahead. A kubelet answer is a
-// few records and connections wait idle between answers, so few are in use.
-var pendingPool = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
-
-func (c *recordConn) Read(p []byte) (int, error) {
-	if c.pending != nil {
-		buf := (*c.pending)[c.off:]
-		n := copy(p, buf[:c.within(buf[:min(len(buf), len(p))])])
-		c.off += n
-		if c.off < len(*c.pending) {
-			return n, nil
-		}
-		*c.pending = (*c.pending)[:0]
-		pendingPool.Put(c.pending)
-		c.pending, c.off = nil, 0
-		err := c.err
-		c.err = nil
-		return n, err
-	}
-	n, err := c.Conn.Read(p)
-	k := c.within(p[:n])
-	if k == n {
-		return n, err
-	}
-	c.pending = pendingPool.Get().(*[]byte)
-	*c.pending = append((*c.pending)[:0], p[k:n]...)
-	c.err = err
-	return k, nil
-}
-
-// within returns how many bytes of b belong to the current record, headers
-// included, and moves the record state past them. It stops at a record's
-// end, so it returns at least one byte of a non-empty b.
-func (c *recordConn) within(b []byte) int {
-	pos := 0
-	for pos < len(b) {
-		if c.left > 0 {
-			take := min(c.left, len(b)-pos)
-			pos += take
-			c.left -= take
-			if c.left == 0 {
-				return pos
-			}
-			continue
-		}
-		take := copy(c.head[c.seen:], b[pos:])
-		pos += take
-		c.seen += take
-		if c.seen == recordHeaderLen {
-			c.seen = 0
-			c.left = int(c.head[3])<<8 | int(c.head[4])
-			if c.left == 0 {
-				return pos
-			}
-		}
-	}
-	return pos
 }
 
 // tlsConfigFor is the TLS configuration for one kubelet: the server name

@@ -1,11 +1,9 @@
 package kubelet
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -401,82 +399,6 @@ func TestConnTransportHostileHead(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestRecordConnReadsOneRecordAtATime(t *testing.T) {
-	record := func(body int) []byte {
-		r := []byte{23, 3, 3, byte(body >> 8), byte(body)}
-		return append(r, bytes.Repeat([]byte{byte(body)}, body)...)
-	}
-	var stream []byte
-	var ends []int // offsets where a record ends
-	for _, body := range []int{17, 0, 16384 + 256, 1, 4000, 65535} {
-		stream = append(stream, record(body)...)
-		ends = append(ends, len(stream))
-	}
-	for _, tt := range []struct {
-		name  string
-		chunk int // the most the socket hands out per read; 0 means any
-		buf   int // the buffer crypto/tls reads into
-	}{
-		{"whole stream waiting", 0, 128 << 10},
-		{"whole records waiting", 0, 20 << 10},
-		{"small socket reads", 3, 64 << 10},
-		{"small buffers", 0, 7},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			src := &streamConn{data: stream, chunk: tt.chunk}
-			c := &recordConn{Conn: src}
-			var got []byte
-			for range 100000 {
-				n, err := c.Read(make([]byte, tt.buf))
-				from := len(got)
-				got = append(got, stream[from:from+n]...)
-				for _, end := range ends {
-					if from < end && from+n > end {
-						t.Fatalf("read of %d bytes at %d crosses the record end at %d", n, from, end)
-					}
-				}
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
-			if !bytes.Equal(got, stream) {
-				t.Fatalf("read %d bytes, want the %d of the stream in order", len(got), len(stream))
-			}
-			if c.pending != nil {
-				t.Errorf("%d bytes still held after the stream ended", len(*c.pending)-c.off)
-			}
-			if tt.chunk == 0 && tt.buf > len(stream) && src.reads > 2 {
-				t.Errorf("%d socket reads for a stream that was waiting whole, want the bytes read ahead handed out", src.reads)
-			}
-		})
-	}
-}
-
-// streamConn reads data, at most chunk bytes a read when chunk > 0, then
-// io.EOF; reads counts the calls.
-type streamConn struct {
-	net.Conn
-	data  []byte
-	chunk int
-	reads int
-}
-
-func (s *streamConn) Read(p []byte) (int, error) {
-	s.reads++
-	if len(s.data) == 0 {
-		return 0, io.EOF
-	}
-	if s.chunk > 0 && len(p) > s.chunk {
-		p = p[:s.chunk]
-	}
-	n := copy(p, s.data)
-	s.data = s.data[n:]
-	return n, nil
 }
 
 // idleCount is how many connections t keeps.
