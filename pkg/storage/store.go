@@ -75,7 +75,9 @@ func NewStore(o Options) *Store {
 
 // Store ingests one node's complete scrape. It replaces what was known about
 // the node's pods: a pod of this node absent from b is dropped, and a pod
-// reported by another node before moves here.
+// reported by another node before moves here. It keeps nothing of b but
+// the node's name: once it returns, b's slices and pod and container names
+// may be reused.
 func (s *Store) Store(b *points.Batch) {
 	now := s.opts.Clock.Now().UnixNano()
 	s.mu.Lock()
@@ -101,7 +103,7 @@ func (s *Store) Store(b *points.Batch) {
 		p, ok := s.pods[key]
 		if !ok {
 			p = &podEntry{key: ownKey(key), node: nodeName}
-			s.pods[key] = p
+			s.pods[p.key] = p // the store's own copy of the key, not the batch's
 		} else if p.node != nodeName {
 			// Moved (deleted and recreated elsewhere): its old points
 			// describe other containers.

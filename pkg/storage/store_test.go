@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -303,5 +304,33 @@ func TestStoreConcurrentUse(t *testing.T) {
 	wg.Wait()
 	if got := len(podsServed(t, s, podObj("ns", "p3"))); got != 1 {
 		t.Errorf("pod p3 not served after concurrent ingest")
+	}
+}
+
+// TestStoreKeepsNothingOfABatch: the scraper hands a stored batch back to
+// the kubelet client, which fills it with the next scrape. Overwriting
+// every slice and byte of names a batch held must not change what the
+// store serves.
+func TestStoreKeepsNothingOfABatch(t *testing.T) {
+	web := podObj("shop", "web")
+	want := map[string]map[string]served{"shop/web": {"app": {500, 110, 10 * time.Second}}}
+	s := NewStore(Options{})
+	for _, tm := range []int64{100, 110} {
+		cpu := map[int64]float64{100: 10, 110: 15}[tm]
+		mem := map[int64]uint64{100: 100, 110: 110}[tm]
+		// Names in one buffer, as a decoder's arena, that is then reused.
+		arena := []byte("shopwebapp")
+		b := &points.Batch{Node: "n1", NodePoint: pt(tm, 1, float64(tm)*2, 1<<30), Pods: []points.Pod{{
+			Namespace: unsafe.String(&arena[0], 4), Name: unsafe.String(&arena[4], 3),
+			Containers: []points.Container{{Name: unsafe.String(&arena[7], 3), Point: pt(tm, 5, cpu, mem)}},
+		}}}
+		s.Store(b)
+		// The batch is reused: slices and names overwritten.
+		b.Pods[0].Containers[0] = points.Container{Name: "zzz", Point: pt(999, 1, 1, 1)}
+		b.Pods[0] = points.Pod{Namespace: "x", Name: "y"}
+		copy(arena, "XXXXXXXXXX")
+	}
+	if diff := cmp.Diff(want, podsServed(t, s, web)); diff != "" {
+		t.Errorf("served after the batches were reused (-want +got):\n%s", diff)
 	}
 }
