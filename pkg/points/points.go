@@ -64,4 +64,46 @@ type Batch struct {
 	NodePoint Point
 	// Pods holds the pods the kubelet reported, in kubelet order.
 	Pods []Pod
+
+	// containers, in a batch filled with AddPod, is the one array that
+	// holds every pod's Containers; Reset keeps it for the next scrape.
+	containers []Container
+}
+
+// Reset empties b for a scrape of node that will add about pods pods and
+// containers containers with AddPod. Its memory is kept: a batch reused
+// for the same node every cycle allocates nothing. The caller must own b:
+// whoever had it before (a Sink) has let go of it and of its slices.
+func (b *Batch) Reset(node string, pods, containers int) {
+	// Drop the old names, which the array would otherwise keep alive.
+	clear(b.Pods)
+	clear(b.containers)
+	b.Node, b.NodePoint = node, Point{}
+	if cap(b.Pods) < pods {
+		b.Pods = make([]Pod, 0, pods)
+	}
+	b.Pods = b.Pods[:0]
+	if cap(b.containers) < containers {
+		b.containers = make([]Container, 0, containers)
+	}
+	b.containers = b.containers[:0]
+}
+
+// ContainersCap is the size of the batch's container array, for a pool
+// to bound what it keeps.
+func (b *Batch) ContainersCap() int { return cap(b.containers) }
+
+// AddPod appends a pod whose Containers has room for n containers taken
+// from the batch's own array, and returns it for its containers to be
+// appended (up to n; more would move them out of the array).
+func (b *Batch) AddPod(namespace, name string, n int) *Pod {
+	start := len(b.containers)
+	if cap(b.containers)-start < n {
+		// More than Reset was told: continue in a new array.
+		b.containers = make([]Container, 0, max(n, 2*cap(b.containers)))
+		start = 0
+	}
+	b.containers = b.containers[:start+n]
+	b.Pods = append(b.Pods, Pod{Namespace: namespace, Name: name, Containers: b.containers[start : start : start+n]})
+	return &b.Pods[len(b.Pods)-1]
 }

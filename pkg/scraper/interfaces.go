@@ -15,8 +15,16 @@ type Client interface {
 	GetMetrics(ctx context.Context, node *corev1.Node) (*points.Batch, error)
 }
 
+// Recycler is a Client that reuses a batch's memory: after Sink.Store
+// returns, the scraper hands the batch back.
+type Recycler interface {
+	Recycle(b *points.Batch)
+}
+
 // Sink receives scrape results. Store is called concurrently, once per node
 // that was scraped successfully; Prune once at the end of every cycle.
+// Store must not keep the batch or its slices after it returns (a Recycler
+// client fills them again); the strings in it may be kept.
 type Sink interface {
 	Store(b *points.Batch)
 	Prune()

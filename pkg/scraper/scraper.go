@@ -284,6 +284,9 @@ func (s *Scraper) scrapeOne(ctx context.Context, w scheduled, cycleStart time.Ti
 		return outcomeFailed
 	}
 	s.sink.Store(batch)
+	if r, ok := s.client.(Recycler); ok {
+		r.Recycle(batch)
+	}
 	s.recordSuccess(name)
 	return outcomeOK
 }

@@ -483,3 +483,70 @@ func TestStartupReachesEveryNodeAndFollowsUpPerNode(t *testing.T) {
 		}
 	}
 }
+
+// recyclingClient hands out one batch per scrape and checks that each
+// comes back once, after the sink has stored it.
+type recyclingClient struct {
+	sink *orderSink
+
+	mu       sync.Mutex
+	out      map[*points.Batch]bool // handed out, not yet back
+	recycled int
+	errs     []string
+}
+
+func (c *recyclingClient) GetMetrics(_ context.Context, node *corev1.Node) (*points.Batch, error) {
+	b := &points.Batch{Node: node.Name}
+	c.mu.Lock()
+	c.out[b] = true
+	c.mu.Unlock()
+	return b, nil
+}
+
+func (c *recyclingClient) Recycle(b *points.Batch) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case !c.out[b]:
+		c.errs = append(c.errs, "a batch came back twice or was never handed out: "+b.Node)
+	case !c.sink.has(b):
+		c.errs = append(c.errs, "a batch came back before the sink stored it: "+b.Node)
+	}
+	delete(c.out, b)
+	c.recycled++
+}
+
+type orderSink struct {
+	mu     sync.Mutex
+	stored map[*points.Batch]bool
+}
+
+func (s *orderSink) Store(b *points.Batch) {
+	s.mu.Lock()
+	s.stored[b] = true
+	s.mu.Unlock()
+}
+
+func (s *orderSink) has(b *points.Batch) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stored[b]
+}
+
+func (s *orderSink) Prune() {}
+
+func TestStoredBatchesGoBackToTheClient(t *testing.T) {
+	sink := &orderSink{stored: map[*points.Batch]bool{}}
+	client := &recyclingClient{sink: sink, out: map[*points.Batch]bool{}}
+	s := New(Config{Resolution: time.Second, Timeout: time.Second}, nodes("a1", "a2", "a3"), client, sink, nil, clock.RealClock{})
+	s.Scrape(context.Background())
+	s.Scrape(context.Background())
+	client.mu.Lock()
+	defer client.mu.Unlock()
+	for _, e := range client.errs {
+		t.Error(e)
+	}
+	if client.recycled != 6 || len(client.out) != 0 {
+		t.Errorf("%d batches came back, %d did not; want all 6 back", client.recycled, len(client.out))
+	}
+}

@@ -104,6 +104,21 @@ func BenchmarkDecodeResource(b *testing.B) {
 	}
 }
 
+// BenchmarkDecodeResourceRecycled decodes as the scraper does: each batch
+// goes back to the client once stored.
+func BenchmarkDecodeResourceRecycled(b *testing.B) {
+	_, resource := benchPayloads(30, 2)
+	b.SetBytes(int64(len(resource)))
+	b.ReportAllocs()
+	for b.Loop() {
+		batch, err := DecodeResource(bytes.NewReader(resource), "worker-1", requestTime)
+		if err != nil || len(batch.Pods) != 30 {
+			b.Fatalf("decode: %v", err)
+		}
+		recycle(batch)
+	}
+}
+
 // TestBenchPayloadsDecodeAlike keeps the benchmark inputs honest: both
 // describe the same node.
 func TestBenchPayloadsDecodeAlike(t *testing.T) {
@@ -143,9 +158,11 @@ func BenchmarkGetMetrics(b *testing.B) {
 			b.ReportAllocs()
 			cpu0 := processCPU(b)
 			for b.Loop() {
-				if _, err := c.GetMetrics(context.Background(), node); err != nil {
+				batch, err := c.GetMetrics(context.Background(), node)
+				if err != nil {
 					b.Fatal(err)
 				}
+				c.Recycle(batch) // as the scraper does once the store has it
 			}
 			b.ReportMetric(float64((processCPU(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 			if keepAlive {

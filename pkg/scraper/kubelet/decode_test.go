@@ -17,6 +17,10 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
+// batchContent compares batches by what they hold, not by the memory a
+// decoder keeps in them for reuse.
+var batchContent = cmpopts.IgnoreUnexported(points.Batch{})
+
 // requestTime stands in for the time of the request in decoder tests.
 var requestTime = time.Date(2026, 11, 24, 10, 15, 40, 0, time.UTC)
 
@@ -64,7 +68,7 @@ func TestDecodersGolden(t *testing.T) {
 			if err := json.Unmarshal(b, &want); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(&want, got); diff != "" {
+			if diff := cmp.Diff(&want, got, batchContent); diff != "" {
 				t.Errorf("decoded batch differs from %s (-want +got):\n%s", golden, diff)
 			}
 		})
@@ -100,7 +104,7 @@ func TestFormatsAgree(t *testing.T) {
 				}
 			}
 			byName := func(a, b points.Pod) bool { return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name }
-			if diff := cmp.Diff(s, r, cmpopts.SortSlices(byName), cmpopts.EquateEmpty()); diff != "" {
+			if diff := cmp.Diff(s, r, cmpopts.SortSlices(byName), cmpopts.EquateEmpty(), batchContent); diff != "" {
 				t.Errorf("summary and resource disagree (-summary +resource):\n%s", diff)
 			}
 		})
@@ -210,5 +214,45 @@ func TestResourceIgnoresOtherSeriesUnparsed(t *testing.T) {
 	want := points.Point{Timestamp: 1700000000000 * int64(time.Millisecond), CPU: 2e9, Has: points.HasCPU}
 	if diff := cmp.Diff(want, b.NodePoint); diff != "" {
 		t.Errorf("node point (-want +got):\n%s", diff)
+	}
+}
+
+// TestRecycledBatchesDecodeAlike decodes bodies into batches the client
+// took back: a reused batch must hold exactly what a new one would, with
+// nothing left from the body it held before.
+func TestRecycledBatchesDecodeAlike(t *testing.T) {
+	decode := func(path string) *points.Batch {
+		b, err := decodeFile(t, filepath.Join("testdata", path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// Each golden decode once, deep-copied through JSON before recycling.
+	copyOf := func(b *points.Batch) *points.Batch {
+		raw, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c points.Batch
+		if err := json.Unmarshal(raw, &c); err != nil {
+			t.Fatal(err)
+		}
+		return &c
+	}
+	bodies := []string{"resource-pods.txt", "resource-no-pods.txt", "resource-escaped-no-timestamps.txt"}
+	want := map[string]*points.Batch{}
+	for _, in := range bodies {
+		want[in] = copyOf(decode(in))
+	}
+	// Alternate bodies of different sizes through the pool.
+	for range 3 {
+		for _, in := range []string{bodies[0], bodies[1], bodies[2], bodies[0], bodies[2]} {
+			got := decode(in)
+			if diff := cmp.Diff(want[in], got, cmpopts.EquateEmpty(), batchContent); diff != "" {
+				t.Fatalf("%s decoded into a recycled batch (-want +got):\n%s", in, diff)
+			}
+			recycle(got)
+		}
 	}
 }

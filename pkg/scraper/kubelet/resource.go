@@ -308,22 +308,21 @@ func (d *resourceDecoder) addSlot(l *sampleLabels) int {
 	return len(d.slots) - 1
 }
 
-// batch builds the node's Batch: one string holds every name, one slice
-// every container, each pod's containers in first-seen order.
+// batch builds the node's Batch in a batch from the pool: one string holds
+// every name, one array every container, each pod's containers in
+// first-seen order.
 func (d *resourceDecoder) batch(node string) *points.Batch {
-	b := &points.Batch{Node: node, NodePoint: d.node}
+	b := batches.Get().(*points.Batch)
+	b.Reset(node, len(d.pods), len(d.slots))
+	b.NodePoint = d.node
 	if len(d.pods) == 0 {
 		return b
 	}
 	names := string(d.names)
 	str := func(s span) string { return names[s.start:s.end] }
-	b.Pods = make([]points.Pod, len(d.pods))
-	all := make([]points.Container, len(d.slots))
-	off := 0
 	for i := range d.pods {
 		p := &d.pods[i]
-		b.Pods[i] = points.Pod{Namespace: str(p.namespace), Name: str(p.name), Containers: all[off : off : off+p.containers]}
-		off += p.containers
+		b.AddPod(str(p.namespace), str(p.name), p.containers)
 	}
 	for i := range d.slots {
 		sl := &d.slots[i]
@@ -337,6 +336,26 @@ func (d *resourceDecoder) batch(node string) *points.Batch {
 		p.Containers = append(p.Containers, points.Container{Name: str(sl.name), Point: pt})
 	}
 	return b
+}
+
+// batches keeps the batches the scraper hands back (Client.Recycle) for
+// later scrapes, so a steady fleet's decoding allocates only the names.
+var batches = sync.Pool{New: func() any { return new(points.Batch) }}
+
+// Past these sizes a batch is dropped rather than pooled, so one huge body
+// does not keep its memory.
+const (
+	maxPooledPods       = 1024
+	maxPooledContainers = 4096
+)
+
+// recycle puts b back in the pool. b and its slices must not be used after.
+func recycle(b *points.Batch) {
+	if cap(b.Pods) > maxPooledPods || b.ContainersCap() > maxPooledContainers {
+		return
+	}
+	b.Reset("", 0, 0)
+	batches.Put(b)
 }
 
 // parseLabels reads `name="value",...}` and returns what follows the brace.
