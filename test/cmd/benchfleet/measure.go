@@ -48,6 +48,10 @@ type Result struct {
 	// List maps "pods|nodes / apiserver|direct / protobuf|json" to
 	// latencies of listing every object of the kind.
 	List map[string]Latency
+	// APIServerPodListSeconds is how long the kube-apiserver alone took,
+	// before any server ran, to list every running pod's metadata as a
+	// pod informer does: the floor under FirstFullList at this size.
+	APIServerPodListSeconds float64
 }
 
 // Latency summarises request durations in milliseconds.

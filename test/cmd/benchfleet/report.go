@@ -28,6 +28,9 @@ func markdown(rs []Result) string {
 			r.Name, r.CPUSecondsPerMinute, r.MilliCoresPerNode, r.RSSSteadyMiB, r.RSSPeakMiB, r.KiBPerNode, r.FirstFullListDirectSeconds, r.FirstFullListSeconds,
 			r.CycleP50, r.CycleMax, r.SpreadP50, r.KubeletRequestsPerNodePerCycle, r.KubeletRequestsMinMaxPerNode[0], r.KubeletRequestsMinMaxPerNode[1], r.Cycles)
 	}
+	if r0.APIServerPodListSeconds > 0 {
+		fmt.Fprintf(&b, "\nBefore the servers ran, the kube-apiserver alone listed every running pod's metadata (pages of 500, as a pod informer does at start) in %.1f s.\n", r0.APIServerPodListSeconds)
+	}
 	b.WriteString("\nLIST of every object, milliseconds p50 / p99 (runs, errors):\n\n| binary |")
 	for _, k := range listKeys {
 		b.WriteString(" " + k + " |")
