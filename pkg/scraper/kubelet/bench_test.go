@@ -92,21 +92,13 @@ func BenchmarkDecodeSummary(b *testing.B) {
 	}
 }
 
-func BenchmarkDecodeResource(b *testing.B) {
-	_, resource := benchPayloads(30, 2)
-	b.SetBytes(int64(len(resource)))
-	b.ReportAllocs()
-	for b.Loop() {
-		batch, err := DecodeResource(bytes.NewReader(resource), "worker-1", requestTime)
-		if err != nil || len(batch.Pods) != 30 {
-			b.Fatalf("decode: %v", err)
-		}
-	}
-}
+func BenchmarkDecodeResource(b *testing.B) { benchDecodeResource(b, false) }
 
 // BenchmarkDecodeResourceRecycled decodes as the scraper does: each batch
 // goes back to the client once stored.
-func BenchmarkDecodeResourceRecycled(b *testing.B) {
+func BenchmarkDecodeResourceRecycled(b *testing.B) { benchDecodeResource(b, true) }
+
+func benchDecodeResource(b *testing.B, recycled bool) {
 	_, resource := benchPayloads(30, 2)
 	b.SetBytes(int64(len(resource)))
 	b.ReportAllocs()
@@ -115,7 +107,9 @@ func BenchmarkDecodeResourceRecycled(b *testing.B) {
 		if err != nil || len(batch.Pods) != 30 {
 			b.Fatalf("decode: %v", err)
 		}
-		recycle(batch)
+		if recycled {
+			recycle(batch)
+		}
 	}
 }
 
