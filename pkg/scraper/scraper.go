@@ -54,12 +54,14 @@ type Result struct {
 
 // Scraper scrapes all selected nodes once per resolution.
 type Scraper struct {
-	cfg     Config
-	nodes   NodeLister
-	client  Client
-	sink    Sink
-	metrics *Metrics
-	clock   clock.WithTicker
+	cfg    Config
+	nodes  NodeLister
+	client Client
+	// recycler is client when it takes batches back, else nil.
+	recycler Recycler
+	sink     Sink
+	metrics  *Metrics
+	clock    clock.WithTicker
 
 	// lastCycle is the end of the last completed cycle, in Unix nanoseconds.
 	lastCycle atomic.Int64
@@ -81,7 +83,8 @@ func New(cfg Config, nodes NodeLister, client Client, sink Sink, m *Metrics, clk
 	if cfg.Classify == nil {
 		cfg.Classify = func(error) string { return "other" }
 	}
-	return &Scraper{cfg: cfg, nodes: nodes, client: client, sink: sink, metrics: m, clock: clk, failing: map[string]string{}}
+	r, _ := client.(Recycler)
+	return &Scraper{cfg: cfg, nodes: nodes, client: client, recycler: r, sink: sink, metrics: m, clock: clk, failing: map[string]string{}}
 }
 
 // startupCycles is how many resolutions the first cycle after a start may
@@ -284,8 +287,8 @@ func (s *Scraper) scrapeOne(ctx context.Context, w scheduled, cycleStart time.Ti
 		return outcomeFailed
 	}
 	s.sink.Store(batch)
-	if r, ok := s.client.(Recycler); ok {
-		r.Recycle(batch)
+	if s.recycler != nil {
+		s.recycler.Recycle(batch)
 	}
 	s.recordSuccess(name)
 	return outcomeOK
