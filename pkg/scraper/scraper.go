@@ -94,10 +94,9 @@ func New(cfg Config, nodes NodeLister, client Client, sink Sink, m *Metrics, clk
 const startupCycles = 4
 
 // Run scrapes at once, follows up on each node FollowUp after its first
-// scrape, then scrapes every resolution, until ctx is done.
+// scrape, then scrapes every resolution from the end of those two cycles,
+// until ctx is done.
 func (s *Scraper) Run(ctx context.Context) {
-	ticker := s.clock.NewTicker(s.cfg.Resolution)
-	defer ticker.Stop()
 	var mu sync.Mutex
 	firstDone := map[string]time.Time{}
 	res := s.scrapePlanned(ctx, plan{
@@ -128,6 +127,12 @@ func (s *Scraper) Run(ctx context.Context) {
 		})
 		s.logStartCycle("follow-up", res)
 	}
+	// The regular cycles start one resolution after the start-up ones
+	// end, not at once: a tick left over from a long start-up would scrape
+	// every node again seconds after its follow-up, while the server is
+	// at its busiest (at 9,900 nodes that cycle could not finish).
+	ticker := s.clock.NewTicker(s.cfg.Resolution)
+	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():

@@ -484,6 +484,38 @@ func TestStartupReachesEveryNodeAndFollowsUpPerNode(t *testing.T) {
 	}
 }
 
+// TestRegularCyclesStartAResolutionAfterStartup: a start-up longer than a
+// resolution must not leave a tick behind that scrapes every node again
+// at once after its follow-up.
+func TestRegularCyclesStartAResolutionAfterStartup(t *testing.T) {
+	names := []string{"n0", "n1", "n2", "n3", "n4"}
+	sink := &timesSink{}
+	const resolution = 300 * time.Millisecond
+	// The first cycle needs 750ms, more than two resolutions.
+	client := &handshakeClient{first: 150 * time.Millisecond, later: 10 * time.Millisecond, seen: map[string]bool{}}
+	s := New(Config{Resolution: resolution, Timeout: time.Second, Parallelism: 1, FollowUp: 250 * time.Millisecond},
+		nodes(names...), client, sink, nil, clock.RealClock{})
+	runUntil(t, s, func() (bool, string) {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		done := 0
+		for _, n := range names {
+			if len(sink.stored[n]) >= 3 {
+				done++
+			}
+		}
+		return done == len(names), fmt.Sprintf("%d of %d nodes scraped three times", done, len(names))
+	})
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	for _, n := range names {
+		ts := sink.stored[n]
+		if gap := ts[2].Sub(ts[1]); gap < resolution/2 {
+			t.Errorf("node %s: first regular scrape %v after its follow-up, want about a resolution (%v)", n, gap, resolution)
+		}
+	}
+}
+
 // recyclingClient hands out one batch per scrape and checks that each
 // comes back once, after the sink has stored it.
 type recyclingClient struct {
