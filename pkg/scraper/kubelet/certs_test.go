@@ -7,12 +7,21 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"math/big"
+	"net"
 	"testing"
 	"time"
 )
 
 // selfSignedDER makes a CA certificate that signed nothing we serve.
-func selfSignedDER(t *testing.T) []byte {
+func selfSignedDER(t testing.TB) []byte {
+	der, _ := selfSigned(t)
+	return der
+}
+
+// selfSigned makes a self-signed ECDSA P-256 certificate (what a kubelet's
+// rotated serving certificate uses) that can serve the given addresses,
+// and its key.
+func selfSigned(t testing.TB, ips ...net.IP) ([]byte, *ecdsa.PrivateKey) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -20,16 +29,18 @@ func selfSignedDER(t *testing.T) []byte {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(42),
-		Subject:               pkix.Name{CommonName: "unrelated-ca"},
+		Subject:               pkix.Name{CommonName: "self-signed"},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(time.Hour),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:           ips,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return der
+	return der, key
 }
