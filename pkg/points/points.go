@@ -94,9 +94,11 @@ func (b *Batch) Reset(node string, pods, containers int) {
 func (b *Batch) ContainersCap() int { return cap(b.containers) }
 
 // AddPod appends a pod whose Containers has room for n containers taken
-// from the batch's own array, and returns it for its containers to be
-// appended (up to n; more would move them out of the array).
-func (b *Batch) AddPod(namespace, name string, n int) *Pod {
+// from the batch's own array; its containers are then appended to
+// b.Pods[i].Containers (up to n; more would move them out of the array).
+// It returns nothing: a pointer into b.Pods would not survive the next
+// AddPod.
+func (b *Batch) AddPod(namespace, name string, n int) {
 	start := len(b.containers)
 	if cap(b.containers)-start < n {
 		// More than Reset was told: continue in a new array.
@@ -105,5 +107,4 @@ func (b *Batch) AddPod(namespace, name string, n int) *Pod {
 	}
 	b.containers = b.containers[:start+n]
 	b.Pods = append(b.Pods, Pod{Namespace: namespace, Name: name, Containers: b.containers[start : start : start+n]})
-	return &b.Pods[len(b.Pods)-1]
 }

@@ -350,11 +350,12 @@ const (
 )
 
 // recycle puts b back in the pool. b and its slices must not be used after.
+// It is cleared when it is next filled (Reset), not here as well: a pooled
+// batch's old names live at most until the pool is emptied, two collections.
 func recycle(b *points.Batch) {
 	if cap(b.Pods) > maxPooledPods || b.ContainersCap() > maxPooledContainers {
 		return
 	}
-	b.Reset("", 0, 0)
 	batches.Put(b)
 }
 
