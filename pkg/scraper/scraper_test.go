@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -448,38 +449,51 @@ func (h *handshakeClient) GetMetrics(ctx context.Context, node *corev1.Node) (*p
 	return &points.Batch{Node: node.Name}, nil
 }
 
-// TestStartupReachesEveryNodeAndFollowsUpPerNode: the first cycle after a
-// start is not cut at one resolution, and each node's second scrape comes
-// at least FollowUp after its own first one.
-func TestStartupReachesEveryNodeAndFollowsUpPerNode(t *testing.T) {
+// Start-up timing tests: five nodes, one worker, 150ms for a node's first
+// request. The first cycle needs 750ms, more than two 300ms resolutions,
+// where a regular cycle would stop.
+const (
+	startupResolution = 300 * time.Millisecond
+	startupFollowUp   = 250 * time.Millisecond
+)
+
+// runStartup runs a scraper over five slow-to-connect nodes until each has
+// been scraped scrapes times and returns when it started and the times of
+// every node's scrapes.
+func runStartup(t *testing.T, scrapes int) (time.Time, map[string][]time.Time) {
+	t.Helper()
 	names := []string{"n0", "n1", "n2", "n3", "n4"}
 	sink := &timesSink{}
-	const followUp = 250 * time.Millisecond
-	// One worker, 150ms a first request: the first cycle needs 750ms, more
-	// than the 300ms resolution, where a regular cycle would stop.
 	client := &handshakeClient{first: 150 * time.Millisecond, later: 10 * time.Millisecond, seen: map[string]bool{}}
-	s := New(Config{Resolution: 300 * time.Millisecond, Timeout: time.Second, Parallelism: 1, FollowUp: followUp},
+	s := New(Config{Resolution: startupResolution, Timeout: time.Second, Parallelism: 1, FollowUp: startupFollowUp},
 		nodes(names...), client, sink, nil, clock.RealClock{})
 	start := runUntil(t, s, func() (bool, string) {
 		sink.mu.Lock()
 		defer sink.mu.Unlock()
 		done := 0
 		for _, n := range names {
-			if len(sink.stored[n]) >= 2 {
+			if len(sink.stored[n]) >= scrapes {
 				done++
 			}
 		}
-		return done == len(names), fmt.Sprintf("%d of %d nodes scraped twice", done, len(names))
+		return done == len(names), fmt.Sprintf("%d of %d nodes scraped %d times", done, len(names), scrapes)
 	})
 	sink.mu.Lock()
 	defer sink.mu.Unlock()
-	for _, n := range names {
-		ts := sink.stored[n]
+	return start, maps.Clone(sink.stored)
+}
+
+// TestStartupReachesEveryNodeAndFollowsUpPerNode: the first cycle after a
+// start is not cut at one resolution, and each node's second scrape comes
+// at least FollowUp after its own first one.
+func TestStartupReachesEveryNodeAndFollowsUpPerNode(t *testing.T) {
+	start, stored := runStartup(t, 2)
+	for n, ts := range stored {
 		if first := ts[0].Sub(start); first > 2*time.Second {
 			t.Errorf("node %s first scraped %v after start", n, first)
 		}
-		if gap := ts[1].Sub(ts[0]); gap < followUp {
-			t.Errorf("node %s: second scrape %v after its first, want at least %v", n, gap, followUp)
+		if gap := ts[1].Sub(ts[0]); gap < startupFollowUp {
+			t.Errorf("node %s: second scrape %v after its first, want at least %v", n, gap, startupFollowUp)
 		}
 	}
 }
@@ -488,30 +502,10 @@ func TestStartupReachesEveryNodeAndFollowsUpPerNode(t *testing.T) {
 // resolution must not leave a tick behind that scrapes every node again
 // at once after its follow-up.
 func TestRegularCyclesStartAResolutionAfterStartup(t *testing.T) {
-	names := []string{"n0", "n1", "n2", "n3", "n4"}
-	sink := &timesSink{}
-	const resolution = 300 * time.Millisecond
-	// The first cycle needs 750ms, more than two resolutions.
-	client := &handshakeClient{first: 150 * time.Millisecond, later: 10 * time.Millisecond, seen: map[string]bool{}}
-	s := New(Config{Resolution: resolution, Timeout: time.Second, Parallelism: 1, FollowUp: 250 * time.Millisecond},
-		nodes(names...), client, sink, nil, clock.RealClock{})
-	runUntil(t, s, func() (bool, string) {
-		sink.mu.Lock()
-		defer sink.mu.Unlock()
-		done := 0
-		for _, n := range names {
-			if len(sink.stored[n]) >= 3 {
-				done++
-			}
-		}
-		return done == len(names), fmt.Sprintf("%d of %d nodes scraped three times", done, len(names))
-	})
-	sink.mu.Lock()
-	defer sink.mu.Unlock()
-	for _, n := range names {
-		ts := sink.stored[n]
-		if gap := ts[2].Sub(ts[1]); gap < resolution/2 {
-			t.Errorf("node %s: first regular scrape %v after its follow-up, want about a resolution (%v)", n, gap, resolution)
+	_, stored := runStartup(t, 3)
+	for n, ts := range stored {
+		if gap := ts[2].Sub(ts[1]); gap < startupResolution/2 {
+			t.Errorf("node %s: first regular scrape %v after its follow-up, want about a resolution (%v)", n, gap, startupResolution)
 		}
 	}
 }
