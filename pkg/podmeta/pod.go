@@ -31,12 +31,6 @@ var (
 	_ metav1.Object  = (*Pod)(nil)
 )
 
-// From keeps of m what a Pod holds; labels is the map to keep (the
-// caller's shared copy of m.Labels, or m.Labels itself).
-func From(m *metav1.ObjectMeta, labels map[string]string) *Pod {
-	return &Pod{Namespace: m.Namespace, Name: m.Name, Labels: labels, CreationTimestamp: m.CreationTimestamp}
-}
-
 // GetObjectKind reports no kind: a Pod is never encoded.
 func (p *Pod) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
 

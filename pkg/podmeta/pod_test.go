@@ -2,25 +2,10 @@ package podmeta
 
 import (
 	"testing"
-	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 )
-
-func TestFromKeepsWhatTheAPIReads(t *testing.T) {
-	created := metav1.NewTime(time.Date(2026, 11, 26, 1, 0, 0, 0, time.UTC))
-	full := &metav1.ObjectMeta{Namespace: "shop", Name: "web-1", UID: "u", ResourceVersion: "9",
-		Labels: map[string]string{"app": "web"}, Annotations: map[string]string{"a": "b"}, CreationTimestamp: created}
-	shared := map[string]string{"app": "web"}
-	got := From(full, shared)
-	want := &Pod{Namespace: "shop", Name: "web-1", Labels: shared, CreationTimestamp: created}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("From (-want +got):\n%s", diff)
-	}
-}
 
 func TestPodIsAnObjectToClientGo(t *testing.T) {
 	p := &Pod{Namespace: "shop", Name: "web-1", Labels: map[string]string{"app": "web"}}

@@ -119,9 +119,12 @@ func slimPod(obj any, labels *labelInterner) (any, error) {
 	if !ok {
 		return obj, nil
 	}
-	pod := podmeta.From(&p.ObjectMeta, labels.intern(p.Labels))
-	pod.Namespace = unique.Make(p.Namespace).Value()
-	return pod, nil
+	return &podmeta.Pod{
+		Namespace:         unique.Make(p.Namespace).Value(),
+		Name:              p.Name,
+		Labels:            labels.intern(p.Labels),
+		CreationTimestamp: p.CreationTimestamp,
+	}, nil
 }
 
 // maxInternedLabelSets bounds the interner's table; past it the table starts
