@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -178,7 +179,7 @@ func (s *Store) removeFromNode(p *podEntry) {
 	}
 	for i, q := range n.pods {
 		if q == p {
-			n.pods = append(n.pods[:i], n.pods[i+1:]...)
+			n.pods = slices.Delete(n.pods, i, i+1) // zeroes the freed slot
 			return
 		}
 	}
