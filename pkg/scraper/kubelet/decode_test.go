@@ -256,3 +256,78 @@ func TestRecycledBatchesDecodeAlike(t *testing.T) {
 		}
 	}
 }
+
+// TestResourceLargeMagnitudes decodes the values large machines report, in
+// the exponent form the kubelet prints them. Memory is bytes, bounded only
+// by the uint64 of a Point (up to 2^64-1 bytes); CPU is seconds, bounded by
+// a uint64 count of nanoseconds (18,446,744,073.7 s, about 584
+// core-years).
+func TestResourceLargeMagnitudes(t *testing.T) {
+	const ms = 1795515331000
+	tests := []struct {
+		name, line string
+		want       points.Point
+		container  bool
+	}{
+		{name: "node of 256 GiB", line: "node_memory_working_set_bytes 2.74877906944e+11 1795515331000",
+			want: points.Point{Timestamp: ms * 1e6, Memory: 274877906944, Has: points.HasMemory}},
+		{name: "node of 40 GiB", line: "node_memory_working_set_bytes 4.294967296e+10 1795515331000",
+			want: points.Point{Timestamp: ms * 1e6, Memory: 42949672960, Has: points.HasMemory}},
+		{name: "node memory 2^63-1 bytes", line: "node_memory_working_set_bytes 9.223372036854775807e+18 1795515331000",
+			want: points.Point{Timestamp: ms * 1e6, Memory: 1 << 63, Has: points.HasMemory}},
+		{name: "node of 192 cores up a year", line: "node_cpu_usage_seconds_total 6.05491200123e+09 1795515331000",
+			want: points.Point{Timestamp: ms * 1e6, CPU: 6054912001230000000, Has: points.HasCPU}},
+		{name: "node CPU at the uint64 nanosecond limit", line: "node_cpu_usage_seconds_total 1.8446744073e+10 1795515331000",
+			want: points.Point{Timestamp: ms * 1e6, CPU: 18446744073000000000, Has: points.HasCPU}},
+		{name: "container of 18 GiB", line: `container_memory_working_set_bytes{container="jvm",namespace="shop",pod="api-0"} 1.8e+10 1795515331000`,
+			want: points.Point{Timestamp: ms * 1e6, Memory: 18e9, Has: points.HasMemory}, container: true},
+		{name: "container of 40 GiB", line: `container_memory_working_set_bytes{container="db",namespace="shop",pod="pg-0"} 4.294967296e+10 1795515331000`,
+			want: points.Point{Timestamp: ms * 1e6, Memory: 42949672960, Has: points.HasMemory}, container: true},
+		{name: "container CPU 1.8e10 s", line: `container_cpu_usage_seconds_total{container="db",namespace="shop",pod="pg-0"} 1.8e+10 1795515331000`,
+			want: points.Point{Timestamp: ms * 1e6, CPU: 18e18, Has: points.HasCPU}, container: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := DecodeResource(strings.NewReader(tt.line+"\n"), "n1", requestTime)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := b.NodePoint
+			if tt.container {
+				if len(b.Pods) != 1 || len(b.Pods[0].Containers) != 1 {
+					t.Fatalf("want one pod of one container, got %+v", b.Pods)
+				}
+				got = b.Pods[0].Containers[0].Point
+			}
+			// Seconds in a float64 carry 53 bits: past 2^53 ns (104
+			// core-days) a counter is exact to one part in 2^52 only,
+			// as it already is in the kubelet's output.
+			if d := int64(got.CPU - tt.want.CPU); d != 0 && uint64(max(d, -d)) <= tt.want.CPU>>52 {
+				got.CPU = tt.want.CPU
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("point (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestResourceOutOfRange: values a Point cannot hold fail the node rather
+// than wrap around.
+func TestResourceOutOfRange(t *testing.T) {
+	for _, line := range []string{
+		"node_cpu_usage_seconds_total 1.8446744074e+10",
+		"node_memory_working_set_bytes 1.8446744073709551616e+19",
+		`container_cpu_usage_seconds_total{container="c",namespace="n",pod="p"} 1e+11`,
+		`container_memory_working_set_bytes{container="c",namespace="n",pod="p"} 2e+19`,
+		// 2^63 ns: one past what the int64 of a start time holds.
+		`container_start_time_seconds{container="c",namespace="n",pod="p"} 9.223372036854775808e+09`,
+	} {
+		t.Run(line, func(t *testing.T) {
+			_, err := DecodeResource(strings.NewReader(line+"\n"), "n1", requestTime)
+			if err == nil || !strings.Contains(err.Error(), "out of range") {
+				t.Errorf("error = %v, want one saying out of range", err)
+			}
+		})
+	}
+}

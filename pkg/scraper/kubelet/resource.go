@@ -187,8 +187,8 @@ func (d *resourceDecoder) line(l []byte) error {
 	if math.IsNaN(value) || math.IsInf(value, 0) || value < 0 {
 		return fmt.Errorf("%s: value %v is not a finite non-negative number", series, value)
 	}
-	if value*1e9 >= math.MaxUint64 {
-		return fmt.Errorf("%s: value %v is out of range", series, value)
+	if err := checkRange(series, value); err != nil {
+		return err
 	}
 	if ts == 0 {
 		ts = d.now
@@ -209,14 +209,46 @@ func (d *resourceDecoder) line(l []byte) error {
 		case seriesContainerMemory:
 			setMemory(&sl.point, sl.cpuTimed, value, ts)
 		case seriesContainerStart:
-			start := value * 1e9
-			if start > math.MaxInt64 {
-				return fmt.Errorf("%s: start time %v out of range", series, value)
-			}
-			sl.point.StartTime = int64(math.Round(start))
+			sl.point.StartTime = int64(math.Round(value * 1e9))
 		}
 	}
 	return nil
+}
+
+// The largest values a Point holds, as float64: 2^64 nanoseconds of CPU
+// (18,446,744,073.7 s, about 584 core-years), 2^64 bytes of memory and 2^63
+// nanoseconds of start time (year 2262). A value at or past its bound
+// would wrap around when converted.
+const (
+	maxCPUSeconds   = 0x1p64 / 1e9
+	maxMemoryBytes  = 0x1p64
+	maxStartSeconds = 0x1p63 / 1e9
+)
+
+// checkRange fails a finite, non-negative value of series that its Point
+// field cannot hold. Each series has its own unit: CPU and start times are
+// seconds held as nanoseconds, memory is bytes held as bytes.
+func checkRange(series string, value float64) error {
+	var limit float64
+	switch series {
+	case seriesNodeCPU, seriesContainerCPU:
+		// Rounding value*1e9 must stay below 2^64: compare the product.
+		if value*1e9 < 0x1p64 {
+			return nil
+		}
+		limit = maxCPUSeconds
+	case seriesNodeMemory, seriesContainerMemory:
+		if value < maxMemoryBytes {
+			return nil
+		}
+		limit = maxMemoryBytes
+	case seriesContainerStart:
+		if value*1e9 < 0x1p63 {
+			return nil
+		}
+		limit = maxStartSeconds
+	}
+	return fmt.Errorf("%s: value %v is out of range (must be below %g); the kubelet sent damaged data", series, value, limit)
 }
 
 func setCPU(p *points.Point, timed *bool, seconds float64, ts int64) {
