@@ -29,10 +29,18 @@ type series struct {
 
 // add takes a new point. Duplicates (kubelets cache stats for 10-15 s, so the
 // same sample is often seen twice) and points older than the latest are
-// ignored. A restart (new start time) or a counter reset restarts the pair;
-// when the new start time lies between the two samples, the start itself
-// serves as the previous point with zero CPU, so a restarted container has a
-// rate at once.
+// ignored.
+//
+// A container restarted only when its new start time lies after the latest
+// sample, or when its cumulative CPU went down; then the pair starts over.
+// Any other change of start time is the same container: /metrics/resource
+// writes start times with sub-second precision and /stats/summary in whole
+// seconds, and kwok reports the seconds since the pod started, which grow
+// on every scrape. A start time after the new sample's own time is not
+// believed (no container is sampled before it starts): only the counter
+// tells then. When a restart's start time lies between the two samples,
+// the start itself serves as the earlier point with zero CPU, so a
+// restarted container has a rate at once.
 func (s *series) add(p points.Point) {
 	if s.time == 0 {
 		s.setLatest(p)
@@ -41,10 +49,10 @@ func (s *series) add(p points.Point) {
 	if p.Timestamp <= s.time {
 		return
 	}
-	restarted := p.StartTime != 0 && s.start != 0 && p.StartTime != s.start
+	restarted := p.StartTime > s.time && p.StartTime <= p.Timestamp
 	reset := p.Has&points.HasCPU != 0 && s.has&points.HasCPU != 0 && p.CPU < s.cpu
 	switch {
-	case (restarted || reset) && p.StartTime > s.time && p.StartTime < p.Timestamp:
+	case restarted && p.StartTime < p.Timestamp:
 		s.prevTime, s.prevCPU, s.prevHas = p.StartTime, 0, points.HasCPU
 	case restarted || reset:
 		s.prevTime, s.prevCPU, s.prevHas = 0, 0, 0

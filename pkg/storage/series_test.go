@@ -110,3 +110,134 @@ func TestSeries(t *testing.T) {
 		})
 	}
 }
+
+// epoch is a realistic Unix time for fixtures (November 2025). Unit:
+// nanoseconds.
+const epoch = 1_763_100_000 * sec
+
+// at is epoch plus s seconds (fractions allowed), in Unix nanoseconds.
+func at(s float64) int64 { return epoch + int64(s*1e9) }
+
+// cpuAt is the cumulative CPU of a container running at cores cores since
+// start, sampled at ts. Unit: nanocore-seconds.
+func cpuAt(cores float64, start, ts int64) uint64 { return uint64(cores * float64(ts-start)) }
+
+// TestSeriesRestartRule: a container restarted only when its start time
+// lies after the previous sample or its counter went down; a start time
+// that merely changes (another format's precision, kwok's seconds since
+// start) is the same container.
+func TestSeriesRestartRule(t *testing.T) {
+	const gib = 1 << 30
+	// A JVM started two hours before epoch, running 2.5 cores with 18 GiB.
+	start := at(-7200.734512)
+	resource := func(ts int64, cpu uint64) points.Point {
+		// /metrics/resource: millisecond sample times, sub-second start.
+		return points.Point{Timestamp: ts / 1e6 * 1e6, StartTime: start, CPU: cpu, Memory: 18 * gib, Has: points.HasCPU | points.HasMemory}
+	}
+	summary := func(ts int64, cpu uint64) points.Point {
+		// /stats/summary: whole-second sample and start times.
+		return points.Point{Timestamp: ts / sec * sec, StartTime: start / sec * sec, CPU: cpu, Memory: 18 * gib, Has: points.HasCPU | points.HasMemory}
+	}
+	kwok := func(ts int64, sinceStart float64, cpu uint64) points.Point {
+		// kwok v0.8.0: start time is seconds since the pod started, no
+		// sample time (the request time stands in).
+		return points.Point{Timestamp: ts, StartTime: int64(sinceStart * 1e9), CPU: cpu, Memory: 3 * gib, Has: points.HasCPU | points.HasMemory}
+	}
+	restartedAt := at(21.5)
+	tests := []struct {
+		name   string
+		points []points.Point
+		want   *usage // nil: nothing servable
+	}{
+		{
+			name: "resource then summary: whole-second start is the same container",
+			points: []points.Point{
+				resource(at(0.25), cpuAt(2.5, start, at(0.25))),
+				summary(at(15), cpuAt(2.5, start, at(15))),
+			},
+			want: &usage{nanoCores: 2_500_000_000, memory: 18 * gib, timestamp: at(15), window: at(15) - at(0.25)},
+		},
+		{
+			name: "summary then resource: sub-second start is the same container",
+			points: []points.Point{
+				summary(at(0), cpuAt(2.5, start, at(0))),
+				resource(at(15.312), cpuAt(2.5, start, at(15.312))),
+			},
+			want: &usage{nanoCores: 2_500_000_000, memory: 18 * gib, timestamp: at(15.312), window: at(15.312) - at(0)},
+		},
+		{
+			name: "kwok: start time is seconds since start and grows",
+			points: []points.Point{
+				kwok(at(0), 120.5, 60e9),
+				kwok(at(15.003), 135.503, 75e9),
+				kwok(at(30.001), 150.501, 90e9),
+			},
+			want: &usage{nanoCores: 1_000_133_351, memory: 3 * gib, timestamp: at(30.001), window: at(30.001) - at(15.003)},
+		},
+		{
+			name: "restart after the previous sample: rate from the start at once",
+			points: []points.Point{
+				resource(at(0), cpuAt(2.5, start, at(0))),
+				resource(at(15), cpuAt(2.5, start, at(15))),
+				{Timestamp: at(30), StartTime: restartedAt, CPU: cpuAt(0.5, restartedAt, at(30)), Memory: 2 * gib, Has: points.HasCPU | points.HasMemory},
+			},
+			want: &usage{nanoCores: 500_000_000, memory: 2 * gib, timestamp: at(30), window: at(30) - restartedAt},
+		},
+		{
+			name: "restart after the previous sample with a higher counter is still a restart",
+			points: []points.Point{
+				resource(at(0), 10e9),
+				resource(at(15), 11e9),
+				{Timestamp: at(30), StartTime: restartedAt, CPU: 17e9, Memory: 2 * gib, Has: points.HasCPU | points.HasMemory},
+			},
+			want: &usage{nanoCores: 2_000_000_000, memory: 2 * gib, timestamp: at(30), window: at(30) - restartedAt},
+		},
+		{
+			name: "counter went down, start time unchanged: no rate until the next point",
+			points: []points.Point{
+				resource(at(0), cpuAt(2.5, start, at(0))),
+				resource(at(15), cpuAt(2.5, start, at(15))),
+				resource(at(30), 4e9),
+			},
+		},
+		{
+			name: "counter went down, then a rate again",
+			points: []points.Point{
+				resource(at(0), cpuAt(2.5, start, at(0))),
+				resource(at(15), cpuAt(2.5, start, at(15))),
+				resource(at(30), 4e9),
+				resource(at(45), 4e9+15*2.5e9),
+			},
+			want: &usage{nanoCores: 2_500_000_000, memory: 18 * gib, timestamp: at(45), window: 15 * sec},
+		},
+		{
+			name: "start time after the sample's own time is not believed",
+			points: []points.Point{
+				resource(at(0), 10e9),
+				{Timestamp: at(15), StartTime: at(300), CPU: 25e9, Memory: 2 * gib, Has: points.HasCPU | points.HasMemory},
+			},
+			want: &usage{nanoCores: 1_000_000_000, memory: 2 * gib, timestamp: at(15), window: 15 * sec},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s series
+			for _, p := range tt.points {
+				s.add(p)
+			}
+			got, ok := s.usage()
+			if tt.want == nil {
+				if ok {
+					t.Fatalf("usage = %+v, want none", got)
+				}
+				return
+			}
+			if !ok {
+				t.Fatalf("no usage, want %+v", *tt.want)
+			}
+			if diff := cmp.Diff(*tt.want, got, cmp.AllowUnexported(usage{})); diff != "" {
+				t.Errorf("usage (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

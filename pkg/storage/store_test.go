@@ -334,3 +334,71 @@ func TestStoreKeepsNothingOfABatch(t *testing.T) {
 		t.Errorf("served after the batches were reused (-want +got):\n%s", diff)
 	}
 }
+
+// TestStoreServesAcrossFormatSwitch: a node whose scrapes alternate between
+// /metrics/resource (millisecond sample times, sub-second start times) and
+// /stats/summary (whole seconds for both) keeps its pods served at every
+// step, with the rate they really have; so do kwok's pods, whose start time
+// is the seconds since the pod started.
+func TestStoreServesAcrossFormatSwitch(t *testing.T) {
+	const gib = 1 << 30
+	type sample struct {
+		summary bool // whole-second times, as /stats/summary
+		at      float64
+	}
+	// A node of 48 cores using 30 of them, a JVM at 2.5 cores with 18 GiB
+	// and a sidecar at 20 millicores with 64 MiB, all up for two hours.
+	nodeStart, appStart, sideStart := at(-86400.25), at(-7200.734512), at(-7199.912345)
+	resourceThenSummary := []sample{{false, 0.25}, {false, 15.312}, {true, 30.9}, {true, 45.7}, {false, 60.401}, {false, 75.2}}
+	fill := func(smp sample) *points.Batch {
+		ts := at(smp.at)
+		point := func(start int64, cores float64, mem uint64) points.Point {
+			p := points.Point{Timestamp: ts / 1e6 * 1e6, StartTime: start, CPU: cpuAt(cores, start, ts), Memory: mem, Has: points.HasCPU | points.HasMemory}
+			if smp.summary {
+				p.Timestamp, p.StartTime = ts/sec*sec, start/sec*sec
+			}
+			return p
+		}
+		return &points.Batch{Node: "big-1", NodePoint: point(nodeStart, 30, 200*gib), Pods: []points.Pod{{
+			Namespace: "shop", Name: "web",
+			Containers: []points.Container{{Name: "app", Point: point(appStart, 2.5, 18*gib)}, {Name: "sidecar", Point: point(sideStart, 0.02, 64<<20)}},
+		}}}
+	}
+	s := NewStore(Options{})
+	for i, smp := range resourceThenSummary {
+		s.Store(fill(smp))
+		if i == 0 {
+			continue
+		}
+		got := podsServed(t, s, podObj("shop", "web"))["shop/web"]
+		if got == nil {
+			t.Fatalf("after sample %d (summary %v at %vs) the pod is not served", i, smp.summary, smp.at)
+		}
+		// Whole-second sample times shift a window by under a second in
+		// 15: the rate is within 10% of the truth.
+		if app := got["app"].MilliCPU; app < 2250 || app > 2750 {
+			t.Errorf("after sample %d: app at %dm, want 2500m within 10%%", i, app)
+		}
+		if side := got["sidecar"].Memory; side != 64<<20 {
+			t.Errorf("after sample %d: sidecar memory %d, want %d", i, side, 64<<20)
+		}
+		if ms, _ := s.GetNodeMetrics(nodeObj("big-1")); len(ms) != 1 {
+			t.Errorf("after sample %d the node is not served", i)
+		}
+	}
+
+	// kwok v0.8.0: start time = seconds since the pod started; no sample
+	// times, so the request time stands in.
+	kwok := NewStore(Options{})
+	for i, since := range []float64{120.5, 135.503, 150.498, 165.51} {
+		ts := at(since - 120.5)
+		kwok.Store(&points.Batch{Node: "kwok-node-0", NodePoint: pt(ts/sec, 1, float64(ts/sec), gib), Pods: []points.Pod{{
+			Namespace: "default", Name: "fake-pod",
+			Containers: []points.Container{{Name: "app", Point: points.Point{Timestamp: ts, StartTime: int64(since * 1e9), CPU: uint64(since * 0.25e9), Memory: 512 << 20, Has: points.HasCPU | points.HasMemory}}},
+		}}})
+		got := podsServed(t, kwok, podObj("default", "fake-pod"))["default/fake-pod"]
+		if i > 0 && got["app"].MilliCPU != 250 {
+			t.Errorf("kwok pod after scrape %d: %+v, want app at 250m", i, got)
+		}
+	}
+}
