@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Builds the pinned Kubernetes components and etcd for the local test control
 # plane from Go modules (no release downloads are possible here) into
-# test/.cache/bin/<version>/, skipping any binary already there.
+# test/.cache/bin/<version>/, and kwok, the node emulator of the end-to-end
+# suite, into test/.cache/bin/kwok-<kwok version>/, skipping any binary
+# already there.
 # Usage: test/tools/build-k8s.sh [name ...]   (default: all)
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"   # the test module
 version="v1.37.2"
 minor="37"
 out="$here/.cache/bin/$version"
-mkdir -p "$out"
+kwok_version="v0.8.0"   # test/localcluster/kwok.go looks for kwok-<this>/kwok
+kwok_out="$here/.cache/bin/kwok-$kwok_version"
+mkdir -p "$out" "$kwok_out"
 
 ldflags="-s -w"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
@@ -23,16 +27,19 @@ declare -A pkgs=(
   [kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
   [kubectl]=k8s.io/kubernetes/cmd/kubectl
   [kubectl-1.32]=.
+  [kwok]=sigs.k8s.io/kwok/cmd/kwok@$kwok_version
 )
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(etcd kubectl kube-scheduler kube-controller-manager kube-apiserver kubectl-1.32)
+[ ${#names[@]} -gt 0 ] || names=(etcd kubectl kube-scheduler kube-controller-manager kube-apiserver kubectl-1.32 kwok)
 
 cd "$here"
 for name in "${names[@]}"; do
   pkg="${pkgs[$name]:-}"
   if [ -z "$pkg" ]; then echo "build-k8s: unknown component $name" >&2; exit 2; fi
-  if [ -x "$out/$name" ]; then echo "build-k8s: $name $version cached in $out"; continue; fi
-  echo "build-k8s: building $name $version (a first build takes minutes on 2 cores)..."
+  dest="$out" ver="$version"
+  [ "$name" != kwok ] || { dest="$kwok_out"; ver="$kwok_version"; }
+  if [ -x "$dest/$name" ]; then echo "build-k8s: $name $ver cached in $dest"; continue; fi
+  echo "build-k8s: building $name $ver (a first build takes minutes on 2 cores)..."
   start=$(date +%s)
   # Print a heartbeat while the compiler is silent.
   ( while sleep 30; do echo "build-k8s:   still building $name ($(( $(date +%s) - start ))s)"; done ) &
@@ -46,12 +53,21 @@ for name in "${names[@]}"; do
       flags+=" -X $vp.gitVersion=v1.32.3 -X $vp.gitMajor=1 -X $vp.gitMinor=32"
     done
   fi
-  if ! (cd "$dir" && CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "$flags" -o "$out/$name.tmp" "$pkg"); then
+  mkdir -p "$dest/.tmp"
+  if [ "$name" = kwok ]; then
+    # kwok from its own module and go.mod (go install pkg@version), into a
+    # scratch folder first so a failed build leaves nothing behind.
+    build=(env GOBIN="$dest/.tmp" CGO_ENABLED=0 nice -n 10 go install -trimpath -ldflags "-s -w" "$pkg")
+  else
+    build=(env CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "$flags" -o "$dest/.tmp/$name" "$pkg")
+  fi
+  if ! (cd "$dir" && "${build[@]}"); then
     kill "$beat" 2>/dev/null || true
     echo "build-k8s: building $name failed" >&2
     exit 1
   fi
   kill "$beat" 2>/dev/null || true
-  mv "$out/$name.tmp" "$out/$name"
-  echo "build-k8s: $name built in $(( $(date +%s) - start ))s ($(du -h "$out/$name" | cut -f1))"
+  mv "$dest/.tmp/$name" "$dest/$name"
+  rmdir "$dest/.tmp" 2>/dev/null || true
+  echo "build-k8s: $name built in $(( $(date +%s) - start ))s ($(du -h "$dest/$name" | cut -f1))"
 done
