@@ -61,8 +61,9 @@ type Config struct {
 	// MaxResponseBytes limits a response body; a larger one fails the
 	// node's scrape with ReasonTooLarge. Default 16 MiB.
 	MaxResponseBytes int64
-	// RetryPreferredAfter is how long a node stays on /stats/summary in
-	// auto mode before /stats/summary is tried again. Default 10 minutes.
+	// RetryPreferredAfter is how long a node that fell back to
+	// /stats/summary in auto mode stays there before /metrics/resource is
+	// tried again. Default 10 minutes.
 	RetryPreferredAfter time.Duration
 	// RequestTimeout bounds one request on top of the caller's context.
 	RequestTimeout time.Duration
