@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/klog/v2"
-	"k8s.io/utils/clock"
 )
 
 // ReasonSkipped labels a node that could not even be started within its
@@ -61,7 +60,7 @@ type Scraper struct {
 	recycler Recycler
 	sink     Sink
 	metrics  *Metrics
-	clock    clock.WithTicker
+	clock    Clock
 
 	// lastCycle is the end of the last completed cycle, in Unix nanoseconds.
 	lastCycle atomic.Int64
@@ -73,7 +72,7 @@ type Scraper struct {
 }
 
 // New returns a Scraper. m may be nil in tests that do not read metrics.
-func New(cfg Config, nodes NodeLister, client Client, sink Sink, m *Metrics, clk clock.WithTicker) *Scraper {
+func New(cfg Config, nodes NodeLister, client Client, sink Sink, m *Metrics, clk Clock) *Scraper {
 	if cfg.Parallelism <= 0 {
 		cfg.Parallelism = 64
 	}
@@ -204,7 +203,7 @@ func (s *Scraper) scrapePlanned(ctx context.Context, p plan) Result {
 	}
 	sort.Slice(order, func(i, j int) bool { return order[i].offset < order[j].offset })
 
-	cycleCtx, cancel := context.WithDeadline(ctx, start.Add(p.deadline))
+	cycleCtx, cancel := s.withDeadline(ctx, start.Add(p.deadline))
 	defer cancel()
 
 	work := make(chan scheduled)
@@ -276,7 +275,7 @@ func (s *Scraper) scrapeOne(ctx context.Context, w scheduled, cycleStart time.Ti
 		s.recordFailure(name, ReasonSkipped, ctx.Err())
 		return outcomeSkipped
 	}
-	reqCtx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	reqCtx, cancel := s.withDeadline(ctx, s.clock.Now().Add(s.cfg.Timeout))
 	defer cancel()
 	began := s.clock.Now()
 	batch, err := s.client.GetMetrics(reqCtx, w.node)

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/utils/clock"
 
+	"github.com/kubemetrics/metrics-server/pkg/scraper"
 	"github.com/kubemetrics/metrics-server/pkg/scraper/kubelet"
 )
 
@@ -49,7 +50,7 @@ type Config struct {
 	DropZeroUsagePods bool
 
 	// Clock is the time source; nil means the real clock.
-	Clock clock.WithTicker
+	Clock scraper.Clock
 }
 
 type completedConfig struct {
