@@ -286,7 +286,7 @@ func TestFailureMetricsArePrunedForDeletedNodes(t *testing.T) {
 	s.Scrape(context.Background())
 
 	want := `
-# HELP metrics_server_kubelet_scrape_failures_total [ALPHA] Failed scrapes per node and reason (no_address, connection, timeout, tls, http_status, too_large, decode, skipped, other). Series of deleted nodes are removed.
+# HELP metrics_server_kubelet_scrape_failures_total [ALPHA] Failed scrapes per node and reason (no_address, connection, timeout, tls, http_status, redirect, too_large, decode, slow, skipped, other). Series of deleted nodes are removed.
 # TYPE metrics_server_kubelet_scrape_failures_total counter
 metrics_server_kubelet_scrape_failures_total{node="a1",reason="decode"} 2
 # HELP metrics_server_kubelet_request_total [ALPHA] Number of requests sent to the kubelet API, by outcome.

@@ -46,8 +46,18 @@ func NewClient(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building the kubelet transport: %w", err)
 	}
-	return &Client{cfg: cfg, http: &http.Client{Transport: rt}, conns: conns, fellBack: map[string]time.Time{}}, nil
+	hc := &http.Client{Transport: rt, CheckRedirect: refuseRedirects}
+	return &Client{cfg: cfg, http: hc, conns: conns, fellBack: map[string]time.Time{}}, nil
 }
+
+// refuseRedirects makes the HTTP client hand a redirect back as the
+// answer instead of following it. The credential wrappers under the
+// client add the bearer token to every request they send, and the client
+// certificate goes to every TLS server that asks for one, so a followed
+// redirect would carry them to wherever a kubelet (or whoever answers at
+// its address) points, plain HTTP included. fetch turns the redirect into
+// a ReasonRedirect error for the node.
+func refuseRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // GetMetrics scrapes one node. ctx bounds the whole call, fallback included.
 // Every error is a *ScrapeError.
@@ -101,10 +111,11 @@ func (c *Client) Forget(node string) {
 // fallbackWorthy: /metrics/resource answered, but not usefully. A node that does
 // not answer at all (connection, timeout, TLS) will not answer on the other
 // endpoint either. 401 and 403 count: a ClusterRole written for upstream
-// grants nodes/stats but not nodes/metrics.
+// grants nodes/stats but not nodes/metrics. So does a refused redirect: the
+// fallback asks the node's own address again, never the redirect's.
 func fallbackWorthy(err error) bool {
 	switch ReasonOf(err) {
-	case ReasonHTTPStatus, ReasonDecode, ReasonTooLarge:
+	case ReasonHTTPStatus, ReasonRedirect, ReasonDecode, ReasonTooLarge:
 		return true
 	}
 	return false
@@ -184,6 +195,11 @@ func (c *Client) fetch(ctx context.Context, node *corev1.Node, addr string, reso
 		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
 		_ = resp.Body.Close()
 	}()
+	if loc := resp.Header.Get("Location"); isRedirect(resp.StatusCode) && loc != "" {
+		return nil, fail(ReasonRedirect, resp.StatusCode, fmt.Errorf(
+			"redirect refused: the kubelet answered %d with Location %q; redirects are never followed, so credentials go to the node's address only: check what answers at this address",
+			resp.StatusCode, clip(loc, maxLocation)))
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fail(ReasonHTTPStatus, resp.StatusCode, fmt.Errorf("http status %d: %s", resp.StatusCode, snippet(resp.Body)))
 	}
@@ -204,6 +220,30 @@ func (c *Client) fetch(ctx context.Context, node *corev1.Node, addr string, reso
 		return nil, fail(ReasonDecode, 0, err)
 	}
 	return batch, nil
+}
+
+// isRedirect: the statuses whose Location a browser would follow.
+func isRedirect(status int) bool {
+	switch status {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
+}
+
+// maxLocation bounds how much of a redirect's Location an error quotes.
+const maxLocation = 256
+
+// clip cuts s to at most n bytes, on a rune boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }
 
 // snippet returns the start of an error body, printable and short.

@@ -18,8 +18,11 @@ const (
 	ReasonTimeout    Reason = "timeout"
 	ReasonTLS        Reason = "tls"
 	ReasonHTTPStatus Reason = "http_status"
-	ReasonTooLarge   Reason = "too_large"
-	ReasonDecode     Reason = "decode"
+	// ReasonRedirect: the kubelet answered with a redirect, which is never
+	// followed, so that credentials go to the node's address only.
+	ReasonRedirect Reason = "redirect"
+	ReasonTooLarge Reason = "too_large"
+	ReasonDecode   Reason = "decode"
 	// ReasonOther is what ReasonOf returns for an error not from this package.
 	ReasonOther Reason = "other"
 )
