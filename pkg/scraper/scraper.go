@@ -2,21 +2,24 @@ package scraper
 
 import (
 	"context"
-	"errors"
 	"hash/fnv"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/klog/v2"
 )
 
-// ReasonSkipped labels a node that could not even be started within its
-// cycle because every worker was busy until the cycle ended.
+// ReasonSkipped labels a node that was not given its chance in a cycle:
+// no slot was free to start it before the cycle ended, or the cycle ended
+// while its request was still within its timeout.
 const ReasonSkipped = "skipped"
+
+// ReasonSlow labels a node whose request was given up after half the
+// timeout because other nodes were waiting for its slot; it is tried with
+// the full timeout in the slow lane from the next cycle on.
+const ReasonSlow = "slow"
 
 // Config tunes a Scraper. Zero values are replaced by the defaults noted.
 type Config struct {
@@ -25,9 +28,17 @@ type Config struct {
 	Resolution time.Duration
 	// Timeout bounds one node's request, from the moment it starts.
 	Timeout time.Duration
-	// Parallelism is the largest number of kubelet requests in flight.
-	// Default 64.
+	// Parallelism is the number of request slots of the fast lane (see
+	// the package doc); slow nodes may use those left idle once every
+	// fast node of a cycle has started. Default 64.
 	Parallelism int
+	// SlowParallelism is the number of request slots the slow lane has
+	// of its own, besides the fast lane's slots it may borrow once every
+	// fast node of a cycle has started. At most Parallelism +
+	// SlowParallelism requests are in flight, so at most that many
+	// response bodies are decoded at once. Default Parallelism/16, at
+	// least 1.
+	SlowParallelism int
 	// Spread: node start offsets are spread over [0, Spread) so kubelets are
 	// not all hit in one burst. Each node's offset is a hash of its name, so
 	// it is scraped at the same phase every cycle and the window between two
@@ -66,15 +77,21 @@ type Scraper struct {
 	lastCycle atomic.Int64
 
 	mu sync.Mutex
-	// failing maps a node whose last scrape failed to the reason, so state
-	// changes are logged once rather than every cycle.
-	failing map[string]string
+	// nodeStates holds what the scraper knows of each node it scraped
+	// (its lane, rotation and failure), for the nodes listed by the last
+	// cycle. Guarded by mu.
+	nodeStates map[string]*nodeState
+	// cycles counts the cycles started. Guarded by mu.
+	cycles uint64
 }
 
 // New returns a Scraper. m may be nil in tests that do not read metrics.
 func New(cfg Config, nodes NodeLister, client Client, sink Sink, m *Metrics, clk Clock) *Scraper {
 	if cfg.Parallelism <= 0 {
 		cfg.Parallelism = 64
+	}
+	if cfg.SlowParallelism <= 0 {
+		cfg.SlowParallelism = max(cfg.Parallelism/16, 1)
 	}
 	if cfg.Selector == nil {
 		cfg.Selector = labels.Everything()
@@ -83,7 +100,7 @@ func New(cfg Config, nodes NodeLister, client Client, sink Sink, m *Metrics, clk
 		cfg.Classify = func(error) string { return "other" }
 	}
 	r, _ := client.(Recycler)
-	return &Scraper{cfg: cfg, nodes: nodes, client: client, recycler: r, sink: sink, metrics: m, clock: clk, failing: map[string]string{}}
+	return &Scraper{cfg: cfg, nodes: nodes, client: client, recycler: r, sink: sink, metrics: m, clock: clk, nodeStates: map[string]*nodeState{}}
 }
 
 // startupCycles is how many resolutions the first cycle after a start may
@@ -166,6 +183,8 @@ func (s *Scraper) LastCycle() time.Time {
 
 // Scrape runs one cycle over every selected node and returns when all
 // requests have finished or the cycle's time (one resolution) is up.
+// Cycles must not overlap: Scrape must not be called while Run runs or
+// another Scrape has not returned.
 func (s *Scraper) Scrape(ctx context.Context) Result {
 	spread := s.cfg.Spread
 	return s.scrapePlanned(ctx, plan{
@@ -174,160 +193,10 @@ func (s *Scraper) Scrape(ctx context.Context) Result {
 	})
 }
 
-// plan says how one cycle runs.
-type plan struct {
-	// deadline is how long after its start the cycle ends, requests not
-	// started by then skipped and those in flight cancelled.
-	deadline time.Duration
-	// offset is when a node's request starts, after the cycle's start;
-	// nil starts every node at once.
-	offset func(node string) time.Duration
-	// done, when set, is told of each node scraped successfully and when.
-	done func(node string, at time.Time)
-}
-
-// scrapePlanned runs one cycle as p says.
-func (s *Scraper) scrapePlanned(ctx context.Context, p plan) Result {
-	start := s.clock.Now()
-	nodes, err := s.nodes.List(s.cfg.Selector)
-	if err != nil {
-		klog.ErrorS(err, "Listing nodes to scrape failed")
-		return Result{}
-	}
-	order := make([]scheduled, len(nodes))
-	for i, n := range nodes {
-		order[i] = scheduled{node: n}
-		if p.offset != nil {
-			order[i].offset = p.offset(n.Name)
-		}
-	}
-	sort.Slice(order, func(i, j int) bool { return order[i].offset < order[j].offset })
-
-	cycleCtx, cancel := s.withDeadline(ctx, start.Add(p.deadline))
-	defer cancel()
-
-	work := make(chan scheduled)
-	var succeeded, failed, skipped atomic.Int64
-	var wg sync.WaitGroup
-	workers := min(s.cfg.Parallelism, len(order))
-	for range workers {
-		wg.Go(func() {
-			for w := range work {
-				switch s.scrapeOne(cycleCtx, w, start) {
-				case outcomeOK:
-					succeeded.Add(1)
-					if p.done != nil {
-						p.done(w.node.Name, s.clock.Now())
-					}
-				case outcomeFailed:
-					failed.Add(1)
-				case outcomeSkipped:
-					skipped.Add(1)
-				}
-			}
-		})
-	}
-	for _, w := range order {
-		work <- w
-	}
-	close(work)
-	wg.Wait()
-
-	s.sink.Prune()
-	end := s.clock.Now()
-	s.lastCycle.Store(end.UnixNano())
-	if s.metrics != nil {
-		s.metrics.tickDuration.Observe(end.Sub(start).Seconds())
-	}
-	return Result{
-		Nodes:     len(order),
-		Succeeded: int(succeeded.Load()),
-		Failed:    int(failed.Load()),
-		Skipped:   int(skipped.Load()),
-		Duration:  end.Sub(start),
-	}
-}
-
-type scheduled struct {
-	node   *corev1.Node
-	offset time.Duration
-}
-
-type outcome int
-
-const (
-	outcomeOK outcome = iota
-	outcomeFailed
-	outcomeSkipped
-)
-
-func (s *Scraper) scrapeOne(ctx context.Context, w scheduled, cycleStart time.Time) outcome {
-	name := w.node.Name
-	if wait := cycleStart.Add(w.offset).Sub(s.clock.Now()); wait > 0 {
-		t := s.clock.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-		case <-t.C():
-		}
-	}
-	if ctx.Err() != nil {
-		s.recordFailure(name, ReasonSkipped, ctx.Err())
-		return outcomeSkipped
-	}
-	reqCtx, cancel := s.withDeadline(ctx, s.clock.Now().Add(s.cfg.Timeout))
-	defer cancel()
-	began := s.clock.Now()
-	batch, err := s.client.GetMetrics(reqCtx, w.node)
-	if s.metrics != nil {
-		s.metrics.observeRequest(name, s.clock.Since(began).Seconds(), float64(began.Unix()), err == nil)
-	}
-	if err != nil {
-		reason := s.cfg.Classify(err)
-		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-			reason = ReasonSkipped
-		}
-		s.recordFailure(name, reason, err)
-		return outcomeFailed
-	}
-	s.sink.Store(batch)
-	if s.recycler != nil {
-		s.recycler.Recycle(batch)
-	}
-	s.recordSuccess(name)
-	return outcomeOK
-}
-
-func (s *Scraper) recordFailure(node, reason string, err error) {
-	if s.metrics != nil {
-		s.metrics.observeFailure(node, reason)
-	}
-	s.mu.Lock()
-	prev, was := s.failing[node]
-	s.failing[node] = reason
-	s.mu.Unlock()
-	if !was || prev != reason {
-		klog.ErrorS(err, "Failed to scrape node", "node", klog.KRef("", node), "reason", reason)
-		return
-	}
-	klog.V(4).InfoS("Node still failing", "node", klog.KRef("", node), "reason", reason, "err", err)
-}
-
-func (s *Scraper) recordSuccess(node string) {
-	s.mu.Lock()
-	_, was := s.failing[node]
-	delete(s.failing, node)
-	s.mu.Unlock()
-	if was {
-		klog.InfoS("Node scraped again after failures", "node", klog.KRef("", node))
-	}
-	klog.V(2).InfoS("Scraped node", "node", klog.KRef("", node))
-}
-
 // ForgetNode drops what the scraper remembers about a deleted node.
 func (s *Scraper) ForgetNode(node string) {
 	s.mu.Lock()
-	delete(s.failing, node)
+	delete(s.nodeStates, node)
 	s.mu.Unlock()
 	if s.metrics != nil {
 		s.metrics.ForgetNode(node)
