@@ -2,6 +2,7 @@ package kubelet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -34,9 +35,17 @@ type Client struct {
 	conns *connTransport
 
 	mu sync.Mutex
-	// fellBack maps a node on /stats/summary in auto mode to when it
-	// last fell back.
-	fellBack map[string]time.Time
+	// fellBack holds the nodes on /stats/summary in auto mode.
+	fellBack map[string]fallback
+}
+
+// fallback is an auto node's stay on /stats/summary.
+type fallback struct {
+	// since is when /metrics/resource last failed.
+	since time.Time
+	// v is the verbosity its start was logged at; its end is logged at
+	// the same.
+	v int
 }
 
 // NewClient builds a Client from cfg; zero fields get their defaults.
@@ -47,7 +56,7 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("building the kubelet transport: %w", err)
 	}
 	hc := &http.Client{Transport: rt, CheckRedirect: refuseRedirects}
-	return &Client{cfg: cfg, http: hc, conns: conns, fellBack: map[string]time.Time{}}, nil
+	return &Client{cfg: cfg, http: hc, conns: conns, fellBack: map[string]fallback{}}, nil
 }
 
 // refuseRedirects makes the HTTP client hand a redirect back as the
@@ -82,18 +91,45 @@ func (c *Client) GetMetrics(ctx context.Context, node *corev1.Node) (*points.Bat
 	}
 	batch, err := c.fetch(ctx, node, addr, true)
 	if err == nil {
-		c.clearFallback(node.Name)
+		c.clearFallback(ctx, node.Name)
 		return batch, nil
 	}
 	if !fallbackWorthy(err) {
 		return nil, err
 	}
-	batch, rerr := c.fetch(ctx, node, addr, false)
-	if rerr != nil {
-		return nil, rerr
+	batch, serr := c.fetch(ctx, node, addr, false)
+	if serr != nil {
+		return nil, bothFailed(err, serr)
 	}
-	c.setFallback(node.Name, err)
+	c.setFallback(ctx, node.Name, err)
 	return batch, nil
+}
+
+// bothFailed is the error of an auto node whose /metrics/resource and
+// /stats/summary fallback both failed: it keeps both errors (errors.Is and
+// errors.As see each) and names each endpoint, so neither failure hides
+// the other. Its Reason and Status are the resource endpoint's when that
+// endpoint answered and its answer was refused (decode, too_large,
+// redirect): that failure needs fixing, on the node or here. Otherwise
+// (401/403, 404, 5xx: what the fallback exists for) they are the
+// summary's. Both arguments are *ScrapeErrors from fetch.
+func bothFailed(resource, summary error) error {
+	var r, s *ScrapeError
+	if !errors.As(resource, &r) || !errors.As(summary, &s) {
+		return errors.Join(resource, summary)
+	}
+	chosen := s
+	switch r.Reason {
+	case ReasonDecode, ReasonTooLarge, ReasonRedirect:
+		chosen = r
+	}
+	return &ScrapeError{
+		Node:    s.Node,
+		Address: s.Address,
+		Reason:  chosen.Reason,
+		Status:  chosen.Status,
+		Err:     fmt.Errorf("resource %s: %w; summary %s: %w", r.Endpoint, r.Err, s.Endpoint, s.Err),
+	}
 }
 
 // Recycle takes back a batch GetMetrics returned, once its receiver has
@@ -124,27 +160,50 @@ func fallbackWorthy(err error) bool {
 func (c *Client) onFallback(node string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	since, ok := c.fellBack[node]
-	return ok && c.cfg.Clock.Since(since) < c.cfg.RetryPreferredAfter
+	fb, ok := c.fellBack[node]
+	return ok && c.cfg.Clock.Since(fb.since) < c.cfg.RetryPreferredAfter
 }
 
-func (c *Client) setFallback(node string, cause error) {
-	c.mu.Lock()
-	_, was := c.fellBack[node]
-	c.fellBack[node] = c.cfg.Clock.Now()
-	c.mu.Unlock()
-	if !was {
-		klog.V(2).InfoS("Falling back to /stats/summary", "node", klog.KRef("", node), "retryAfter", c.cfg.RetryPreferredAfter, "cause", cause)
+// setFallback puts node on /stats/summary after /metrics/resource failed
+// with cause, and logs the change once, with the cause. A fallback for an
+// answer this client refused (undecodable, too large, a redirect) is
+// logged at the default verbosity: the node or this decoder needs a look.
+// One for an HTTP status (a kubelet or emulator without the endpoint, a
+// ClusterRole without nodes/metrics) is expected and logged at V(2). A
+// retry that fails again is logged at V(4), unless its cause is louder.
+func (c *Client) setFallback(ctx context.Context, node string, cause error) {
+	v := 2
+	switch ReasonOf(cause) {
+	case ReasonDecode, ReasonTooLarge, ReasonRedirect:
+		v = 0
 	}
+	c.mu.Lock()
+	old, was := c.fellBack[node]
+	// A retry failing as before is no news; one failing for a louder
+	// cause than the first (a 404, then an undecodable body) is.
+	again := was && v >= old.v
+	if again {
+		v = old.v
+	}
+	c.fellBack[node] = fallback{since: c.cfg.Clock.Now(), v: v}
+	c.mu.Unlock()
+	logger := klog.FromContext(ctx)
+	if again {
+		logger.V(4).Info("Still on /stats/summary: /metrics/resource failed again", "node", klog.KRef("", node), "reason", ReasonOf(cause), "err", cause)
+		return
+	}
+	logger.V(v).Info("Falling back to /stats/summary", "node", klog.KRef("", node), "reason", ReasonOf(cause), "retryAfter", c.cfg.RetryPreferredAfter, "err", cause)
 }
 
-func (c *Client) clearFallback(node string) {
+// clearFallback takes node back to /metrics/resource, logged at the
+// verbosity its fallback was.
+func (c *Client) clearFallback(ctx context.Context, node string) {
 	c.mu.Lock()
-	_, was := c.fellBack[node]
+	old, was := c.fellBack[node]
 	delete(c.fellBack, node)
 	c.mu.Unlock()
 	if was {
-		klog.V(2).InfoS("Back on /metrics/resource", "node", klog.KRef("", node))
+		klog.FromContext(ctx).V(old.v).Info("Back on /metrics/resource", "node", klog.KRef("", node))
 	}
 }
 

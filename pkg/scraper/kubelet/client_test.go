@@ -148,7 +148,7 @@ func TestGetMetricsEndpointsAndErrors(t *testing.T) {
 		{name: "auto falls back on 500", endpoint: EndpointAuto, resource: &answer{500, "internal error", 0}, summary: &answer{200, summary, 0}, wantPods: 4},
 		{name: "auto falls back on 403", endpoint: EndpointAuto, resource: &answer{403, "forbidden: nodes/metrics", 0}, summary: &answer{200, summary, 0}, wantPods: 4},
 		{name: "auto falls back on garbage", endpoint: EndpointAuto, resource: &answer{200, "<html>oops</html>", 0}, summary: &answer{200, summary, 0}, wantPods: 4},
-		{name: "both fail: the summary error is returned", endpoint: EndpointAuto, resource: &answer{500, "x", 0}, summary: &answer{503, "busy", 0}, wantReason: ReasonHTTPStatus, wantInErr: "/stats/summary: http status 503: busy"},
+		{name: "both fail: both errors kept, the summary's reason", endpoint: EndpointAuto, resource: &answer{500, "x", 0}, summary: &answer{503, "busy", 0}, wantReason: ReasonHTTPStatus, wantInErr: "/stats/summary: http status 503: busy"},
 		{name: "resource 404 in resource mode", endpoint: EndpointResource, wantReason: ReasonHTTPStatus, wantInErr: "http status 404"},
 		{name: "summary garbage in summary mode", endpoint: EndpointSummary, summary: &answer{200, "{{{", 0}, wantReason: ReasonDecode, wantInErr: `scraping node "worker-1" at 127.0.0.1:`},
 		{name: "too large", endpoint: EndpointSummary, summary: &answer{200, summary, 0}, maxBytes: 1024, wantReason: ReasonTooLarge, wantInErr: "larger than 1024 bytes"},

@@ -29,9 +29,11 @@ const (
 
 // ScrapeError is a failed scrape of one node.
 type ScrapeError struct {
-	Node     string
-	Address  string // host:port, empty when none could be chosen
-	Endpoint string // the path asked for
+	Node    string
+	Address string // host:port, empty when none could be chosen
+	// Endpoint is the path asked for; empty when both endpoints were
+	// asked (auto mode) and both failed, and Err names each.
+	Endpoint string
 	Reason   Reason
 	// Status is the HTTP status for ReasonHTTPStatus, else 0.
 	Status int
@@ -42,6 +44,9 @@ func (e *ScrapeError) Error() string {
 	where := e.Address
 	if where == "" {
 		where = "no address"
+	}
+	if e.Endpoint == "" {
+		return fmt.Sprintf("scraping node %q at %s: %v", e.Node, where, e.Err)
 	}
 	return fmt.Sprintf("scraping node %q at %s %s: %v", e.Node, where, e.Endpoint, e.Err)
 }
