@@ -1,16 +1,18 @@
 package kubelet
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"io"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kubemetrics/metrics-server/pkg/points"
 )
@@ -29,26 +31,23 @@ const (
 )
 
 // DecodeResource decodes a /metrics/resource body (Prometheus text format
-// 0.0.4) into the batch of node. Samples without a timestamp get now. A
-// malformed line of a series we read fails the whole node; lines of other
-// series are skipped unparsed.
+// 0.0.4) into the batch of node. Samples without a timestamp get now.
+//
+// Only the lines of the series we read are parsed; they are parsed as
+// the text format's parser (github.com/prometheus/common/expfmt) parses
+// them, and a malformed one fails the whole node. Deliberate differences
+// (fuzz_test.go holds the decoder to expfmt on them): comments and the
+// lines of other series are skipped unparsed; values must be finite, not
+// negative and fit their Point field; timestamps must lie in years 1970
+// to 2200; a container sample needs non-empty container, namespace and pod
+// labels; names, pods and containers are bounded (bounds.go); a metric
+// name inside the braces (text format 1.0.0) is not read; repeated samples
+// of a series and container replace the earlier ones.
 func DecodeResource(r io.Reader, node string, now time.Time) (*points.Batch, error) {
 	d := decoders.Get().(*resourceDecoder)
 	defer d.release()
 	d.now = now.UnixNano()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(d.scan[:0], maxResourceLine)
-	line := 0
-	for sc.Scan() {
-		line++
-		if err := d.line(sc.Bytes()); err != nil {
-			return nil, fmt.Errorf("line %d: %w", line, err)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, fmt.Errorf("line %d is longer than %d bytes", line+1, maxResourceLine)
-		}
+	if err := d.lines(r); err != nil {
 		return nil, err
 	}
 	// Every kubelet reports the node's series: a body with none of ours is
@@ -60,6 +59,48 @@ func DecodeResource(r io.Reader, node string, now time.Time) (*points.Batch, err
 	return d.batch(node), nil
 }
 
+// lines reads r line by line through d.scan, which grows up to
+// maxResourceLine, and hands each line to d.line.
+func (d *resourceDecoder) lines(r io.Reader) error {
+	buf := d.scan[:cap(d.scan)]
+	start, end, line := 0, 0, 0
+	for eof := false; ; {
+		if i := bytes.IndexByte(buf[start:end], '\n'); i >= 0 {
+			line++
+			if err := d.line(buf[start:start+i], false); err != nil {
+				return fmt.Errorf("line %d: %w", line, err)
+			}
+			start += i + 1
+			continue
+		}
+		if eof {
+			if start < end {
+				if err := d.line(buf[start:end], true); err != nil {
+					return fmt.Errorf("line %d: %w", line+1, err)
+				}
+			}
+			d.scan = buf[:0]
+			return nil
+		}
+		end = copy(buf, buf[start:end])
+		start = 0
+		if end == len(buf) {
+			if len(buf) >= maxResourceLine {
+				return fmt.Errorf("line %d is longer than %d bytes", line+1, maxResourceLine)
+			}
+			buf = append(buf[:end], make([]byte, min(2*len(buf), maxResourceLine)-end)...)
+		}
+		n, err := r.Read(buf[end:])
+		end += n
+		switch {
+		case errors.Is(err, io.EOF):
+			eof = true
+		case err != nil:
+			return err
+		}
+	}
+}
+
 // decoders keeps decoders between scrapes: their maps and buffers keep
 // their sizes, so a scrape does not grow them again from nothing.
 var decoders = sync.Pool{New: func() any {
@@ -68,21 +109,21 @@ var decoders = sync.Pool{New: func() any {
 
 // Past these sizes a decoder's buffers are dropped rather than pooled, so
 // one huge body does not keep its memory.
-const (
-	maxPooledNames = 64 << 10
-	maxPooledSlots = 4096
-)
+const maxPooledSlots = 4096
 
 // release clears the decoder for the next scrape and returns it to the pool.
 func (d *resourceDecoder) release() {
 	clear(d.index)
 	clear(d.podIndex)
-	if cap(d.names) > maxPooledNames || cap(d.slots) > maxPooledSlots {
+	if cap(d.slots) > maxPooledSlots {
 		// Cleared maps keep their size: replace them too.
-		d.names, d.slots, d.pods = nil, nil, nil
+		d.slots, d.pods = nil, nil
 		d.index, d.podIndex = map[uint64]int{}, map[uint64]int{}
 	}
-	d.names, d.slots, d.pods, d.key = d.names[:0], d.slots[:0], d.pods[:0], d.key[:0]
+	// The names belong to the batch now, if there was one.
+	d.names.Reset()
+	clear(d.labels)
+	d.slots, d.pods, d.key, d.labels = d.slots[:0], d.pods[:0], d.key[:0], d.labels[:0]
 	d.node, d.nodeCPUTimed, d.series, d.next = points.Point{}, false, "", 0
 	decoders.Put(d)
 }
@@ -97,9 +138,12 @@ type resourceDecoder struct {
 	node points.Point
 	// nodeCPUTimed: the node's timestamp came from its CPU sample.
 	nodeCPUTimed bool
-	// names holds every namespace, pod and container name of the body.
-	names []byte
-	pods  []podSpan
+	// names holds every namespace, pod and container name of the body;
+	// the batch's names are slices of its string, so it is never copied.
+	// namesHint is its size the scrape before, to allocate it once.
+	names     strings.Builder
+	namesHint int
+	pods      []podSpan
 	// slots are the containers in first-seen order.
 	slots []slot
 	// index finds a slot by a hash of namespace, pod and container name
@@ -110,6 +154,8 @@ type resourceDecoder struct {
 	podIndex map[uint64]int
 	seed     maphash.Seed
 	key      []byte
+	// labels are the names of the sample's labels, for duplicates.
+	labels [][]byte
 	// series is the series of the previous sample; next is the slot
 	// expected for the next sample of that series. Kubelets list every
 	// series' containers in one order, so after the first series a sample's
@@ -118,44 +164,54 @@ type resourceDecoder struct {
 	next   int
 }
 
-// span is a name in the arena.
-type span struct{ start, end int }
+// span is a name in the arena. int32 bounds it at 2 GiB; the arena
+// holds at most maxNameBytes. Small spans keep the 10,000 slots a
+// decoder may hold at 56 bytes each.
+type span struct{ start, end int32 }
 
 type podSpan struct {
 	namespace, name span
-	containers      int
+	containers      int32
 }
 
 type slot struct {
-	pod      int
+	pod      int32
 	name     span
 	point    points.Point
 	cpuTimed bool
 }
 
-func (d *resourceDecoder) text(s span) []byte { return d.names[s.start:s.end] }
+func (d *resourceDecoder) text(s span) string { return d.names.String()[s.start:s.end] }
 
-func (d *resourceDecoder) add(b []byte) span {
-	start := len(d.names)
-	d.names = append(d.names, b...)
-	return span{start, len(d.names)}
+func (d *resourceDecoder) add(b []byte) (span, error) {
+	if d.names.Len()+len(b) > maxNameBytes {
+		return span{}, fmt.Errorf("names of more than %d bytes: not a kubelet's answer", maxNameBytes)
+	}
+	if d.names.Cap() == 0 {
+		d.names.Grow(max(d.namesHint, len(b)))
+	}
+	if d.names.Cap()-d.names.Len() < len(b) {
+		// Double: Builder grows large buffers by a quarter at a time.
+		d.names.Grow(max(len(b), d.names.Cap()))
+	}
+	start := d.names.Len()
+	d.names.Write(b)
+	return span{int32(start), int32(d.names.Len())}, nil
 }
 
 type sampleLabels struct {
 	container, namespace, pod []byte
 }
 
-func (d *resourceDecoder) line(l []byte) error {
-	l = trimSpace(l)
+// line reads one line; unterminated says the body ended inside it.
+func (d *resourceDecoder) line(l []byte, unterminated bool) error {
+	l = skipSpace(l)
 	if len(l) == 0 || l[0] == '#' {
 		return nil
 	}
 	nameEnd := 0
 	for nameEnd < len(l) && l[nameEnd] != '{' && l[nameEnd] != ' ' && l[nameEnd] != '\t' {
 		nameEnd++
-	}
-	if nameEnd == len(l) {
-		return fmt.Errorf("sample %q has no value", truncate(l))
 	}
 	var series string
 	switch string(l[:nameEnd]) {
@@ -172,13 +228,17 @@ func (d *resourceDecoder) line(l []byte) error {
 	default:
 		return nil
 	}
-	rest := l[nameEnd:]
+	if unterminated {
+		return fmt.Errorf("%s: the body ends inside the sample (truncated?)", series)
+	}
+	rest := skipSpace(l[nameEnd:])
 	var lbl sampleLabels
-	if rest[0] == '{' {
+	if len(rest) > 0 && rest[0] == '{' {
 		var err error
-		if rest, err = parseLabels(rest[1:], &lbl); err != nil {
+		if rest, err = d.parseLabels(rest[1:], &lbl); err != nil {
 			return fmt.Errorf("%s: %w", series, err)
 		}
+		rest = skipSpace(rest)
 	}
 	value, ts, err := parseValueAndTimestamp(rest)
 	if err != nil {
@@ -202,7 +262,14 @@ func (d *resourceDecoder) line(l []byte) error {
 		if len(lbl.container) == 0 || len(lbl.namespace) == 0 || len(lbl.pod) == 0 {
 			return fmt.Errorf("%s: sample lacks a container, namespace or pod label", series)
 		}
-		sl := &d.slots[d.slotFor(series, &lbl)]
+		if err := checkNames(&lbl); err != nil {
+			return fmt.Errorf("%s: %w", series, err)
+		}
+		i, err := d.slotFor(series, &lbl)
+		if err != nil {
+			return err
+		}
+		sl := &d.slots[i]
 		switch series {
 		case seriesContainerCPU:
 			setCPU(&sl.point, &sl.cpuTimed, value, ts)
@@ -210,6 +277,20 @@ func (d *resourceDecoder) line(l []byte) error {
 			setMemory(&sl.point, sl.cpuTimed, value, ts)
 		case seriesContainerStart:
 			sl.point.StartTime = int64(math.Round(value * 1e9))
+		}
+	}
+	return nil
+}
+
+// checkNames bounds the names a container sample carries (bounds.go).
+func checkNames(l *sampleLabels) error {
+	for _, n := range []struct {
+		what  string
+		value []byte
+		limit int
+	}{{"namespace", l.namespace, maxNamespace}, {"pod", l.pod, maxPodName}, {"container", l.container, maxContainerName}} {
+		if len(n.value) > n.limit {
+			return fmt.Errorf("%s label %q is longer than %d bytes: not a Kubernetes name", n.what, truncate(n.value), n.limit)
 		}
 	}
 	return nil
@@ -267,36 +348,39 @@ func setMemory(p *points.Point, cpuTimed bool, bytes float64, ts int64) {
 }
 
 // slotFor finds or adds the container of a sample of series.
-func (d *resourceDecoder) slotFor(series string, l *sampleLabels) int {
+func (d *resourceDecoder) slotFor(series string, l *sampleLabels) (int, error) {
 	if series != d.series {
 		d.series, d.next = series, 0
 	}
 	if i := d.next; i < len(d.slots) {
 		sl := &d.slots[i]
 		p := &d.pods[sl.pod]
-		if bytes.Equal(d.text(sl.name), l.container) && bytes.Equal(d.text(p.name), l.pod) && bytes.Equal(d.text(p.namespace), l.namespace) {
+		if d.text(sl.name) == string(l.container) && d.text(p.name) == string(l.pod) && d.text(p.namespace) == string(l.namespace) {
 			d.next = i + 1
-			return i
+			return i, nil
 		}
 	}
 	d.key = append(append(append(append(append(d.key[:0], l.namespace...), 0), l.pod...), 0), l.container...)
 	i, h, ok := find(d.index, maphash.Bytes(d.seed, d.key), func(i int) bool { return d.slotIs(i, l) })
 	if !ok {
-		i = d.addSlot(l)
+		var err error
+		if i, err = d.addSlot(l); err != nil {
+			return 0, err
+		}
 		d.index[h] = i
 	}
 	d.next = i + 1
-	return i
+	return i, nil
 }
 
 func (d *resourceDecoder) slotIs(i int, l *sampleLabels) bool {
 	sl := &d.slots[i]
-	return bytes.Equal(d.text(sl.name), l.container) && d.podIs(sl.pod, l)
+	return d.text(sl.name) == string(l.container) && d.podIs(int(sl.pod), l)
 }
 
 func (d *resourceDecoder) podIs(i int, l *sampleLabels) bool {
 	p := &d.pods[i]
-	return bytes.Equal(d.text(p.name), l.pod) && bytes.Equal(d.text(p.namespace), l.namespace)
+	return d.text(p.name) == string(l.pod) && d.text(p.namespace) == string(l.namespace)
 }
 
 // find looks an entry up in an index keyed by hash: on a collision the
@@ -315,13 +399,26 @@ func find(index map[uint64]int, h uint64, eq func(int) bool) (int, uint64, bool)
 	}
 }
 
+// doubled makes room in s for n more elements, doubling its capacity
+// when it must grow: append grows large slices by a quarter at a time,
+// which allocates five times their final size on the way.
+func doubled[S ~[]E, E any](s S, n int) S {
+	if len(s)+n <= cap(s) {
+		return s
+	}
+	return slices.Grow(s, max(n, cap(s)))
+}
+
 // addSlot adds a container, and its pod when new, in first-seen order.
-func (d *resourceDecoder) addSlot(l *sampleLabels) int {
+func (d *resourceDecoder) addSlot(l *sampleLabels) (int, error) {
+	if len(d.slots) == maxContainers {
+		return 0, fmt.Errorf("more than %d containers: not a kubelet's answer", maxContainers)
+	}
 	pi := -1
 	// A pod's containers usually come one after another: look at the pod
 	// of the last slot before searching.
-	if n := len(d.slots); n > 0 && d.podIs(d.slots[n-1].pod, l) {
-		pi = d.slots[n-1].pod
+	if n := len(d.slots); n > 0 && d.podIs(int(d.slots[n-1].pod), l) {
+		pi = int(d.slots[n-1].pod)
 	}
 	if pi < 0 {
 		d.key = append(append(append(d.key[:0], l.namespace...), 0), l.pod...)
@@ -330,14 +427,29 @@ func (d *resourceDecoder) addSlot(l *sampleLabels) int {
 			ok bool
 		)
 		if pi, h, ok = find(d.podIndex, maphash.Bytes(d.seed, d.key), func(i int) bool { return d.podIs(i, l) }); !ok {
+			if len(d.pods) == maxPods {
+				return 0, fmt.Errorf("more than %d pods: not a kubelet's answer", maxPods)
+			}
+			ns, err := d.add(l.namespace)
+			if err != nil {
+				return 0, err
+			}
+			name, err := d.add(l.pod)
+			if err != nil {
+				return 0, err
+			}
 			pi = len(d.pods)
 			d.podIndex[h] = pi
-			d.pods = append(d.pods, podSpan{namespace: d.add(l.namespace), name: d.add(l.pod)})
+			d.pods = append(doubled(d.pods, 1), podSpan{namespace: ns, name: name})
 		}
 	}
+	name, err := d.add(l.container)
+	if err != nil {
+		return 0, err
+	}
 	d.pods[pi].containers++
-	d.slots = append(d.slots, slot{pod: pi, name: d.add(l.container)})
-	return len(d.slots) - 1
+	d.slots = append(doubled(d.slots, 1), slot{pod: int32(pi), name: name})
+	return len(d.slots) - 1, nil
 }
 
 // batch builds the node's Batch in a batch from the pool: one string holds
@@ -350,11 +462,11 @@ func (d *resourceDecoder) batch(node string) *points.Batch {
 	if len(d.pods) == 0 {
 		return b
 	}
-	names := string(d.names)
-	str := func(s span) string { return names[s.start:s.end] }
+	d.namesHint = d.names.Len()
+	str := d.text
 	for i := range d.pods {
 		p := &d.pods[i]
-		b.AddPod(str(p.namespace), str(p.name), p.containers)
+		b.AddPod(str(p.namespace), str(p.name), int(p.containers))
 	}
 	for i := range d.slots {
 		sl := &d.slots[i]
@@ -391,9 +503,13 @@ func recycle(b *points.Batch) {
 	batches.Put(b)
 }
 
-// parseLabels reads `name="value",...}` and returns what follows the brace.
-// Only the labels we need are kept; values are unescaped.
-func parseLabels(b []byte, out *sampleLabels) ([]byte, error) {
+// parseLabels reads `name="value",...}` and returns what follows the
+// brace, as the text format's parser reads it: legacy label names (parts
+// may be quoted), no duplicate or reserved (__name__) name, values quoted
+// with \\, \" and \n escapes and valid UTF-8, a trailing comma allowed.
+// Only the labels we need are kept.
+func (d *resourceDecoder) parseLabels(b []byte, out *sampleLabels) ([]byte, error) {
+	d.labels = d.labels[:0]
 	for {
 		b = skipSpace(b)
 		if len(b) == 0 {
@@ -402,18 +518,34 @@ func parseLabels(b []byte, out *sampleLabels) ([]byte, error) {
 		if b[0] == '}' {
 			return b[1:], nil
 		}
-		eq := bytes.IndexByte(b, '=')
-		if eq <= 0 {
-			return nil, fmt.Errorf("malformed label in %q", truncate(b))
+		name, rest, err := parseLabelName(b)
+		if err != nil {
+			return nil, err
 		}
-		name := bytes.TrimSpace(b[:eq])
-		b = skipSpace(b[eq+1:])
+		if !isLegacyName(name) {
+			return nil, fmt.Errorf("invalid label name %q", truncate(name))
+		}
+		if string(name) == "__name__" {
+			return nil, errors.New("label name __name__ is reserved")
+		}
+		if slices.ContainsFunc(d.labels, func(n []byte) bool { return bytes.Equal(n, name) }) {
+			return nil, fmt.Errorf("label %s appears twice", name)
+		}
+		d.labels = append(d.labels, name)
+		b = skipSpace(rest)
+		if len(b) == 0 || b[0] != '=' {
+			return nil, fmt.Errorf("malformed label %s: no '=' after its name", truncate(name))
+		}
+		b = skipSpace(b[1:])
 		if len(b) == 0 || b[0] != '"' {
 			return nil, fmt.Errorf("label %s: value is not quoted", name)
 		}
 		value, rest, err := parseQuoted(b[1:])
 		if err != nil {
 			return nil, fmt.Errorf("label %s: %w", name, err)
+		}
+		if !utf8.Valid(value) {
+			return nil, fmt.Errorf("label %s: value is not valid UTF-8", name)
 		}
 		switch string(name) {
 		case "container":
@@ -424,10 +556,54 @@ func parseLabels(b []byte, out *sampleLabels) ([]byte, error) {
 			out.pod = value
 		}
 		b = skipSpace(rest)
-		if len(b) > 0 && b[0] == ',' {
+		switch {
+		case len(b) > 0 && b[0] == ',':
 			b = b[1:]
+		case len(b) > 0 && b[0] == '}':
+		default:
+			return nil, fmt.Errorf("malformed label set after label %s", name)
 		}
 	}
+}
+
+// parseLabelName reads a label name at the start of b as the text format
+// reads one: letters, digits and underscores, of which a last part may be
+// quoted (with \\, \" and \n escapes; the name then ends at the closing
+// quote). The caller checks what the name holds.
+func parseLabelName(b []byte) (name, rest []byte, err error) {
+	i := 0
+	for i < len(b) && isNameByte(b[i]) {
+		i++
+	}
+	if i == len(b) || b[i] != '"' {
+		if i == 0 {
+			return nil, nil, fmt.Errorf("malformed label in %q", truncate(b))
+		}
+		return b[:i], b[i:], nil
+	}
+	prefix := b[:i]
+	q, rest, err := parseQuoted(b[i+1:])
+	if err != nil {
+		return nil, nil, fmt.Errorf("label name: %w", err)
+	}
+	return append(prefix[:len(prefix):len(prefix)], q...), rest, nil
+}
+
+func isNameByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_'
+}
+
+// isLegacyName: [a-zA-Z_][a-zA-Z0-9_]*.
+func isLegacyName(b []byte) bool {
+	if len(b) == 0 || '0' <= b[0] && b[0] <= '9' {
+		return false
+	}
+	for _, c := range b {
+		if !isNameByte(c) {
+			return false
+		}
+	}
+	return true
 }
 
 // parseQuoted reads up to the closing quote, unescaping \\, \" and \n. It
@@ -469,10 +645,10 @@ func parseQuoted(b []byte) (value, rest []byte, err error) {
 	return nil, nil, errors.New("unterminated label value")
 }
 
-// parseValueAndTimestamp reads ` value [timestamp_ms]`. A missing timestamp
-// is 0; the timestamp is returned in Unix nanoseconds.
+// parseValueAndTimestamp reads `value[ timestamp_ms]` up to the end of the
+// line, nothing after: a blank after the value must lead to a timestamp.
+// A missing timestamp is 0; the timestamp is returned in Unix nanoseconds.
 func parseValueAndTimestamp(b []byte) (float64, int64, error) {
-	b = skipSpace(b)
 	end := 0
 	for end < len(b) && b[end] != ' ' && b[end] != '\t' {
 		end++
@@ -480,13 +656,25 @@ func parseValueAndTimestamp(b []byte) (float64, int64, error) {
 	if end == 0 {
 		return 0, 0, errors.New("missing value")
 	}
+	// The text format's parser refuses hexadecimal floats and digit
+	// separators, which strconv takes.
+	if bytes.ContainsAny(b[:end], "pP_") {
+		return 0, 0, fmt.Errorf("value %q is not a decimal number", truncate(b[:end]))
+	}
 	v, err := strconv.ParseFloat(string(b[:end]), 64)
 	if err != nil {
 		return 0, 0, fmt.Errorf("value %q: %w", truncate(b[:end]), err)
 	}
-	b = skipSpace(b[end:])
-	if len(b) == 0 {
+	if end == len(b) {
 		return v, 0, nil
+	}
+	b = skipSpace(b[end:])
+	end = 0
+	for end < len(b) && b[end] != ' ' && b[end] != '\t' {
+		end++
+	}
+	if end < len(b) {
+		return 0, 0, fmt.Errorf("%q after the timestamp", truncate(b[end:]))
 	}
 	ms, err := strconv.ParseInt(string(b), 10, 64)
 	if err != nil {
@@ -497,15 +685,6 @@ func parseValueAndTimestamp(b []byte) (float64, int64, error) {
 		return 0, 0, fmt.Errorf("timestamp %d ms is out of range", ms)
 	}
 	return v, ms * int64(time.Millisecond), nil
-}
-
-// trimSpace drops blanks and a carriage return at both ends of a line.
-func trimSpace(b []byte) []byte {
-	b = skipSpace(b)
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 func skipSpace(b []byte) []byte {

@@ -1,10 +1,11 @@
 package kubelet
 
 import (
-	"encoding/json"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -12,110 +13,117 @@ import (
 	"github.com/kubemetrics/metrics-server/pkg/points"
 )
 
-// The subset of the kubelet's stats/v1alpha1 Summary we read. Every value
-// is a pointer: the kubelet omits what it could not measure, and absent is
-// not zero.
-type summary struct {
-	Node struct {
-		StartTime *time.Time   `json:"startTime"`
-		CPU       *cpuStats    `json:"cpu"`
-		Memory    *memoryStats `json:"memory"`
-	} `json:"node"`
-	Pods []podStats `json:"pods"`
-}
-
-type podStats struct {
-	PodRef struct {
-		Name      string `json:"name"`
-		Namespace string `json:"namespace"`
-	} `json:"podRef"`
-	Containers []containerStats `json:"containers"`
-}
-
-type containerStats struct {
-	Name      string       `json:"name"`
-	StartTime *time.Time   `json:"startTime"`
-	CPU       *cpuStats    `json:"cpu"`
-	Memory    *memoryStats `json:"memory"`
-}
-
-type cpuStats struct {
-	Time                 *time.Time `json:"time"`
-	UsageCoreNanoSeconds *uint64    `json:"usageCoreNanoSeconds"`
-}
-
-type memoryStats struct {
-	Time            *time.Time `json:"time"`
-	WorkingSetBytes *uint64    `json:"workingSetBytes"`
-}
-
 // DecodeSummary decodes a /stats/summary?only_cpu_and_memory=true body into
 // the batch of node. now stands in for a sample time the kubelet left out.
-// A malformed value fails the whole node; a pod without a name or namespace
-// is skipped.
+//
+// It reads the body as a stream through a fixed window and keeps only the
+// fields it uses (k8s.io/kubelet/pkg/apis/stats/v1alpha1: node startTime,
+// cpu, memory; each pod's podRef and containers' name, startTime, cpu and
+// memory), so its memory is that of the batch it returns whatever the
+// body holds. It accepts what encoding/json accepts into the kubelet's
+// stats types, keys matched case-insensitively, with these differences:
+// fields it does not use are checked as JSON only, not for their types; a
+// key it uses may appear once per object; names, pods and containers are
+// bounded (bounds.go); times must lie in years 1970 to 2200; a container
+// of a named pod must have a name. A pod without name or namespace is
+// skipped; anything else malformed fails the whole node.
 func DecodeSummary(r io.Reader, node string, now time.Time) (*points.Batch, error) {
-	var s summary
-	dec := json.NewDecoder(r)
-	if err := dec.Decode(&s); err != nil {
+	d := summaryDecoders.Get().(*summaryDecoder)
+	defer d.release()
+	d.js.reset(r)
+	d.now, d.node = now.UnixNano(), node
+	d.b = batches.Get().(*points.Batch)
+	d.b.Reset(node, 0, 0)
+	if err := d.decode(); err != nil {
+		recycle(d.b)
 		return nil, fmt.Errorf("decoding the summary JSON: %w", err)
 	}
-	// Anything but white space after the object is a damaged body.
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("decoding the summary JSON: data after the top-level object")
-	}
-	b := &points.Batch{Node: node, Pods: make([]points.Pod, 0, len(s.Pods))}
+	b := d.b
 	var err error
-	if b.NodePoint, err = summaryPoint(s.Node.StartTime, s.Node.CPU, s.Node.Memory, now); err != nil {
+	if b.NodePoint, err = d.nodeStats.point(d.now); err != nil {
+		recycle(b)
 		return nil, fmt.Errorf("node stats: %w", err)
-	}
-	for i := range s.Pods {
-		p := &s.Pods[i]
-		if p.PodRef.Name == "" || p.PodRef.Namespace == "" {
-			klog.V(4).InfoS("Skipping a pod without name or namespace in the summary", "node", klog.KRef("", node), "pod", p.PodRef.Name, "namespace", p.PodRef.Namespace)
-			continue
-		}
-		pod := points.Pod{Namespace: p.PodRef.Namespace, Name: p.PodRef.Name, Containers: make([]points.Container, 0, len(p.Containers))}
-		for j := range p.Containers {
-			c := &p.Containers[j]
-			if c.Name == "" {
-				return nil, fmt.Errorf("pod %s/%s has a container without a name", pod.Namespace, pod.Name)
-			}
-			pt, err := summaryPoint(c.StartTime, c.CPU, c.Memory, now)
-			if err != nil {
-				return nil, fmt.Errorf("pod %s/%s container %s: %w", pod.Namespace, pod.Name, c.Name, err)
-			}
-			pod.Containers = append(pod.Containers, points.Container{Name: c.Name, Point: pt})
-		}
-		b.Pods = append(b.Pods, pod)
 	}
 	// A kubelet always reports its node; an answer with neither node nor
 	// pod stats is not one, and taking it as "no pods" would drop every pod
 	// of the node.
 	if b.NodePoint.Has == 0 && len(b.Pods) == 0 {
+		recycle(b)
 		return nil, errors.New("the summary holds neither node nor pod stats")
 	}
 	return b, nil
 }
 
-// summaryPoint builds a point from summary stats. Its timestamp is the CPU
-// sample's (rates are CPU's), else the memory sample's, else now.
-func summaryPoint(start *time.Time, cpu *cpuStats, mem *memoryStats, now time.Time) (points.Point, error) {
+var summaryDecoders = sync.Pool{New: func() any {
+	return &summaryDecoder{js: jsonScanner{buf: make([]byte, 8<<10)}}
+}}
+
+// summaryDecoder is one decode's state, kept between scrapes.
+type summaryDecoder struct {
+	js   jsonScanner
+	now  int64
+	node string
+	b    *points.Batch
+	// nodeStats, pod: the node's stats and the pod being read.
+	nodeStats stats
+	pod       podScratch
+	// pods and conts count the elements read, nameBytes the names
+	// kept, for the bounds.
+	pods, conts, nameBytes int
+	// seen holds the keys read of each open object, by the depth of its
+	// members; the members we read lie at most maxSummaryDepth deep.
+	seen [maxSummaryDepth + 1]seen
+}
+
+// maxSummaryDepth is the depth of the deepest member we read:
+// pods[].containers[].cpu.usageCoreNanoSeconds.
+const maxSummaryDepth = 6
+
+// Past these sizes a decoder's scratch is dropped rather than pooled.
+const (
+	maxPooledPodNames      = 16 << 10
+	maxPooledPodContainers = 256
+)
+
+func (d *summaryDecoder) release() {
+	d.js.r, d.b, d.node = nil, nil, ""
+	d.nodeStats, d.pods, d.conts, d.nameBytes = stats{}, 0, 0, 0
+	if cap(d.pod.names) > maxPooledPodNames || cap(d.pod.containers) > maxPooledPodContainers {
+		d.pod = podScratch{}
+	}
+	if cap(d.js.open) > 1024 {
+		d.js.open = nil
+	}
+	summaryDecoders.Put(d)
+}
+
+// stats is what we read of a node's or container's stats. A zero time is
+// absent.
+type stats struct {
+	start, cpuTime, memTime time.Time
+	cpu, mem                uint64
+	hasCPU, hasMem          bool
+}
+
+// point builds a point from stats. Its timestamp is the CPU sample's (rates
+// are CPU's), else the memory sample's, else now.
+func (s *stats) point(now int64) (points.Point, error) {
 	var p points.Point
 	var err error
-	if p.StartTime, err = unixNanos("startTime", start); err != nil {
+	if p.StartTime, err = unixNanos("startTime", s.start); err != nil {
 		return p, err
 	}
-	if mem != nil && mem.WorkingSetBytes != nil {
-		p.Memory = *mem.WorkingSetBytes
+	if s.hasMem {
+		p.Memory = s.mem
 		p.Has |= points.HasMemory
-		if p.Timestamp, err = unixNanos("memory.time", mem.Time); err != nil {
+		if p.Timestamp, err = unixNanos("memory.time", s.memTime); err != nil {
 			return p, err
 		}
 	}
-	if cpu != nil && cpu.UsageCoreNanoSeconds != nil {
-		p.CPU = *cpu.UsageCoreNanoSeconds
+	if s.hasCPU {
+		p.CPU = s.cpu
 		p.Has |= points.HasCPU
-		ts, err := unixNanos("cpu.time", cpu.Time)
+		ts, err := unixNanos("cpu.time", s.cpuTime)
 		if err != nil {
 			return p, err
 		}
@@ -124,7 +132,7 @@ func summaryPoint(start *time.Time, cpu *cpuStats, mem *memoryStats, now time.Ti
 		}
 	}
 	if p.Timestamp == 0 {
-		p.Timestamp = now.UnixNano()
+		p.Timestamp = now
 	}
 	return p, nil
 }
@@ -133,13 +141,441 @@ func summaryPoint(start *time.Time, cpu *cpuStats, mem *memoryStats, now time.Ti
 // nanoseconds since the epoch.
 const minYear, maxYear = 1970, 2200
 
-// unixNanos converts an optional time; nil or zero gives 0.
-func unixNanos(field string, t *time.Time) (int64, error) {
-	if t == nil || t.IsZero() {
+// unixNanos converts an optional time; zero gives 0.
+func unixNanos(field string, t time.Time) (int64, error) {
+	if t.IsZero() {
 		return 0, nil
 	}
 	if y := t.Year(); y < minYear || y > maxYear {
 		return 0, fmt.Errorf("%s %s is out of range", field, t.Format(time.RFC3339))
 	}
 	return t.UnixNano(), nil
+}
+
+// podScratch is the pod being read: its names in one arena, its
+// containers in order. A pod's podRef may come after its containers.
+type podScratch struct {
+	names           []byte
+	namespace, name span
+	containers      []containerScratch
+}
+
+type containerScratch struct {
+	name  span
+	stats stats
+}
+
+// Keys are matched as encoding/json matches them to struct fields:
+// exactly, else under Unicode case folding.
+func keyIs(key []byte, name string) bool { return bytes.EqualFold(key, []byte(name)) }
+
+// seen records the keys read of one object, a bit each, to refuse a
+// repeated one: the kubelet never repeats a key, and encoding/json's
+// merging of repeats (a second array decoded into the first one's
+// elements) is not worth copying.
+type seen uint16
+
+// once marks key, bit of the object at depth, as read; a second time is
+// an error.
+func (d *summaryDecoder) once(depth int, bit seen, key []byte) error {
+	s := &d.seen[depth]
+	if *s&bit != 0 {
+		return fmt.Errorf("key %q appears twice in one object", key)
+	}
+	*s |= bit
+	return nil
+}
+
+func typeErr(c byte, what string) error {
+	return fmt.Errorf("cannot unmarshal %s into %s", jsonKind(c), what)
+}
+
+func jsonKind(c byte) string {
+	switch c {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a bool"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
+
+// decode reads the top-level value.
+func (d *summaryDecoder) decode() error {
+	c, err := d.js.next()
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return io.EOF
+		}
+		return err
+	}
+	switch c {
+	case 'n':
+		if err := d.js.null(); err != nil {
+			return err
+		}
+	case '{':
+		if err := d.summary(); err != nil {
+			return err
+		}
+	default:
+		return typeErr(c, "the summary object")
+	}
+	end, err := d.js.atEnd()
+	if err != nil {
+		return err
+	}
+	if !end {
+		return errors.New("data after the top-level object")
+	}
+	return nil
+}
+
+func (d *summaryDecoder) summary() error {
+	d.seen[1] = 0
+	for first := true; ; first = false {
+		ok, err := d.js.member(first)
+		if err != nil || !ok {
+			return err
+		}
+		key := d.js.str
+		c, err := d.js.next()
+		if err != nil {
+			return err
+		}
+		switch {
+		case keyIs(key, "node"):
+			if err = d.once(1, 1, key); err == nil {
+				err = d.object(c, 1, "node", d.nodeMember)
+			}
+		case keyIs(key, "pods"):
+			if err = d.once(1, 2, key); err == nil {
+				err = d.readPods(c)
+			}
+		default:
+			err = d.js.skip(1, c)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// object reads an object or null whose first byte c was read, at depth
+// (the objects and arrays around it), calling member for each key. A
+// member reader gets the key and its value's first byte.
+func (d *summaryDecoder) object(c byte, depth int, what string, member func(key []byte, c byte, depth int) error) error {
+	switch c {
+	case 'n':
+		return d.js.null()
+	case '{':
+	default:
+		return typeErr(c, what)
+	}
+	if depth+1 < len(d.seen) {
+		d.seen[depth+1] = 0
+	}
+	for first := true; ; first = false {
+		ok, err := d.js.member(first)
+		if err != nil || !ok {
+			return err
+		}
+		key := d.js.str
+		c, err := d.js.next()
+		if err != nil {
+			return err
+		}
+		if err := member(key, c, depth+1); err != nil {
+			return err
+		}
+	}
+}
+
+func (d *summaryDecoder) nodeMember(key []byte, c byte, depth int) error {
+	return d.statsMember(&d.nodeStats, "node", key, c, depth)
+}
+
+// statsMember reads the startTime, cpu and memory of a node or container
+// into st; what names it in errors.
+func (d *summaryDecoder) statsMember(st *stats, what string, key []byte, c byte, depth int) error {
+	var err error
+	switch {
+	case keyIs(key, "startTime"):
+		if err = d.once(depth, 1<<8, key); err == nil {
+			st.start, err = d.readTime(c, what, "startTime")
+		}
+	case keyIs(key, "cpu"):
+		if err = d.once(depth, 1<<9, key); err == nil {
+			err = d.object(c, depth, "cpu", func(key []byte, c byte, depth int) error {
+				switch {
+				case keyIs(key, "time"):
+					if err := d.once(depth, 1, key); err != nil {
+						return err
+					}
+					var err error
+					st.cpuTime, err = d.readTime(c, what, "cpu.time")
+					return err
+				case keyIs(key, "usageCoreNanoSeconds"):
+					if err := d.once(depth, 2, key); err != nil {
+						return err
+					}
+					var err error
+					st.cpu, st.hasCPU, err = d.readUint(c, what, "cpu.usageCoreNanoSeconds")
+					return err
+				}
+				return d.js.skip(depth, c)
+			})
+		}
+	case keyIs(key, "memory"):
+		if err = d.once(depth, 1<<10, key); err == nil {
+			err = d.object(c, depth, "memory", func(key []byte, c byte, depth int) error {
+				switch {
+				case keyIs(key, "time"):
+					if err := d.once(depth, 1, key); err != nil {
+						return err
+					}
+					var err error
+					st.memTime, err = d.readTime(c, what, "memory.time")
+					return err
+				case keyIs(key, "workingSetBytes"):
+					if err := d.once(depth, 2, key); err != nil {
+						return err
+					}
+					var err error
+					st.mem, st.hasMem, err = d.readUint(c, what, "memory.workingSetBytes")
+					return err
+				}
+				return d.js.skip(depth, c)
+			})
+		}
+	default:
+		err = d.js.skip(depth, c)
+	}
+	return err
+}
+
+// readPods reads the pods array (or null), emitting each named pod.
+func (d *summaryDecoder) readPods(c byte) error {
+	switch c {
+	case 'n':
+		return d.js.null()
+	case '[':
+	default:
+		return typeErr(c, "pods")
+	}
+	for first := true; ; first = false {
+		c, ok, err := d.js.element(first)
+		if err != nil || !ok {
+			return err
+		}
+		if d.pods++; d.pods > maxPods {
+			return fmt.Errorf("more than %d pods: not a kubelet's answer", maxPods)
+		}
+		p := &d.pod
+		p.names, p.containers = p.names[:0], p.containers[:0]
+		p.namespace, p.name = span{}, span{}
+		if err := d.object(c, 2, "a pod", d.podMember); err != nil {
+			return err
+		}
+		if err := d.emit(); err != nil {
+			return err
+		}
+	}
+}
+
+func (d *summaryDecoder) podMember(key []byte, c byte, depth int) error {
+	p := &d.pod
+	switch {
+	case keyIs(key, "podRef"):
+		if err := d.once(depth, 1, key); err != nil {
+			return err
+		}
+		return d.object(c, depth, "podRef", func(key []byte, c byte, depth int) error {
+			switch {
+			case keyIs(key, "name"):
+				if err := d.once(depth, 1, key); err != nil {
+					return err
+				}
+				return d.name(c, &p.name, maxPodName, "pod name")
+			case keyIs(key, "namespace"):
+				if err := d.once(depth, 2, key); err != nil {
+					return err
+				}
+				return d.name(c, &p.namespace, maxNamespace, "pod namespace")
+			}
+			return d.js.skip(depth, c)
+		})
+	case keyIs(key, "containers"):
+		if err := d.once(depth, 2, key); err != nil {
+			return err
+		}
+		return d.readContainers(c, depth)
+	}
+	return d.js.skip(depth, c)
+}
+
+func (d *summaryDecoder) readContainers(c byte, depth int) error {
+	switch c {
+	case 'n':
+		return d.js.null()
+	case '[':
+	default:
+		return typeErr(c, "containers")
+	}
+	p := &d.pod
+	for first := true; ; first = false {
+		c, ok, err := d.js.element(first)
+		if err != nil || !ok {
+			return err
+		}
+		if d.conts++; d.conts > maxContainers {
+			return fmt.Errorf("more than %d containers: not a kubelet's answer", maxContainers)
+		}
+		p.containers = append(p.containers, containerScratch{})
+		ct := &p.containers[len(p.containers)-1]
+		err = d.object(c, depth+1, "a container", func(key []byte, c byte, depth int) error {
+			if keyIs(key, "name") {
+				if err := d.once(depth, 1, key); err != nil {
+					return err
+				}
+				return d.name(c, &ct.name, maxContainerName, "container name")
+			}
+			return d.statsMember(&ct.stats, "container", key, c, depth)
+		})
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// emit adds the pod just read to the batch, unless it has no name or
+// namespace.
+func (d *summaryDecoder) emit() error {
+	p := &d.pod
+	if p.namespace.end == p.namespace.start || p.name.end == p.name.start {
+		if v := klog.V(4); v.Enabled() {
+			v.InfoS("Skipping a pod without name or namespace in the summary", "node", klog.KRef("", d.node),
+				"pod", string(p.names[p.name.start:p.name.end]), "namespace", string(p.names[p.namespace.start:p.namespace.end]))
+		}
+		return nil
+	}
+	// One string holds the pod's names, its containers' included.
+	names := string(p.names)
+	str := func(s span) string { return names[s.start:s.end] }
+	ns, name := str(p.namespace), str(p.name)
+	if d.nameBytes += len(names); d.nameBytes > maxNameBytes {
+		return fmt.Errorf("names of more than %d bytes: not a kubelet's answer", maxNameBytes)
+	}
+	b := d.b
+	b.AddPod(ns, name, len(p.containers))
+	pod := &b.Pods[len(b.Pods)-1]
+	for i := range p.containers {
+		c := &p.containers[i]
+		cname := str(c.name)
+		if cname == "" {
+			return fmt.Errorf("pod %s/%s has a container without a name", ns, name)
+		}
+		pt, err := c.stats.point(d.now)
+		if err != nil {
+			return fmt.Errorf("pod %s/%s container %s: %w", ns, name, cname, err)
+		}
+		pod.Containers = append(pod.Containers, points.Container{Name: cname, Point: pt})
+	}
+	return nil
+}
+
+// name reads a string or null into the pod's arena; null leaves it.
+func (d *summaryDecoder) name(c byte, dst *span, limit int, what string) error {
+	switch c {
+	case 'n':
+		return d.js.null()
+	case '"':
+	default:
+		return typeErr(c, what)
+	}
+	over, err := d.js.readString(limit)
+	if err != nil {
+		return err
+	}
+	if over {
+		return fmt.Errorf("%s %q... is longer than %d bytes: not a Kubernetes name", what, d.js.str[:min(len(d.js.str), 64)], limit)
+	}
+	p := &d.pod
+	start := len(p.names)
+	p.names = append(p.names, d.js.str...)
+	*dst = span{int32(start), int32(len(p.names))}
+	return nil
+}
+
+// maxTime bounds a time string; RFC 3339 with nanoseconds is 35 bytes.
+const maxTime = 64
+
+// readTime reads an RFC 3339 time or null (zero), as metav1.Time does.
+// owner and field name the value in errors.
+func (d *summaryDecoder) readTime(c byte, owner, field string) (time.Time, error) {
+	switch c {
+	case 'n':
+		return time.Time{}, d.js.null()
+	case '"':
+	default:
+		return time.Time{}, typeErr(c, owner+"."+field)
+	}
+	over, err := d.js.readString(maxTime)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if over {
+		return time.Time{}, fmt.Errorf("%s.%s %q... is longer than %d bytes: not an RFC 3339 time", owner, field, d.js.str, maxTime)
+	}
+	t, err := time.Parse(time.RFC3339, string(d.js.str))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s.%s: %w", owner, field, err)
+	}
+	return t, nil
+}
+
+// readUint reads an unsigned integer or null (absent).
+func (d *summaryDecoder) readUint(c byte, owner, field string) (uint64, bool, error) {
+	switch {
+	case c == 'n':
+		return 0, false, d.js.null()
+	case c == '-' || '0' <= c && c <= '9':
+	default:
+		return 0, false, typeErr(c, owner+"."+field)
+	}
+	over, err := d.js.readNumber(c)
+	if err != nil {
+		return 0, false, err
+	}
+	v, ok := parseUint(d.js.num)
+	if over || !ok {
+		return 0, false, fmt.Errorf("cannot unmarshal number %s into %s.%s: not an unsigned 64-bit integer", truncate(d.js.num), owner, field)
+	}
+	return v, true, nil
+}
+
+// parseUint parses decimal digits into a uint64, as strconv.ParseUint
+// would, without a string.
+func parseUint(b []byte) (uint64, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n := v*10 + uint64(c-'0')
+		if v > (1<<64-1)/10 || n < v*10 {
+			return 0, false
+		}
+		v = n
+	}
+	return v, true
 }
