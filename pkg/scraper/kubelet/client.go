@@ -48,9 +48,13 @@ type fallback struct {
 	v int
 }
 
-// NewClient builds a Client from cfg; zero fields get their defaults.
+// NewClient builds a Client from cfg; zero fields get their defaults. It
+// refuses a plain HTTP configuration that holds credentials.
 func NewClient(cfg Config) (*Client, error) {
 	cfg.defaults()
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	rt, conns, err := newRoundTripper(cfg.Rest)
 	if err != nil {
 		return nil, fmt.Errorf("building the kubelet transport: %w", err)

@@ -53,6 +53,7 @@ type Config struct {
 	// RestConfigFor.
 	Rest *rest.Config
 	// Scheme is "https", or "http" with --deprecated-kubelet-completely-insecure.
+	// NewClient refuses "http" when Rest holds any credential.
 	Scheme            string
 	DefaultPort       int
 	UseNodeStatusPort bool
@@ -118,6 +119,45 @@ func RestConfigFor(base *rest.Config, o TLSOptions) (*rest.Config, string) {
 	// node, that is 100 MiB at 5,000 nodes.
 	cfg.TLSClientConfig.NextProtos = []string{"http/1.1"}
 	return cfg, "https"
+}
+
+// check refuses a configuration that could send credentials unencrypted:
+// plain HTTP is only for --deprecated-kubelet-completely-insecure, whose
+// configuration RestConfigFor makes anonymous.
+func (c *Config) check() error {
+	switch c.Scheme {
+	case "https":
+		return nil
+	case "http":
+	default:
+		return fmt.Errorf("scheme %q: kubelets are asked over https (or http with --deprecated-kubelet-completely-insecure)", c.Scheme)
+	}
+	if kinds := credentialKinds(c.Rest); len(kinds) > 0 {
+		return fmt.Errorf("plain HTTP to kubelets with credentials (%s) refused: they would cross the network unencrypted; use https, or an anonymous configuration as --deprecated-kubelet-completely-insecure builds", strings.Join(kinds, ", "))
+	}
+	return nil
+}
+
+// credentialKinds names the kinds of credentials cfg presents to a server.
+func credentialKinds(cfg *rest.Config) []string {
+	var kinds []string
+	if cfg.BearerToken != "" || cfg.BearerTokenFile != "" {
+		kinds = append(kinds, "bearer token")
+	}
+	if cfg.Username != "" || cfg.Password != "" {
+		kinds = append(kinds, "basic auth")
+	}
+	t := cfg.TLSClientConfig
+	if len(t.CertData) > 0 || t.CertFile != "" || len(t.KeyData) > 0 || t.KeyFile != "" {
+		kinds = append(kinds, "client certificate")
+	}
+	if cfg.ExecProvider != nil {
+		kinds = append(kinds, "exec credential plugin")
+	}
+	if cfg.AuthProvider != nil {
+		kinds = append(kinds, "auth provider plugin")
+	}
+	return kinds
 }
 
 func (c *Config) defaults() {

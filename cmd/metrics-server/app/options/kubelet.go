@@ -51,7 +51,7 @@ func NewKubeletOptions() *KubeletOptions {
 
 // AddFlags adds the kubelet client flags to fs.
 func (o *KubeletOptions) AddFlags(fs *pflag.FlagSet) {
-	fs.BoolVar(&o.InsecureTLS, "kubelet-insecure-tls", o.InsecureTLS, "Do not verify the CA of the serving certificates presented by kubelets. For testing only.")
+	fs.BoolVar(&o.InsecureTLS, "kubelet-insecure-tls", o.InsecureTLS, "Do not verify the CA of the serving certificates presented by kubelets: the bearer token or client certificate then goes to whatever answers at a node's address. For testing only.")
 	fs.BoolVar(&o.UseNodeStatusPort, "kubelet-use-node-status-port", o.UseNodeStatusPort, "Use the kubelet port in the node status (status.daemonEndpoints.kubeletEndpoint.Port). Takes precedence over --kubelet-port.")
 	fs.IntVar(&o.Port, "kubelet-port", o.Port, "The port to use to connect to kubelets.")
 	fs.StringSliceVar(&o.PreferredAddressTypes, "kubelet-preferred-address-types", o.PreferredAddressTypes, "The priority of node address types used to choose which address of a node to connect to.")
