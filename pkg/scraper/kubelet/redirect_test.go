@@ -17,6 +17,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // bystander is a server at an address other than the node's. It records
@@ -132,6 +133,7 @@ func clientCertFiles(t *testing.T) (certFile, keyFile string) {
 // the node's address.
 func TestRedirectsAreRefused(t *testing.T) {
 	certFile, keyFile := clientCertFiles(t)
+	execPlugin := execTokenPlugin(t, "exec-tok")
 	type target struct {
 		name string
 		url  func(t *testing.T) (string, *bystander)
@@ -162,6 +164,7 @@ func TestRedirectsAreRefused(t *testing.T) {
 	}{
 		{"bearer token", &rest.Config{BearerToken: "tok"}, TLSOptions{Insecure: true}},
 		{"client certificate", &rest.Config{}, TLSOptions{Insecure: true, CertFile: certFile, KeyFile: keyFile}},
+		{"exec plugin token", &rest.Config{ExecProvider: execPlugin}, TLSOptions{Insecure: true}},
 	}
 	statuses := []int{http.StatusFound, http.StatusMovedPermanently, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect}
 	i := 0
@@ -221,6 +224,10 @@ func TestRedirectsAreRefused(t *testing.T) {
 						if nodeAuth[0] != "Bearer tok" {
 							t.Errorf("the node got Authorization %q, want the bearer token", nodeAuth[0])
 						}
+					case "exec plugin token":
+						if nodeAuth[0] != "Bearer exec-tok" {
+							t.Errorf("the node got Authorization %q, want the exec plugin's token", nodeAuth[0])
+						}
 					case "client certificate":
 						if nodeCerts == 0 || nodeAuth[0] != "" {
 							t.Errorf("the node got %d client certificates and Authorization %q, want the certificate only", nodeCerts, nodeAuth[0])
@@ -273,5 +280,21 @@ func TestRedirectInAutoMode(t *testing.T) {
 				t.Errorf("the redirect target was contacted %d times (Authorization %q)", conns, auth)
 			}
 		})
+	}
+}
+
+// execTokenPlugin writes a client-go exec credential plugin that hands out
+// token, and returns its configuration.
+func execTokenPlugin(t *testing.T, token string) *clientcmdapi.ExecConfig {
+	t.Helper()
+	script := filepath.Join(t.TempDir(), "get-token")
+	cred := `{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"` + token + `"}}`
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho '"+cred+"'\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return &clientcmdapi.ExecConfig{
+		Command:         script,
+		APIVersion:      "client.authentication.k8s.io/v1",
+		InteractiveMode: clientcmdapi.NeverExecInteractiveMode,
 	}
 }
