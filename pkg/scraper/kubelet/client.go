@@ -251,7 +251,11 @@ func (c *Client) fetch(ctx context.Context, node *corev1.Node, addr string, reso
 	now := c.cfg.Clock.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fail(transportReason(err), 0, err)
+		reason := transportReason(err)
+		if cause := tlsCause(err, addr); reason == ReasonTLS && cause != "" {
+			err = fmt.Errorf("%s: %w", cause, err)
+		}
+		return nil, fail(reason, 0, err)
 	}
 	defer func() {
 		// Drain a little so the connection can be reused, never much.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 )
 
 // Reason classifies a scrape failure. The set is fixed and small.
@@ -80,10 +81,34 @@ func transportReason(err error) Reason {
 	case errors.Is(err, context.DeadlineExceeded):
 		return ReasonTimeout
 	case errors.As(err, &unknownAuth), errors.As(err, &hostname), errors.As(err, &invalid),
-		errors.As(err, &verify), errors.As(err, &recordHdr):
+		errors.As(err, &verify), errors.As(err, &recordHdr), errors.Is(err, http.ErrSchemeMismatch):
 		return ReasonTLS
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return ReasonTimeout
 	}
 	return ReasonConnection
+}
+
+// tlsCause says in words why a TLS connection to the kubelet at addr
+// failed and what to check; "" when err is no TLS failure it knows.
+func tlsCause(err error, addr string) string {
+	var (
+		unknownAuth x509.UnknownAuthorityError
+		hostname    x509.HostnameError
+		invalid     x509.CertificateInvalidError
+		recordHdr   tls.RecordHeaderError
+	)
+	switch {
+	case errors.As(err, &unknownAuth):
+		return "the kubelet's serving certificate is signed by an authority not trusted here: give its CA with --kubelet-certificate-authority"
+	case errors.As(err, &hostname):
+		return fmt.Sprintf("the kubelet's serving certificate is not valid for the address asked (%s): choose an address type it names with --kubelet-preferred-address-types, or have the kubelet's certificate name this address", addr)
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return "the kubelet's serving certificate has expired or is not yet valid: check its rotation and the clocks of the node and this server"
+	case errors.As(err, &invalid):
+		return "the kubelet's serving certificate is not valid for serving"
+	case errors.Is(err, http.ErrSchemeMismatch), errors.As(err, &recordHdr):
+		return "the kubelet did not answer with TLS: is this its read-only (plain HTTP) port? check --kubelet-port"
+	}
+	return ""
 }
