@@ -24,7 +24,7 @@ func (s *Store) GetNodeMetrics(nodes ...*corev1.Node) ([]metrics.NodeMetrics, er
 		if !ok {
 			continue
 		}
-		u, ok := n.series.usage()
+		u, ok := n.series.usage(s.epoch)
 		if !ok {
 			continue
 		}
@@ -89,7 +89,7 @@ func (s *Store) podUsage(p *podEntry, dst []points.ContainerUsage) (_ []points.C
 	}
 	for j := range p.containers {
 		c := &p.containers[j]
-		u, ok := c.series.usage()
+		u, ok := c.series.usage(s.epoch)
 		if !ok || (s.opts.DropZeroUsagePods && (u.nanoCores == 0 || u.memory == 0)) {
 			return dst, usage{}, false
 		}

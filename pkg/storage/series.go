@@ -2,6 +2,7 @@ package storage
 
 import (
 	"math"
+	"time"
 
 	"github.com/kubemetrics/metrics-server/pkg/points"
 )
@@ -10,10 +11,16 @@ import (
 // from damaged counters, not from a machine, and is not served.
 const maxNanoCores = 1e6 * 1e9
 
+// arrival is when a point reached the store, in whole seconds since the
+// store's epoch (a whole second; see Store.arrivalNow). Four bytes reach 136
+// years and fit in the padding of a series.
+type arrival uint32
+
 // series is the latest two points of one node or container: all of the
-// latest, and of the one before only what a rate needs (time and CPU). It
-// is 56 bytes against 80 for two whole points; at 300,000 containers the
-// difference is 7 MB. A zero time means the point is absent.
+// latest, and of the one before only what a rate needs (time and CPU), plus
+// when the latest arrived. It is 56 bytes against 80 for two whole points;
+// at 300,000 containers the difference is 7 MB. A zero time means the point
+// is absent.
 type series struct {
 	// time, start, cpu, memory and has are the latest point's Timestamp,
 	// StartTime, CPU, Memory and Has.
@@ -23,13 +30,36 @@ type series struct {
 	// CPU valid when prevHas has points.HasCPU.
 	prevTime int64
 	prevCPU  uint64
-	has      points.Has
-	prevHas  points.Has
+	// arrived is when the latest point reached the store.
+	arrived arrival
+	has     points.Has
+	prevHas points.Has
+	// jumps counts the points ignored in a row since the latest because
+	// their time disagreed with the store's clock (see add).
+	jumps uint8
 }
 
-// add takes a new point. Duplicates (kubelets cache stats for 10-15 s, so the
-// same sample is often seen twice) and points older than the latest are
-// ignored.
+// maxJumps is how many points in a row whose time disagrees with the latest
+// are ignored before the latest is given up: the kubelet's clock really
+// moved (or the latest was garbage), and the series starts over.
+const maxJumps = 1
+
+// add takes a new point that arrived at now. Duplicates (kubelets cache
+// stats for 10-15 s, so the same sample is often seen twice) are ignored.
+//
+// Sample times come from the kubelet's clock, which may be minutes off the
+// store's: rates use only differences of the kubelet's own times, so a
+// kubelet whose clock is consistently ahead or behind has correct rates.
+// A clock that jumps (stepped back or forward, or one garbage time) is
+// told by how far the sample time advanced against how long the store
+// waited for the point: when the two differ by more than tolerance (unit:
+// nanoseconds), covering the kubelet's stats cache and the scrape's
+// latency, the point is an outlier and ignored, so one garbage time changes
+// nothing. The next such point in a row is believed instead: the pair starts
+// over from it, so a stepped clock is followed within two points and a
+// point from the future can block nothing. Within tolerance, a point older
+// than the latest arrived out of order and is ignored. A step smaller than
+// tolerance cannot be told from jitter and skews one window's rate.
 //
 // A container restarted only when its new start time lies after the latest
 // sample, or when its cumulative CPU went down; then the pair starts over.
@@ -41,12 +71,26 @@ type series struct {
 // tells then. When a restart's start time lies between the two samples,
 // the start itself serves as the earlier point with zero CPU, so a
 // restarted container has a rate at once.
-func (s *series) add(p points.Point) {
+func (s *series) add(p points.Point, now arrival, tolerance int64) {
 	if s.time == 0 {
-		s.setLatest(p)
+		s.setLatest(p, now)
 		return
 	}
-	if p.Timestamp <= s.time {
+	if p.Timestamp == s.time {
+		return
+	}
+	advanced := p.Timestamp - s.time
+	waited := (int64(now) - int64(s.arrived)) * int64(time.Second)
+	if advanced-waited > tolerance || waited-advanced > tolerance {
+		if s.jumps < maxJumps {
+			s.jumps++
+			return
+		}
+		s.prevTime, s.prevCPU, s.prevHas = 0, 0, 0
+		s.setLatest(p, now)
+		return
+	}
+	if advanced < 0 {
 		return
 	}
 	restarted := p.StartTime > s.time && p.StartTime <= p.Timestamp
@@ -59,11 +103,12 @@ func (s *series) add(p points.Point) {
 	default:
 		s.prevTime, s.prevCPU, s.prevHas = s.time, s.cpu, s.has
 	}
-	s.setLatest(p)
+	s.setLatest(p, now)
 }
 
-func (s *series) setLatest(p points.Point) {
+func (s *series) setLatest(p points.Point, now arrival) {
 	s.time, s.start, s.cpu, s.memory, s.has = p.Timestamp, p.StartTime, p.CPU, p.Memory, p.Has
+	s.arrived, s.jumps = now, 0
 }
 
 // usage is what a series serves.
@@ -78,8 +123,12 @@ type usage struct {
 }
 
 // usage returns the rate and memory of the series; ok is false when the
-// pair is incomplete or does not give a believable rate.
-func (s *series) usage() (u usage, ok bool) {
+// pair is incomplete or does not give a believable rate. epoch is the Unix
+// time of arrival 0 (unit: nanoseconds). The timestamp is the latest
+// sample's, but never later than when it arrived: a kubelet whose clock is
+// ahead is served at its arrival, never "from the future"; the window is
+// the kubelet's own.
+func (s *series) usage(epoch int64) (u usage, ok bool) {
 	if s.prevTime == 0 || s.time == 0 {
 		return u, false
 	}
@@ -94,7 +143,8 @@ func (s *series) usage() (u usage, ok bool) {
 	if rate > maxNanoCores || s.memory > math.MaxInt64 {
 		return u, false
 	}
-	return usage{nanoCores: uint64(math.Round(rate)), memory: s.memory, timestamp: s.time, window: window}, true
+	ts := min(s.time, epoch+int64(s.arrived)*int64(time.Second))
+	return usage{nanoCores: uint64(math.Round(rate)), memory: s.memory, timestamp: ts, window: window}, true
 }
 
 // points counts the points held.

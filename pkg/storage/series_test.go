@@ -3,6 +3,7 @@ package storage
 import (
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -15,6 +16,17 @@ const sec = int64(time.Second)
 // start seconds (0: unknown).
 func pt(t, start int64, cpuSeconds float64, mem uint64) points.Point {
 	return points.Point{Timestamp: t * sec, StartTime: start * sec, CPU: uint64(cpuSeconds * 1e9), Memory: mem, Has: points.HasCPU | points.HasMemory}
+}
+
+// feed adds the points to a new series, each arriving a second after its
+// own time (arrivals count whole seconds from base, Unix nanoseconds): a
+// kubelet whose clock agrees with the store's.
+func feed(base int64, pts []points.Point) *series {
+	var s series
+	for _, p := range pts {
+		s.add(p, arrival((p.Timestamp-base)/sec+1), int64(DefaultClockTolerance))
+	}
+	return &s
 }
 
 func TestSeries(t *testing.T) {
@@ -90,11 +102,7 @@ func TestSeries(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var s series
-			for _, p := range tt.points {
-				s.add(p)
-			}
-			got, ok := s.usage()
+			got, ok := feed(0, tt.points).usage(0)
 			if tt.want == nil {
 				if ok {
 					t.Fatalf("usage = %+v, want none", got)
@@ -221,11 +229,7 @@ func TestSeriesRestartRule(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var s series
-			for _, p := range tt.points {
-				s.add(p)
-			}
-			got, ok := s.usage()
+			got, ok := feed(epoch, tt.points).usage(epoch)
 			if tt.want == nil {
 				if ok {
 					t.Fatalf("usage = %+v, want none", got)
@@ -239,5 +243,97 @@ func TestSeriesRestartRule(t *testing.T) {
 				t.Errorf("usage (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestSeriesClock: how a series weighs the kubelet's sample times against
+// when the points arrived (seconds after epoch, the store's clock).
+func TestSeriesClock(t *testing.T) {
+	const gib = 1 << 30
+	type step struct {
+		sample  float64 // the kubelet's sample time, seconds after epoch
+		arrived arrival // when the store got it, seconds after epoch
+		cpu     float64 // cumulative CPU seconds
+	}
+	tests := []struct {
+		name  string
+		steps []step
+		want  *usage // nil: nothing servable
+	}{
+		{
+			name:  "clock 5 minutes ahead: the kubelet's window, served at arrival",
+			steps: []step{{300.2, 1, 100}, {315.2, 16, 130}},
+			want:  &usage{nanoCores: 2e9, memory: 18 * gib, timestamp: at(16), window: 15 * sec},
+		},
+		{
+			name:  "clock 5 minutes behind: served at its own time",
+			steps: []step{{-299.8, 1, 100}, {-284.8, 16, 130}},
+			want:  &usage{nanoCores: 2e9, memory: 18 * gib, timestamp: at(-284.8), window: 15 * sec},
+		},
+		{
+			name: "a slow scrape of a cached sample is jitter, not a jump",
+			// 9.9 s latency on the second scrape, and its sample 14 s old.
+			steps: []step{{0.1, 1, 100}, {1.1, 25, 102}},
+			want:  &usage{nanoCores: 2e9, memory: 18 * gib, timestamp: at(1.1), window: 1 * sec},
+		},
+		{
+			name:  "one point from the future is ignored; the next one pairs with the latest",
+			steps: []step{{0, 1, 100}, {15, 16, 130}, {4e9, 31, 160}, {45, 46, 190}},
+			want:  &usage{nanoCores: 2e9, memory: 18 * gib, timestamp: at(45), window: 30 * sec},
+		},
+		{
+			name:  "while one point from the future is ignored, the pair so far is served",
+			steps: []step{{0, 1, 100}, {15, 16, 130}, {4e9, 31, 160}},
+			want:  &usage{nanoCores: 2e9, memory: 18 * gib, timestamp: at(15), window: 15 * sec},
+		},
+		{
+			name:  "a clock stepped back: the second point in a row starts over",
+			steps: []step{{0, 1, 100}, {15, 16, 130}, {-270, 31, 160}, {-255, 46, 190}},
+		},
+		{
+			name:  "a clock stepped back: a rate again from the third point",
+			steps: []step{{0, 1, 100}, {15, 16, 130}, {-270, 31, 160}, {-255, 46, 190}, {-240, 61, 220}},
+			want:  &usage{nanoCores: 2e9, memory: 18 * gib, timestamp: at(-240), window: 15 * sec},
+		},
+		{
+			name:  "a first point from the future is given up for the points after it",
+			steps: []step{{4e9, 1, 100}, {15, 16, 130}, {30, 31, 160}, {45, 46, 190}},
+			want:  &usage{nanoCores: 2e9, memory: 18 * gib, timestamp: at(45), window: 15 * sec},
+		},
+		{
+			name:  "an older point within tolerance came out of order: ignored",
+			steps: []step{{0, 1, 100}, {15, 16, 130}, {14, 31, 128}},
+			want:  &usage{nanoCores: 2e9, memory: 18 * gib, timestamp: at(15), window: 15 * sec},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s series
+			for _, st := range tt.steps {
+				p := points.Point{Timestamp: at(st.sample), StartTime: at(-7200), CPU: uint64(st.cpu * 1e9), Memory: 18 * gib, Has: points.HasCPU | points.HasMemory}
+				s.add(p, st.arrived, int64(DefaultClockTolerance))
+			}
+			got, ok := s.usage(epoch)
+			if tt.want == nil {
+				if ok {
+					t.Fatalf("usage = %+v, want none", got)
+				}
+				return
+			}
+			if !ok {
+				t.Fatalf("no usage, want %+v", *tt.want)
+			}
+			if diff := cmp.Diff(*tt.want, got, cmp.AllowUnexported(usage{})); diff != "" {
+				t.Errorf("usage (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestSeriesSize guards the memory a container costs: the arrival time and
+// the jump count live in what was padding.
+func TestSeriesSize(t *testing.T) {
+	if got := unsafe.Sizeof(series{}); got != 56 {
+		t.Errorf("series is %d bytes, want 56", got)
 	}
 }

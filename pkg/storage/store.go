@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -21,14 +22,32 @@ type Options struct {
 	// or memory of exactly zero, as upstream metrics-server does. By default
 	// such pods (idle sidecars) are served.
 	DropZeroUsagePods bool
+	// ClockTolerance is how far a kubelet's sample times may advance more
+	// or less than the store's clock between two of its points before the
+	// store takes it for a jump of the kubelet's clock rather than jitter
+	// (the kubelet's stats cache, 10-15 s, plus the spread of scrape
+	// latencies, up to the request timeout). A kubelet clock that is
+	// merely ahead or behind is no jump. 0 means DefaultClockTolerance.
+	ClockTolerance time.Duration
 	// Clock is the time source; nil means the real clock.
 	Clock clock.PassiveClock
 }
+
+// DefaultClockTolerance covers a 15 s stats cache and a 10 s request
+// timeout with room to spare.
+const DefaultClockTolerance = 30 * time.Second
 
 // Store holds the points. It is safe for concurrent use: exported methods
 // take mu; unexported helpers assume it is held.
 type Store struct {
 	opts Options
+	// started is when the store was made (with the clock's monotonic
+	// reading, if any); epoch is that time truncated to a whole second, the
+	// Unix time of arrival 0 (unit: nanoseconds), and sinceEpoch the
+	// difference between the two.
+	started    time.Time
+	epoch      int64
+	sinceEpoch time.Duration
 
 	mu    sync.RWMutex
 	nodes map[string]*nodeEntry
@@ -71,7 +90,23 @@ func NewStore(o Options) *Store {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
-	return &Store{opts: o, nodes: map[string]*nodeEntry{}, pods: map[podKey]*podEntry{}}
+	if o.ClockTolerance <= 0 {
+		o.ClockTolerance = DefaultClockTolerance
+	}
+	started := o.Clock.Now()
+	epoch := started.Truncate(time.Second)
+	return &Store{
+		opts: o, started: started, epoch: epoch.UnixNano(), sinceEpoch: started.Sub(epoch),
+		nodes: map[string]*nodeEntry{}, pods: map[podKey]*podEntry{},
+	}
+}
+
+// arrivalNow is the arrival of a point stored now: the whole seconds since
+// the epoch, on the clock's monotonic reading where it has one, so a step
+// of the server's own clock does not look like one of a kubelet's.
+func (s *Store) arrivalNow() arrival {
+	d := s.opts.Clock.Since(s.started) + s.sinceEpoch
+	return arrival(min(max(d/time.Second, 0), math.MaxUint32))
 }
 
 // Store ingests one node's complete scrape. It replaces what was known about
@@ -91,8 +126,9 @@ func (s *Store) Store(b *points.Batch) {
 	}
 	n.stored = now
 	n.gen++
+	arrived, tolerance := s.arrivalNow(), int64(s.opts.ClockTolerance)
 	if b.NodePoint.Has != 0 {
-		n.series.add(b.NodePoint)
+		n.series.add(b.NodePoint, arrived, tolerance)
 	}
 	nodeName := n.name // the Store's own copy, not the batch's
 
@@ -116,7 +152,7 @@ func (s *Store) Store(b *points.Batch) {
 			continue // the kubelet listed it twice; keep the first
 		}
 		p.seen = n.gen
-		p.containers = mergeContainers(p.containers, bp.Containers)
+		p.containers = mergeContainers(p.containers, bp.Containers, arrived, tolerance)
 		fresh = append(fresh, p)
 	}
 	for _, p := range old {
@@ -145,14 +181,14 @@ func ownKey(k podKey) podKey {
 // mergeContainers adds the batch's points to the series of the same
 // container names, in the batch's order. Containers absent from the batch are
 // dropped. When the names are unchanged (the usual case) it works in place.
-func mergeContainers(have []containerEntry, got []points.Container) []containerEntry {
+func mergeContainers(have []containerEntry, got []points.Container, now arrival, tolerance int64) []containerEntry {
 	same := len(have) == len(got)
 	for i := 0; same && i < len(got); i++ {
 		same = have[i].name == got[i].Name
 	}
 	if same {
 		for i := range got {
-			have[i].series.add(got[i].Point)
+			have[i].series.add(got[i].Point, now, tolerance)
 		}
 		return have
 	}
@@ -165,7 +201,7 @@ func mergeContainers(have []containerEntry, got []points.Container) []containerE
 				break
 			}
 		}
-		c.series.add(got[i].Point)
+		c.series.add(got[i].Point, now, tolerance)
 		out = append(out, c)
 	}
 	return out
@@ -224,7 +260,7 @@ func (s *Store) Ready() bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, n := range s.nodes {
-		if _, ok := n.series.usage(); ok {
+		if _, ok := n.series.usage(s.epoch); ok {
 			return true
 		}
 	}

@@ -3,6 +3,7 @@ package storage
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -400,5 +401,115 @@ func TestStoreServesAcrossFormatSwitch(t *testing.T) {
 		if i > 0 && got["app"].MilliCPU != 250 {
 			t.Errorf("kwok pod after scrape %d: %+v, want app at 250m", i, got)
 		}
+	}
+}
+
+// TestStoreKubeletClocks: kubelet clocks that are off, step, or send one
+// garbage time. A clock consistently ahead or behind is served every cycle
+// with its true rate; a stepped clock is followed within two cycles; one
+// garbage time changes nothing. Nothing is ever served with a timestamp
+// after the store's clock, and no rate spans a jump.
+func TestStoreKubeletClocks(t *testing.T) {
+	const (
+		gib    = 1 << 30
+		cycles = 12
+		jumpAt = 4 // the cycle at which a clock steps or lies
+	)
+	year2100 := time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	tests := []struct {
+		name string
+		// skew is the kubelet clock's offset from the store's at cycle i;
+		// garbage, if set, is the sample time it sends instead.
+		skew    func(i int) time.Duration
+		garbage func(i int) int64
+		// notFresh are the cycles (from 1) at which the latest sample may
+		// be missing from what is served (stale or not served at all).
+		notFresh []int
+	}{
+		{name: "in sync", skew: func(int) time.Duration { return 0 }},
+		{name: "5 minutes ahead", skew: func(int) time.Duration { return 5 * time.Minute }},
+		{name: "5 minutes behind", skew: func(int) time.Duration { return -5 * time.Minute }},
+		{
+			name:     "stepped back 5 minutes",
+			skew:     func(i int) time.Duration { return map[bool]time.Duration{true: -5 * time.Minute}[i >= jumpAt] },
+			notFresh: []int{jumpAt, jumpAt + 1},
+		},
+		{
+			name:     "stepped forward 5 minutes",
+			skew:     func(i int) time.Duration { return map[bool]time.Duration{true: 5 * time.Minute}[i >= jumpAt] },
+			notFresh: []int{jumpAt, jumpAt + 1},
+		},
+		{
+			name:     "one sample from the year 2100",
+			skew:     func(int) time.Duration { return 0 },
+			garbage:  func(i int) int64 { return map[bool]int64{true: year2100}[i == jumpAt] },
+			notFresh: []int{jumpAt},
+		},
+		{
+			name:     "one sample from 1970",
+			skew:     func(int) time.Duration { return 0 },
+			garbage:  func(i int) int64 { return map[bool]int64{true: 42 * sec}[i == jumpAt] },
+			notFresh: []int{jumpAt},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := clocktesting.NewFakeClock(time.Unix(0, epoch))
+			s := NewStore(Options{Clock: clk})
+			start := epoch - 86400*sec
+			for i := range cycles {
+				clk.Step(15 * time.Second)
+				now := clk.Now().UnixNano()
+				// The kubelet's sample is 350 ms old by its own clock; the
+				// node runs 24 cores busy, its JVM 2.5 cores with 18 GiB.
+				real := now - 350*int64(time.Millisecond)
+				ts := real + int64(tt.skew(i))
+				if tt.garbage != nil && tt.garbage(i) != 0 {
+					ts = tt.garbage(i)
+				}
+				point := func(cores float64, mem uint64) points.Point {
+					return points.Point{Timestamp: ts, StartTime: start + int64(tt.skew(i)), CPU: cpuAt(cores, start, real), Memory: mem, Has: points.HasCPU | points.HasMemory}
+				}
+				s.Store(&points.Batch{Node: "big-1", NodePoint: point(24, 180*gib), Pods: []points.Pod{{
+					Namespace: "shop", Name: "web", Containers: []points.Container{{Name: "app", Point: point(2.5, 18*gib)}},
+				}}})
+				if i == 0 {
+					continue
+				}
+				fresh := !slices.Contains(tt.notFresh, i)
+				wantTS := min(ts, now)
+
+				ms, _ := s.GetNodeMetrics(nodeObj("big-1"))
+				if len(ms) == 1 {
+					got := ms[0].Timestamp.UnixNano()
+					if got > now {
+						t.Errorf("cycle %d: node served at %v, after the store's clock %v", i, ms[0].Timestamp.UTC(), clk.Now().UTC())
+					}
+					if milli := ms[0].Usage.Cpu().MilliValue(); milli < 23760 || milli > 24240 {
+						t.Errorf("cycle %d: node CPU %dm, want 24000m within 1%% (window %v)", i, milli, ms[0].Window.Duration)
+					}
+					if fresh && got != wantTS {
+						t.Errorf("cycle %d: node served at %v, want its latest sample's %v", i, ms[0].Timestamp.UTC(), time.Unix(0, wantTS).UTC())
+					}
+				} else if fresh {
+					t.Errorf("cycle %d: node not served", i)
+				}
+
+				us := s.GetPodUsage(podObj("shop", "web"))
+				if len(us) == 1 {
+					if us[0].Timestamp > now {
+						t.Errorf("cycle %d: pod served at %v, after the store's clock", i, time.Unix(0, us[0].Timestamp).UTC())
+					}
+					if milli := us[0].Containers[0].NanoCores / 1e6; milli < 2475 || milli > 2525 {
+						t.Errorf("cycle %d: pod CPU %dm, want 2500m within 1%%", i, milli)
+					}
+					if fresh && us[0].Timestamp != wantTS {
+						t.Errorf("cycle %d: pod served at %v, want its latest sample's %v", i, time.Unix(0, us[0].Timestamp).UTC(), time.Unix(0, wantTS).UTC())
+					}
+				} else if fresh {
+					t.Errorf("cycle %d: pod not served", i)
+				}
+			}
+		})
 	}
 }
