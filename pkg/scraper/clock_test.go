@@ -154,6 +154,8 @@ func (c *cycleSink) Store(b *points.Batch) {
 	c.stored[b.Node] = append(c.stored[b.Node], len(c.ends))
 }
 
+func (c *cycleSink) Forget(string) {}
+
 func (c *cycleSink) Prune() {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -70,6 +70,7 @@ type cycle struct {
 // scrapePlanned runs one cycle as p says.
 func (s *Scraper) scrapePlanned(ctx context.Context, p plan) Result {
 	start := s.clock.Now()
+	s.beginListing()
 	nodes, err := s.nodes.List(s.cfg.Selector)
 	if err != nil {
 		klog.ErrorS(err, "Listing nodes to scrape failed")
@@ -149,11 +150,15 @@ func (c *cycle) drainSlow() {
 	}
 }
 
-// run scrapes one node now, or records it skipped when the cycle is over.
+// run scrapes one node now, or records it skipped when the cycle is over;
+// a node deleted since the cycle began is left alone.
 // A fast node's request still unanswered after half the timeout while
 // other fast nodes wait for a slot is given up: the node is slow, and the
 // slow lane tries it with the full timeout from the next cycle on.
 func (c *cycle) run(j job, fast bool) {
+	if c.s.deleted(j) {
+		return
+	}
 	if c.ctx.Err() != nil {
 		c.s.land(j, attempt{skipped: true})
 		c.skipped.Add(1)

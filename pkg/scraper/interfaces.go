@@ -21,13 +21,16 @@ type Recycler interface {
 	Recycle(b *points.Batch)
 }
 
-// Sink receives scrape results. Store is called concurrently, once per node
-// that was scraped successfully; Prune once at the end of every cycle.
-// Store must not keep the batch or its slices after it returns (a Recycler
-// client fills them again); the strings in it may be kept.
+// Sink receives scrape results. Store is called, from any goroutine, once
+// per node that was scraped successfully; Prune once at the end of every
+// cycle; Forget when a node is deleted, after which Store is not called for
+// the node until a later cycle lists it again. Store must not keep the
+// batch or its slices after it returns (a Recycler client fills them
+// again); the strings in it may be kept.
 type Sink interface {
 	Store(b *points.Batch)
 	Prune()
+	Forget(node string)
 }
 
 // NodeLister lists the nodes to scrape; a client-go NodeLister satisfies it.

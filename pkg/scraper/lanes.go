@@ -31,16 +31,30 @@ type nodeState struct {
 	tried uint64
 	// listed is the number of the last cycle that listed the node.
 	listed uint64
+	// gone: the node was deleted (ForgetNode). Its results are dropped.
+	gone bool
+}
+
+// beginListing marks the start of a cycle's node listing: nodes deleted
+// from now on until admit are left out of the cycle.
+func (s *Scraper) beginListing() {
+	s.mu.Lock()
+	clear(s.forgotten)
+	s.mu.Unlock()
 }
 
 // admit starts a cycle over nodes: it splits them into the fast lane, in
 // order of start, and the slow lane, least recently tried first, and
-// forgets the state of nodes no longer listed.
+// forgets the state of nodes no longer listed. Nodes deleted since
+// beginListing are left out.
 func (s *Scraper) admit(nodes []*corev1.Node, p plan) (fast, slow []job) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cycles++
 	for _, n := range nodes {
+		if _, gone := s.forgotten[n.Name]; gone {
+			continue
+		}
 		st := s.nodeStates[n.Name]
 		if st == nil {
 			st = &nodeState{}
@@ -70,6 +84,13 @@ func (s *Scraper) admit(nodes []*corev1.Node, p plan) (fast, slow []job) {
 	})
 	sort.SliceStable(slow, func(a, b int) bool { return slow[a].state.tried < slow[b].state.tried })
 	return fast, slow
+}
+
+// deleted reports whether j's node was deleted since its cycle began.
+func (s *Scraper) deleted(j job) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return j.state.gone
 }
 
 // tried notes that the slow lane starts j's request in this cycle.
@@ -103,6 +124,8 @@ const (
 	outcomeOK outcome = iota
 	outcomeFailed
 	outcomeSkipped
+	// outcomeDropped: the node was deleted; nothing was recorded.
+	outcomeDropped
 )
 
 // errSlow ends a fast node's request given up after half the timeout.
@@ -128,7 +151,15 @@ func (s *Scraper) land(j job, a attempt) outcome {
 	}
 	st := j.state
 
+	// Recording under mu, with gone checked, is what keeps a deleted
+	// node's series and points from coming back: ForgetNode sets gone
+	// under mu before it removes them.
 	s.mu.Lock()
+	if st.gone {
+		s.mu.Unlock()
+		klog.V(4).InfoS("Dropped the scrape of a deleted node", "node", klog.KRef("", name))
+		return outcomeDropped
+	}
 	out := outcomeOK
 	if !a.skipped && s.metrics != nil {
 		s.metrics.observeRequest(name, a.held.Seconds(), float64(a.began.Unix()), a.err == nil)

@@ -83,6 +83,9 @@ type Scraper struct {
 	nodeStates map[string]*nodeState
 	// cycles counts the cycles started. Guarded by mu.
 	cycles uint64
+	// forgotten holds the nodes deleted since the running cycle began to
+	// list nodes: the list may predate their deletion. Guarded by mu.
+	forgotten map[string]struct{}
 }
 
 // New returns a Scraper. m may be nil in tests that do not read metrics.
@@ -100,7 +103,8 @@ func New(cfg Config, nodes NodeLister, client Client, sink Sink, m *Metrics, clk
 		cfg.Classify = func(error) string { return "other" }
 	}
 	r, _ := client.(Recycler)
-	return &Scraper{cfg: cfg, nodes: nodes, client: client, recycler: r, sink: sink, metrics: m, clock: clk, nodeStates: map[string]*nodeState{}}
+	return &Scraper{cfg: cfg, nodes: nodes, client: client, recycler: r, sink: sink, metrics: m, clock: clk,
+		nodeStates: map[string]*nodeState{}, forgotten: map[string]struct{}{}}
 }
 
 // startupCycles is how many resolutions the first cycle after a start may
@@ -193,14 +197,25 @@ func (s *Scraper) Scrape(ctx context.Context) Result {
 	})
 }
 
-// ForgetNode drops what the scraper remembers about a deleted node.
+// ForgetNode drops what the scraper and the sink hold of a deleted node:
+// its state, its self-metric series and its points. A request to the node
+// still in flight lands nowhere, and the node is not scraped again until
+// a cycle that starts after the call lists it (a node of the same name
+// added again).
 func (s *Scraper) ForgetNode(node string) {
 	s.mu.Lock()
-	delete(s.nodeStates, node)
+	if st, ok := s.nodeStates[node]; ok {
+		st.gone = true
+		delete(s.nodeStates, node)
+	}
+	s.forgotten[node] = struct{}{}
 	s.mu.Unlock()
+	// Every result landing from now on sees gone; those that landed
+	// before are removed here.
 	if s.metrics != nil {
 		s.metrics.ForgetNode(node)
 	}
+	s.sink.Forget(node)
 }
 
 // slot is the granularity of node start times within a spread: nodes that

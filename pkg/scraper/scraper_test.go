@@ -80,6 +80,8 @@ func (f *fakeSink) Store(b *points.Batch) {
 	f.stored[b.Node] = time.Now()
 }
 
+func (f *fakeSink) Forget(string) {}
+
 func (f *fakeSink) Prune() {
 	f.mu.Lock()
 	f.prunes++
@@ -423,6 +425,8 @@ func (f *timesSink) Store(b *points.Batch) {
 	f.stored[b.Node] = append(f.stored[b.Node], time.Now())
 }
 
+func (f *timesSink) Forget(string) {}
+
 func (f *timesSink) Prune() {}
 
 // handshakeClient answers a node's first request slowly (a new TLS
@@ -558,6 +562,8 @@ func (s *orderSink) has(b *points.Batch) bool {
 	defer s.mu.Unlock()
 	return s.stored[b]
 }
+
+func (s *orderSink) Forget(string) {}
 
 func (s *orderSink) Prune() {}
 

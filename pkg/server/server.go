@@ -68,9 +68,10 @@ func (c CompletedConfig) New() (*Server, error) {
 			if name == "" {
 				return
 			}
-			store.Forget(name)
-			client.Forget(name)
+			// The scraper forgets the node in the store too, so that a
+			// scrape in flight cannot store it again.
 			scr.ForgetNode(name)
+			client.Forget(name)
 			klog.V(2).InfoS("Forgot deleted node", "node", klog.KRef("", name))
 		},
 	}); err != nil {

@@ -27,6 +27,8 @@ func newCountingSink(store *storage.Store, reg metrics.KubeRegistry) *countingSi
 
 func (s *countingSink) Store(b *points.Batch) { s.store.Store(b) }
 
+func (s *countingSink) Forget(node string) { s.store.Forget(node) }
+
 func (s *countingSink) Prune() {
 	s.store.Prune()
 	nodes, containers := s.store.Points()
