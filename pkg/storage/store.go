@@ -52,6 +52,11 @@ type Store struct {
 	mu    sync.RWMutex
 	nodes map[string]*nodeEntry
 	pods  map[podKey]*podEntry
+	// gen counts the batches stored, of every node; a pod seen in the
+	// current batch carries it. One count for all nodes: with one a node,
+	// a pod moving in from another node could carry the same number and
+	// look listed already.
+	gen uint64
 }
 
 type podKey struct {
@@ -69,13 +74,12 @@ type nodeEntry struct {
 	pods []*podEntry
 	// spare is the previous pods slice, reused by the next batch.
 	spare []*podEntry
-	// gen counts the node's batches; a pod seen in the current one carries it.
-	gen uint64
 }
 
 type podEntry struct {
-	key        podKey
-	node       string
+	key  podKey
+	node string
+	// seen is the Store.gen of the last batch that listed the pod.
 	seen       uint64
 	containers []containerEntry
 }
@@ -125,7 +129,7 @@ func (s *Store) Store(b *points.Batch) {
 		s.nodes[b.Node] = n
 	}
 	n.stored = now
-	n.gen++
+	s.gen++
 	arrived, tolerance := s.arrivalNow(), int64(s.opts.ClockTolerance)
 	if b.NodePoint.Has != 0 {
 		n.series.add(b.NodePoint, arrived, tolerance)
@@ -148,15 +152,15 @@ func (s *Store) Store(b *points.Batch) {
 			p.node = nodeName
 			p.containers = p.containers[:0]
 		}
-		if p.seen == n.gen {
+		if p.seen == s.gen {
 			continue // the kubelet listed it twice; keep the first
 		}
-		p.seen = n.gen
+		p.seen = s.gen
 		p.containers = mergeContainers(p.containers, bp.Containers, arrived, tolerance)
 		fresh = append(fresh, p)
 	}
 	for _, p := range old {
-		if p.node == nodeName && p.seen != n.gen && s.pods[p.key] == p {
+		if p.node == nodeName && p.seen != s.gen && s.pods[p.key] == p {
 			delete(s.pods, p.key)
 		}
 	}

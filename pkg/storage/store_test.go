@@ -189,6 +189,7 @@ func TestStorePods(t *testing.T) {
 			s := NewStore(Options{DropZeroUsagePods: tt.drop, Clock: clocktesting.NewFakeClock(time.Unix(1000, 0))})
 			for _, b := range tt.batches {
 				s.Store(b)
+				checkLists(t, s)
 			}
 			got := podsServed(t, s, web, api, job)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
@@ -511,5 +512,44 @@ func TestStoreKubeletClocks(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkLists fails unless every pod entry is in the list of the node that
+// holds it, exactly once, and every list holds only that node's entries:
+// Forget and Prune find a pod only through its node's list.
+func checkLists(t *testing.T, s *Store) {
+	t.Helper()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	listed := map[*podEntry]int{}
+	for name, n := range s.nodes {
+		for _, p := range n.pods {
+			listed[p]++
+			if p.node != name || s.pods[p.key] != p {
+				t.Errorf("node %s lists pod %s/%s held by %q (in the pods map: %v)", name, p.key.namespace, p.key.name, p.node, s.pods[p.key] == p)
+			}
+		}
+	}
+	for key, p := range s.pods {
+		if listed[p] != 1 {
+			t.Errorf("pod %s/%s of node %q is in %d node lists, want 1", key.namespace, key.name, p.node, listed[p])
+		}
+	}
+}
+
+// TestStoreMovedPodCountersEqual: a pod reported by a second node whose
+// batch counter happens to equal the first node's must not fall out of
+// every node's list (where Forget could no longer find it).
+func TestStoreMovedPodCountersEqual(t *testing.T) {
+	s := NewStore(Options{})
+	job := map[string][]ctr{"batch job": {{"run", 10, 4 << 30, 5}}}
+	s.Store(batch("n1", 100, job)) // n1's first batch
+	s.Store(batch("n2", 100, job)) // n2's first batch: the same count
+	checkLists(t, s)
+	s.Forget("n1")
+	s.Forget("n2")
+	if len(s.pods) != 0 {
+		t.Errorf("%d pods left after both nodes were forgotten", len(s.pods))
 	}
 }
