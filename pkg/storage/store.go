@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
 	"github.com/kubemetrics/metrics-server/pkg/points"
@@ -29,6 +30,14 @@ type Options struct {
 	// latencies, up to the request timeout). A kubelet clock that is
 	// merely ahead or behind is no jump. 0 means DefaultClockTolerance.
 	ClockTolerance time.Duration
+	// BoundNode, if set, tells which node a pod is bound to (ok false:
+	// not known). A batch's claim to a pod bound to another node is then
+	// ignored, and the bound node's claim wins over the node holding the
+	// pod. Nil means no node is known (the server's pod informer carries
+	// metadata only). It is called with the store's lock held, only for a
+	// pod new to the store or reported by a second node, and must not call
+	// the store.
+	BoundNode func(namespace, name string) (node string, ok bool)
 	// Clock is the time source; nil means the real clock.
 	Clock clock.PassiveClock
 }
@@ -74,6 +83,9 @@ type nodeEntry struct {
 	pods []*podEntry
 	// spare is the previous pods slice, reused by the next batch.
 	spare []*podEntry
+	// disputed counts the pods of the node's last batch that another
+	// node holds, whose points were ignored.
+	disputed int
 }
 
 type podEntry struct {
@@ -114,15 +126,80 @@ func (s *Store) arrivalNow() arrival {
 }
 
 // Store ingests one node's complete scrape. It replaces what was known about
-// the node's pods: a pod of this node absent from b is dropped, and a pod
-// reported by another node before moves here. It keeps nothing of b but
-// the node's name: once it returns, b's slices and pod and container names
-// may be reused.
+// the node's pods: a pod of this node absent from b is dropped.
+//
+// A pod belongs to the node that holds it: the first node to report it,
+// for as long as that node's batches keep reporting it and until the node
+// is pruned or forgotten. Another node's claim to it is ignored and
+// counted (Disputed), so one kubelet can neither take over, hide nor fake
+// another's pods, and a pod two kubelets report does not flap between
+// them. A pod deleted and recreated on another node moves once its old
+// node's batch no longer lists it (or the old node is pruned or
+// forgotten). With Options.BoundNode, the node a pod is bound to wins
+// instead; without it, what is not checked is which node reports a pod
+// first.
+//
+// It keeps nothing of b but the node's name: once it returns, b's slices
+// and pod and container names may be reused.
 func (s *Store) Store(b *points.Batch) {
 	now := s.opts.Clock.Now().UnixNano()
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	d := s.store(b, now)
+	s.mu.Unlock()
+	d.log(b.Node)
+}
 
+// dispute is what one batch claimed of pods another node holds.
+type dispute struct {
+	// before and now are the counts of the node's previous batch and this
+	// one; pod names one of this batch's and owner the node it belongs to
+	// (holds it, or it is bound to).
+	before, now int
+	pod         podKey
+	owner       string
+}
+
+// changed reports whether the node's disputes started or ended with this
+// batch.
+func (d dispute) changed() bool { return (d.before == 0) != (d.now == 0) }
+
+// log reports a node's disputes when they start and when they end, at V(2),
+// not every cycle.
+func (d dispute) log(node string) {
+	switch {
+	case !d.changed():
+	case d.now > 0:
+		klog.V(2).InfoS("Ignoring pods the node reports that another node holds; check the node's kubelet (or the pods' placement)",
+			"node", node, "pods", d.now, "pod", klog.KRef(d.pod.namespace, d.pod.name), "owner", d.owner)
+	default:
+		klog.V(2).InfoS("The node no longer reports pods another node holds", "node", node)
+	}
+}
+
+// boundHere reports whether BoundNode says p, which another node holds, is
+// bound to node: only then does node take it over.
+func (s *Store) boundHere(node string, p *podEntry) bool {
+	if s.opts.BoundNode == nil {
+		return false
+	}
+	bound, ok := s.opts.BoundNode(p.key.namespace, p.key.name)
+	return ok && bound == node
+}
+
+// boundElsewhere returns the node BoundNode says a pod new to the store is
+// bound to when that is not node, else "".
+func (s *Store) boundElsewhere(node string, key podKey) string {
+	if s.opts.BoundNode == nil {
+		return ""
+	}
+	if bound, ok := s.opts.BoundNode(key.namespace, key.name); ok && bound != node {
+		return bound
+	}
+	return ""
+}
+
+// store is Store with mu held.
+func (s *Store) store(b *points.Batch, now int64) dispute {
 	n, ok := s.nodes[b.Node]
 	if !ok {
 		n = &nodeEntry{name: b.Node}
@@ -136,18 +213,33 @@ func (s *Store) Store(b *points.Batch) {
 	}
 	nodeName := n.name // the Store's own copy, not the batch's
 
+	d := dispute{before: n.disputed}
 	old := n.pods
 	fresh := n.spare[:0]
 	for i := range b.Pods {
 		bp := &b.Pods[i]
 		key := podKey{bp.Namespace, bp.Name}
 		p, ok := s.pods[key]
-		if !ok {
+		owner := "" // the node the pod belongs to if not this one
+		switch {
+		case !ok:
+			owner = s.boundElsewhere(nodeName, key)
+		case p.node != nodeName && !s.boundHere(nodeName, p):
+			owner = p.node
+		}
+		if owner != "" {
+			d.now++
+			d.pod, d.owner = key, owner
+			continue
+		}
+		switch {
+		case !ok:
 			p = &podEntry{key: ownKey(key), node: nodeName}
 			s.pods[p.key] = p // the store's own copy of the key, not the batch's
-		} else if p.node != nodeName {
-			// Moved (deleted and recreated elsewhere): its old points
-			// describe other containers.
+		case p.node != nodeName:
+			// Bound here: it was deleted and recreated, or the holder
+			// reported it wrongly. Its old points describe other
+			// containers.
 			s.removeFromNode(p)
 			p.node = nodeName
 			p.containers = p.containers[:0]
@@ -168,6 +260,8 @@ func (s *Store) Store(b *points.Batch) {
 	// spare one is cleared so it keeps no dropped pod alive.
 	clear(old)
 	n.pods, n.spare = fresh, old[:0]
+	n.disputed = d.now
+	return d
 }
 
 // ownKey copies a batch's pod key into one string of the store's own: a
@@ -257,6 +351,18 @@ func (s *Store) forget(name string, n *nodeEntry) {
 		}
 	}
 	delete(s.nodes, name)
+}
+
+// Disputed returns the number of pods that nodes' latest batches reported
+// but another node holds (see Store), whose points were ignored.
+func (s *Store) Disputed() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	total := 0
+	for _, n := range s.nodes {
+		total += n.disputed
+	}
+	return total
 }
 
 // Ready reports whether at least one node or pod has servable usage.

@@ -168,8 +168,9 @@ func TestStorePods(t *testing.T) {
 			batches: []*points.Batch{
 				batch("n1", 100, map[string][]ctr{"batch job": {{"run", 10, 1, 5}}}),
 				batch("n1", 110, map[string][]ctr{"batch job": {{"run", 20, 1, 5}}}),
+				batch("n1", 115, map[string][]ctr{}),
 				batch("n2", 115, map[string][]ctr{"batch job": {{"run", 1, 2, 112}}}),
-				// n1 no longer lists it: that must not remove it from n2.
+				// n1 still does not list it: that must not remove it from n2.
 				batch("n1", 120, map[string][]ctr{}),
 				batch("n2", 125, map[string][]ctr{"batch job": {{"run", 3, 2, 112}}}),
 			},
@@ -551,5 +552,164 @@ func TestStoreMovedPodCountersEqual(t *testing.T) {
 	s.Forget("n2")
 	if len(s.pods) != 0 {
 		t.Errorf("%d pods left after both nodes were forgotten", len(s.pods))
+	}
+}
+
+// TestStorePodOwnership: a pod belongs to the node that holds it while that
+// node keeps reporting it; another node can neither take it over, hide it
+// nor fake it, and a pod that really moved still moves.
+func TestStorePodOwnership(t *testing.T) {
+	job := func(cpuSecs float64) map[string][]ctr {
+		return map[string][]ctr{"batch job": {{"run", cpuSecs, 12 << 30, 5}}}
+	}
+	none := map[string][]ctr{}
+	// step stores a batch, or binds the pod to a node, or moves the clock
+	// on by advance and prunes, or forgets a node.
+	type step struct {
+		b       *points.Batch
+		bind    string
+		advance time.Duration
+		forget  string
+	}
+	tests := []struct {
+		name         string
+		bound        bool // the store is told where pods are bound
+		steps        []step
+		want         map[string]map[string]served
+		wantDisputed int
+	}{
+		{
+			name: "two nodes report one pod: the first keeps it and it is served",
+			steps: []step{
+				{b: batch("n1", 100, job(10))}, {b: batch("n2", 101, job(500))},
+				{b: batch("n1", 110, job(20))}, {b: batch("n2", 111, job(600))},
+				{b: batch("n1", 120, job(30))}, {b: batch("n2", 121, job(700))},
+			},
+			want:         map[string]map[string]served{"batch/job": {"run": {1000, 12 << 30, 10 * time.Second}}},
+			wantDisputed: 1,
+		},
+		{
+			name: "another node reporting a pod and then dropping it hides nothing",
+			steps: []step{
+				{b: batch("n1", 100, job(10))}, {b: batch("n1", 110, job(20))},
+				{b: batch("n2", 111, job(5))}, {b: batch("n2", 121, none)},
+			},
+			want: map[string]map[string]served{"batch/job": {"run": {1000, 12 << 30, 10 * time.Second}}},
+		},
+		{
+			name: "a pod that moved: once its old node no longer reports it, the new node's claim wins",
+			steps: []step{
+				{b: batch("n1", 100, job(10))}, {b: batch("n1", 110, job(20))},
+				{b: batch("n2", 111, job(1))}, {b: batch("n1", 120, none)},
+				{b: batch("n2", 121, job(2))}, {b: batch("n2", 131, job(4))},
+			},
+			want: map[string]map[string]served{"batch/job": {"run": {200, 12 << 30, 10 * time.Second}}},
+		},
+		{
+			name: "the old node died: the pod moves when it is pruned",
+			steps: []step{
+				{b: batch("n1", 100, job(10))}, {b: batch("n1", 110, job(20))},
+				{b: batch("n2", 111, job(1))}, {b: batch("n2", 121, job(2))},
+				{advance: 30 * time.Second}, {b: batch("n2", 141, job(4))},
+				{advance: 20 * time.Second}, // n1 is stale now, n2 is not
+				{b: batch("n2", 161, job(6))}, {b: batch("n2", 171, job(8))},
+			},
+			want: map[string]map[string]served{"batch/job": {"run": {200, 12 << 30, 10 * time.Second}}},
+		},
+		{
+			name: "the old node was deleted: the pod moves at once",
+			steps: []step{
+				{b: batch("n1", 100, job(10))}, {b: batch("n1", 110, job(20))},
+				{b: batch("n2", 111, job(1))}, {forget: "n1"},
+				{b: batch("n2", 121, job(2))}, {b: batch("n2", 131, job(4))},
+			},
+			want: map[string]map[string]served{"batch/job": {"run": {200, 12 << 30, 10 * time.Second}}},
+		},
+		{
+			name:  "bound: a node the pod is not bound to cannot report it first",
+			bound: true,
+			steps: []step{
+				{bind: "n1"},
+				{b: batch("n2", 100, job(500))}, {b: batch("n1", 101, job(10))},
+				{b: batch("n2", 110, job(600))}, {b: batch("n1", 111, job(20))},
+			},
+			want:         map[string]map[string]served{"batch/job": {"run": {1000, 12 << 30, 10 * time.Second}}},
+			wantDisputed: 1,
+		},
+		{
+			name:  "bound: the bound node takes the pod from the node that held it",
+			bound: true,
+			steps: []step{
+				{b: batch("n2", 100, job(500))}, {b: batch("n2", 110, job(600))},
+				{bind: "n1"},
+				{b: batch("n1", 111, job(10))}, {b: batch("n2", 120, job(700))}, {b: batch("n1", 121, job(20))},
+			},
+			want:         map[string]map[string]served{"batch/job": {"run": {1000, 12 << 30, 10 * time.Second}}},
+			wantDisputed: 1,
+		},
+		{
+			name: "unbound: the first node to report a pod holds it (not checked without binding)",
+			steps: []step{
+				{b: batch("n2", 100, job(500))}, {b: batch("n1", 101, job(10))},
+				{b: batch("n2", 110, job(600))}, {b: batch("n1", 111, job(20))},
+			},
+			want:         map[string]map[string]served{"batch/job": {"run": {10000, 12 << 30, 10 * time.Second}}},
+			wantDisputed: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := clocktesting.NewFakeClock(time.Unix(1000, 0))
+			boundTo := map[podKey]string{}
+			opts := Options{StaleAfter: 45 * time.Second, Clock: clk}
+			if tt.bound {
+				opts.BoundNode = func(namespace, name string) (string, bool) {
+					node, ok := boundTo[podKey{namespace, name}]
+					return node, ok
+				}
+			}
+			s := NewStore(opts)
+			for _, st := range tt.steps {
+				switch {
+				case st.b != nil:
+					s.Store(st.b)
+				case st.bind != "":
+					boundTo[podKey{"batch", "job"}] = st.bind
+				case st.advance != 0:
+					clk.Step(st.advance)
+					s.Prune()
+				case st.forget != "":
+					s.Forget(st.forget)
+				}
+				checkLists(t, s)
+			}
+			if diff := cmp.Diff(tt.want, podsServed(t, s, podObj("batch", "job"))); diff != "" {
+				t.Errorf("served pods (-want +got):\n%s", diff)
+			}
+			if got := s.Disputed(); got != tt.wantDisputed {
+				t.Errorf("Disputed() = %d, want %d", got, tt.wantDisputed)
+			}
+		})
+	}
+}
+
+// TestStoreDisputeLoggedOnChange: a node claiming another node's pod is
+// logged when its claims start and when they end, not every cycle.
+func TestStoreDisputeLoggedOnChange(t *testing.T) {
+	s := NewStore(Options{})
+	job := map[string][]ctr{"batch job": {{"run", 10, 12 << 30, 5}}}
+	s.Store(batch("n1", 100, job))
+	for i, tt := range []struct {
+		pods        map[string][]ctr
+		wantChanged bool
+	}{
+		{job, true}, {job, false}, {job, false}, {map[string][]ctr{}, true}, {map[string][]ctr{}, false}, {job, true},
+	} {
+		s.mu.Lock()
+		d := s.store(batch("n2", 101+int64(i), tt.pods), 0)
+		s.mu.Unlock()
+		if d.changed() != tt.wantChanged {
+			t.Errorf("n2's batch %d: dispute %+v changed = %v, want %v", i, d, d.changed(), tt.wantChanged)
+		}
 	}
 }
