@@ -82,7 +82,8 @@ func (s *Store) GetPodUsage(pods ...*podmeta.Pod) []points.PodUsage {
 
 // podUsage appends the usage of every container of p to dst and returns
 // the usage of the container with the oldest sample; ok is false when a
-// container has none to serve (or, with DropZeroUsagePods, a zero).
+// container has none to serve (or, with DropZeroUsagePods, a cumulative
+// CPU or a working set of zero).
 func (s *Store) podUsage(p *podEntry, dst []points.ContainerUsage) (_ []points.ContainerUsage, earliest usage, ok bool) {
 	if len(p.containers) == 0 {
 		return dst, usage{}, false
@@ -90,7 +91,7 @@ func (s *Store) podUsage(p *podEntry, dst []points.ContainerUsage) (_ []points.C
 	for j := range p.containers {
 		c := &p.containers[j]
 		u, ok := c.series.usage(s.epoch)
-		if !ok || (s.opts.DropZeroUsagePods && (u.nanoCores == 0 || u.memory == 0)) {
+		if !ok || (s.opts.DropZeroUsagePods && (c.series.cpu == 0 || c.series.memory == 0)) {
 			return dst, usage{}, false
 		}
 		if j == 0 || u.timestamp < earliest.timestamp {

@@ -19,9 +19,11 @@ type Options struct {
 	// dropped with its pods by Prune. Until then its last good points are
 	// served, so one failed scrape hides nothing.
 	StaleAfter time.Duration
-	// DropZeroUsagePods hides a pod any of whose containers has a CPU rate
-	// or memory of exactly zero, as upstream metrics-server does. By default
-	// such pods (idle sidecars) are served.
+	// DropZeroUsagePods hides a pod any of whose containers reports a
+	// cumulative CPU time or a working set of exactly zero in its latest
+	// point, as upstream metrics-server does. A container whose CPU rate is
+	// zero but whose counter is not (an idle sidecar) is served either way.
+	// By default such pods are served.
 	DropZeroUsagePods bool
 	// ClockTolerance is how far a kubelet's sample times may advance more
 	// or less than the store's clock between two of its points before the

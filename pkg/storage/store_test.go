@@ -146,13 +146,31 @@ func TestStorePods(t *testing.T) {
 			want: map[string]map[string]served{"shop/web": {"app": {500, 100, 10 * time.Second}, "idle": {0, 0, 10 * time.Second}}},
 		},
 		{
-			name: "an idle sidecar hides its pod when asked, as upstream",
+			name: "drop, as upstream: a container that has used no CPU at all hides its pod",
 			drop: true,
 			batches: []*points.Batch{
 				batch("n1", 100, map[string][]ctr{"shop web": {{"app", 10, 100, 5}, {"idle", 0, 5, 5}}, "shop api": {{"api", 1, 1, 5}}}),
 				batch("n1", 110, map[string][]ctr{"shop web": {{"app", 15, 100, 5}, {"idle", 0, 5, 5}}, "shop api": {{"api", 2, 1, 5}}}),
 			},
 			want: map[string]map[string]served{"shop/api": {"api": {100, 1, 10 * time.Second}}},
+		},
+		{
+			name: "drop, as upstream: an idle sidecar that has used CPU is served",
+			drop: true,
+			batches: []*points.Batch{
+				batch("n1", 100, map[string][]ctr{"shop web": {{"app", 10, 18 << 30, 5}, {"idle", 0.25, 8 << 20, 5}}}),
+				batch("n1", 110, map[string][]ctr{"shop web": {{"app", 15, 18 << 30, 5}, {"idle", 0.25, 8 << 20, 5}}}),
+			},
+			want: map[string]map[string]served{"shop/web": {"app": {500, 18 << 30, 10 * time.Second}, "idle": {0, 8 << 20, 10 * time.Second}}},
+		},
+		{
+			name: "drop, as upstream: a container without working set hides its pod",
+			drop: true,
+			batches: []*points.Batch{
+				batch("n1", 100, map[string][]ctr{"shop web": {{"app", 10, 18 << 30, 5}, {"pause", 0.5, 0, 5}}, "shop api": {{"api", 1, 1 << 30, 5}}}),
+				batch("n1", 110, map[string][]ctr{"shop web": {{"app", 15, 18 << 30, 5}, {"pause", 0.6, 0, 5}}, "shop api": {{"api", 2, 1 << 30, 5}}}),
+			},
+			want: map[string]map[string]served{"shop/api": {"api": {100, 1 << 30, 10 * time.Second}}},
 		},
 		{
 			name: "a pod gone from its node's batch is dropped",

@@ -80,7 +80,7 @@ func (o *Options) Flags() (fss cliflag.NamedFlagSets) {
 	fs.BoolVar(&o.ShowVersion, "version", o.ShowVersion, "Print the version and exit.")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Path to the kubeconfig used to reach the Kubernetes API server and the kubelets (default: in-cluster config).")
 	fs.DurationVar(&o.MaxStaleness, "metric-max-staleness", o.MaxStaleness, "How long the last good metrics of a node whose scrapes fail are still served, so one failed scrape does not hide it. 0 means two resolutions plus the kubelet request timeout.")
-	fs.StringVar(&o.ZeroUsagePods, "zero-usage-pods", o.ZeroUsagePods, "What to do with a pod one of whose containers reports exactly zero CPU or memory (an idle sidecar): 'serve' it, or 'drop' it as upstream metrics-server does.")
+	fs.StringVar(&o.ZeroUsagePods, "zero-usage-pods", o.ZeroUsagePods, "What to do with a pod one of whose containers reports exactly zero cumulative CPU time or zero working set: 'serve' it, or 'drop' it as upstream metrics-server does. A container with a zero CPU rate (an idle sidecar) is served either way.")
 
 	o.GenericServerRunOptions.AddUniversalFlags(fss.FlagSet("generic"))
 	o.Kubelet.AddFlags(fss.FlagSet("kubelet client"))
