@@ -336,3 +336,42 @@ func TestNodeAnsweringSlowlyMovesToTheSlowLane(t *testing.T) {
 		}
 	})
 }
+
+// TestWarmAfterTwoCycles: the scraper is warm (every node that answered
+// has rates) once the start-up cycle and the next have ended: its
+// follow-up seconds later, or the first regular cycle a resolution later
+// without one.
+func TestWarmAfterTwoCycles(t *testing.T) {
+	tests := []struct {
+		name     string
+		followUp time.Duration
+		// notYet and warmAt are times after the start to look.
+		notYet, warmAt time.Duration
+	}{
+		{name: "with a follow-up", followUp: 2 * time.Second, notYet: time.Second, warmAt: 3 * time.Second},
+		{name: "without a follow-up", notYet: 14 * time.Second, warmAt: 16 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				clk := clocktesting.NewFakeClock(epoch)
+				s := New(Config{Resolution: 15 * time.Second, Timeout: 10 * time.Second, FollowUp: tt.followUp},
+					nodes("node-1", "node-2", "node-3"), newClockClient(clk, 40*time.Millisecond, nil), newCycleSink(clk), nil, clk)
+				if warm, n := s.Warm(); warm || n != 0 {
+					t.Errorf("before Run: warm %v with %d nodes, want not warm, 0", warm, n)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				go s.Run(ctx)
+				stepper{clk}.advance(tt.notYet, 20*time.Millisecond)
+				if warm, n := s.Warm(); warm || n != 3 {
+					t.Errorf("%v after the start: warm %v with %d nodes, want not warm, 3", tt.notYet, warm, n)
+				}
+				stepper{clk}.advance(tt.warmAt-tt.notYet, 20*time.Millisecond)
+				if warm, n := s.Warm(); !warm || n != 3 {
+					t.Errorf("%v after the start: warm %v with %d nodes, want warm, 3", tt.warmAt, warm, n)
+				}
+			})
+		})
+	}
+}

@@ -105,6 +105,8 @@ func (s *Scraper) scrapePlanned(ctx context.Context, p plan) Result {
 	s.sink.Prune()
 	end := s.clock.Now()
 	s.lastCycle.Store(end.UnixNano())
+	s.lastNodes.Store(int64(len(fast) + len(slow)))
+	s.cyclesEnded.Add(1)
 	if s.metrics != nil {
 		s.metrics.tickDuration.Observe(end.Sub(start).Seconds())
 	}

@@ -75,6 +75,9 @@ type Scraper struct {
 
 	// lastCycle is the end of the last completed cycle, in Unix nanoseconds.
 	lastCycle atomic.Int64
+	// cyclesEnded counts the cycles that ended; lastNodes is how many
+	// nodes the last of them scraped or tried to.
+	cyclesEnded, lastNodes atomic.Int64
 
 	mu sync.Mutex
 	// nodeStates holds what the scraper knows of each node it scraped
@@ -183,6 +186,18 @@ func (s *Scraper) LastCycle() time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, n)
+}
+
+// warmCycles is how many cycles must end before every node that answered
+// in each has rates: two points need two cycles (the start-up cycle and its
+// follow-up, or the first regular cycle when there is no follow-up).
+const warmCycles = 2
+
+// Warm reports whether the start-up cycle and the one after it have ended,
+// so every node that answered both has rates, and how many nodes the last
+// cycle selected (zero when no node exists or the selector matches none).
+func (s *Scraper) Warm() (warm bool, nodes int) {
+	return s.cyclesEnded.Load() >= warmCycles, int(s.lastNodes.Load())
 }
 
 // Scrape runs one cycle over every selected node and returns when all

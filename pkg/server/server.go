@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	apimetrics "k8s.io/apiserver/pkg/endpoints/metrics"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/client-go/informers"
@@ -113,7 +114,8 @@ func (c CompletedConfig) New() (*Server, error) {
 		"node": nodes.Informer().HasSynced,
 		"pod":  podInformer.Informer().HasSynced,
 	}
-	if err := generic.AddReadyzChecks(storageReady(store), informersSynced(checkInformerSync, synced)); err != nil {
+	if err := generic.AddReadyzChecks(storageReady(scr, store, podsRunning(podInformer.Informer(), c.NodeSelector)),
+		informersSynced(checkInformerSync, synced)); err != nil {
 		return nil, err
 	}
 	if err := generic.AddLivezChecks(0, collectionTimely(scr, c.Resolution, c.Clock)); err != nil {
@@ -149,6 +151,21 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	klog.InfoS("Pods synced; serving")
 	return s.generic.PrepareRun().RunWithContext(ctx)
+}
+
+// podsRunning tells readiness whether a running pod exists on the scraped
+// nodes, from the pod informer rather than the kubelets. The informer holds
+// metadata only, without the pod's node, so with a node selector it cannot
+// tell and says no (the kubelets' reports still count). It asks the
+// namespace index for its values, a set that holds only namespaces with
+// pods in the cache: no list of every pod.
+func podsRunning(pods cache.SharedIndexInformer, nodeSelector labels.Selector) func() bool {
+	if !nodeSelector.Empty() {
+		return nil
+	}
+	return func() bool {
+		return len(pods.GetIndexer().ListIndexFuncValues(cache.NamespaceIndex)) > 0
+	}
 }
 
 func nodeName(obj any) string {

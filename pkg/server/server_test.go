@@ -128,10 +128,6 @@ type lastCycle time.Time
 
 func (l lastCycle) LastCycle() time.Time { return time.Time(l) }
 
-type ready bool
-
-func (r ready) Ready() bool { return bool(r) }
-
 func TestHealthChecks(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Unix(10000, 0))
 	tests := []struct {
@@ -146,8 +142,6 @@ func TestHealthChecks(t *testing.T) {
 		{"late past 1.5 resolutions", func() error {
 			return collectionTimely(lastCycle(clk.Now().Add(-23*time.Second)), 15*time.Second, clk).Check(nil)
 		}, true},
-		{"storage not ready", func() error { return storageReady(ready(false)).Check(nil) }, true},
-		{"storage ready", func() error { return storageReady(ready(true)).Check(nil) }, false},
 		{"informer not synced", func() error {
 			return informersSynced("x", map[string]func() bool{"node": func() bool { return true }, "pod": func() bool { return false }}).Check(nil)
 		}, true},
