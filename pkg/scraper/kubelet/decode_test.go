@@ -3,6 +3,7 @@ package kubelet
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -327,6 +328,21 @@ func TestResourceOutOfRange(t *testing.T) {
 			_, err := DecodeResource(strings.NewReader(line+"\n"), "n1", requestTime)
 			if err == nil || !strings.Contains(err.Error(), "out of range") {
 				t.Errorf("error = %v, want one saying out of range", err)
+			}
+		})
+	}
+}
+
+// TestSummaryNestingBound: values we skip may nest as deep as
+// encoding/json allows (10,000 levels), and no deeper.
+func TestSummaryNestingBound(t *testing.T) {
+	for _, depth := range []int{2, maxJSONDepth - 1, maxJSONDepth, maxJSONDepth + 1} {
+		t.Run(fmt.Sprint(depth), func(t *testing.T) {
+			// The top-level object is one level; the arrays the rest.
+			body := `{"node":{"cpu":{"usageCoreNanoSeconds":1}},"x":` + strings.Repeat("[", depth-1) + strings.Repeat("]", depth-1) + "}"
+			_, err := DecodeSummary(strings.NewReader(body), "n1", requestTime)
+			if want := json.Valid([]byte(body)); (err == nil) != want {
+				t.Errorf("accepted = %v (%v), encoding/json accepts: %v", err == nil, err, want)
 			}
 		})
 	}
