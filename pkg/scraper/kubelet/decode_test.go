@@ -92,20 +92,30 @@ func TestFormatsAgree(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// The resource format has no node start time, carries
-			// millisecond timestamps, and groups series by name, so pods
-			// come in another order.
+			// The resource format has no node start time. Its sample
+			// times are milliseconds and its container start times
+			// float64(UnixNano)/1e9, while the summary's times are
+			// metav1.Times, whole seconds: compare both at seconds. Its
+			// CPU seconds are float64, exact to one part in 2^52.
 			s.NodePoint.StartTime = 0
-			for i := range s.Pods {
-				for j := range s.Pods[i].Containers {
-					c := &s.Pods[i].Containers[j]
-					if c.Has != 0 {
-						c.Timestamp = c.Timestamp / int64(time.Millisecond) * int64(time.Millisecond)
+			seconds := func(ns int64) int64 { return ns / int64(time.Second) * int64(time.Second) }
+			each := func(b *points.Batch, f func(p *points.Point)) {
+				f(&b.NodePoint)
+				for i := range b.Pods {
+					for j := range b.Pods[i].Containers {
+						f(&b.Pods[i].Containers[j].Point)
 					}
 				}
 			}
+			each(s, func(p *points.Point) { p.Timestamp, p.StartTime = seconds(p.Timestamp), seconds(p.StartTime) })
+			each(r, func(p *points.Point) { p.Timestamp, p.StartTime = seconds(p.Timestamp), seconds(p.StartTime) })
 			byName := func(a, b points.Pod) bool { return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name }
-			if diff := cmp.Diff(s, r, cmpopts.SortSlices(byName), cmpopts.EquateEmpty(), batchContent); diff != "" {
+			closeCPU := cmp.Comparer(func(a, b points.Point) bool {
+				d := int64(a.CPU - b.CPU)
+				a.CPU = b.CPU
+				return a == b && uint64(max(d, -d)) <= max(a.CPU, b.CPU)>>52
+			})
+			if diff := cmp.Diff(s, r, cmpopts.SortSlices(byName), cmpopts.EquateEmpty(), batchContent, closeCPU); diff != "" {
 				t.Errorf("summary and resource disagree (-summary +resource):\n%s", diff)
 			}
 		})
@@ -128,6 +138,7 @@ func TestSummaryShapes(t *testing.T) {
 	}{
 		{"shop/web-7d9f8c6b5-x2k4p", []string{"nginx", "php-fpm"}, []points.Has{points.HasCPU | points.HasMemory, points.HasCPU | points.HasMemory}},
 		{"shop/api-0", []string{"istio-proxy", "api"}, []points.Has{points.HasCPU | points.HasMemory, points.HasCPU | points.HasMemory}},
+		{"shop/pg-0", []string{"postgres"}, []points.Has{points.HasCPU | points.HasMemory}},
 		{"shop/migrate-28871234-abcde", []string{"migrate"}, []points.Has{0}},
 	}
 	for _, tt := range tests {
@@ -153,10 +164,10 @@ func TestSummaryShapes(t *testing.T) {
 			}
 		})
 	}
-	if got, want := b.NodePoint.CPU, uint64(123456789012345); got != want {
+	if got, want := b.NodePoint.CPU, uint64(10368000123456789); got != want {
 		t.Errorf("node CPU = %d, want %d", got, want)
 	}
-	if got, want := b.NodePoint.Memory, uint64(2684354560); got != want {
+	if got, want := b.NodePoint.Memory, uint64(412316860416); got != want {
 		t.Errorf("node memory = %d, want %d", got, want)
 	}
 }
