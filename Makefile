@@ -84,7 +84,7 @@ bench: ## run the Go benchmarks, keep the run, compare with the previous one (be
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./pkg/... | tee $(BENCH_OUT)/new.txt
 	@if [ -f $(BENCH_OUT)/old.txt ]; then $(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da $(BENCH_OUT)/old.txt $(BENCH_OUT)/new.txt; fi
 
-fuzz: ## run each decoder fuzzer for FUZZTIME
+fuzz: ## run each kubelet decoder fuzzer against its reference (expfmt, encoding/json into the kubelet types) for FUZZTIME
 	$(GO) test ./pkg/scraper/kubelet -run '^$$' -fuzz '^FuzzDecodeSummary$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/scraper/kubelet -run '^$$' -fuzz '^FuzzDecodeResource$$' -fuzztime $(FUZZTIME)
 
