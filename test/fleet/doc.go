@@ -1,13 +1,28 @@
 // Package fleet simulates the kubelets of many nodes in one process, for a
 // control plane with no container runtime: it registers Node objects (with
-// loopback addresses, the kubelet port, capacity) and keeps them Ready with
-// Leases, plays the kubelet for pods bound to its nodes (Running, Ready, a
-// pod IP; deletion honoured), and serves each node's /stats/summary and
-// /metrics/resource over HTTPS on the node's own 127.x.y.z address, in the
-// kubelet's exact formats, with cumulative CPU counters.
+// loopback addresses, the kubelet port, capacity and allocatable) and
+// keeps them Ready with Leases, plays the kubelet for pods bound to its
+// nodes (Running, Ready, a pod IP; deletion honoured), and serves each
+// node's /stats/summary and /metrics/resource over HTTPS on the node's own
+// 127.x.y.z address, with cumulative CPU counters.
+//
+// The bodies are the kubelet's own: the summary is written by the
+// kubelet's stats handler and /metrics/resource by its resource collector
+// (k8s.io/kubernetes pkg/kubelet), both over the fleet's samples in the
+// kubelet's stats types (stats.go, formats.go). Config.FastResource swaps
+// in a writer held byte for byte to the collector, for benchmarks.
+//
+// Magnitudes are real: every third node is a machine of 24 to 96 cores
+// with 40 to 400 GiB in use (shape.go); containers start at sub-second
+// instants; samples carry the precision each format has (milliseconds in
+// /metrics/resource, whole seconds in the summary). A node named
+// Prefix-host, when Config.Host is set, reports this machine's capacity
+// and usage read with cAdvisor.
 //
 // Usage follows a load model a test controls: the annotation
-// fleet.kubemetrics.io/usage on a pod ("cpu=250m,memory=64Mi", per
-// container). Faults per node (slow, 500, 404 on one endpoint, garbage,
-// wrong TLS name) are set with SetMode.
+// fleet.kubemetrics.io/usage on a pod ("cpu=250m,memory=18Gi", per
+// container). Faults per node (faults.go): SetMode (slow, hang, 500, 404
+// on one endpoint, garbage, wrong TLS name), SetDelay, SetFlap,
+// SetClockSkew; DeleteNode and AddNode take a node away and bring it back
+// under its name at a new address.
 package fleet

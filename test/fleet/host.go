@@ -55,5 +55,19 @@ func (h *HostStats) Read() (cpu uint64, workingSet uint64, at time.Time, err err
 	return s.Cpu.Usage.Total, s.Memory.WorkingSet, s.Timestamp, nil
 }
 
+// Machine returns this machine's capacity as cAdvisor reads it and a
+// kubelet reports it: logical CPUs and memory in bytes (cgroup v1 or v2
+// alike: both come from /proc and sysfs, not from a cgroup).
+func (h *HostStats) Machine() (cores int, memory uint64, err error) {
+	mi, err := h.m.GetMachineInfo()
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading this machine's capacity with cAdvisor: %w", err)
+	}
+	if mi.NumCores <= 0 || mi.MemoryCapacity == 0 {
+		return 0, 0, fmt.Errorf("cAdvisor reads %d cores and %d bytes of memory: not a machine; check /proc/cpuinfo and /proc/meminfo", mi.NumCores, mi.MemoryCapacity)
+	}
+	return mi.NumCores, mi.MemoryCapacity, nil
+}
+
 // Stop ends the cAdvisor manager.
 func (h *HostStats) Stop() { _ = h.m.Stop() }

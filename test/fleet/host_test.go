@@ -1,6 +1,9 @@
 package fleet
 
 import (
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -44,5 +47,47 @@ func TestHostStatsReadsThisMachine(t *testing.T) {
 	}
 	if !at2.After(at1) || cpu2 <= cpu1 {
 		t.Errorf("no newer sample with more CPU: %v %d then %v %d", at1, cpu1, at2, cpu2)
+	}
+}
+
+// TestHostMachineIsThisMachine checks the host node's capacity against
+// /proc: the logical CPUs of /proc/cpuinfo and MemTotal of /proc/meminfo,
+// as a kubelet's cAdvisor reads them (cgroup v1 or v2 alike).
+func TestHostMachineIsThisMachine(t *testing.T) {
+	h, err := NewHostStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Stop()
+	cores, memory, err := h.Machine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpuinfo, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCores := 0
+	for l := range strings.Lines(string(cpuinfo)) {
+		if strings.HasPrefix(l, "processor") {
+			wantCores++
+		}
+	}
+	meminfo, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantMem uint64
+	for l := range strings.Lines(string(meminfo)) {
+		if rest, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantMem = kb << 10
+		}
+	}
+	if cores != wantCores || memory != wantMem {
+		t.Errorf("cAdvisor: %d cores, %d bytes; /proc: %d cores, %d bytes", cores, memory, wantCores, wantMem)
 	}
 }

@@ -26,52 +26,74 @@ func (f *Fleet) serveKubelets(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	wrongCert := tls.Certificate{Certificate: [][]byte{wrong.Cert.Raw}, PrivateKey: wrong.Key}
+	f.wrongCert = &tls.Certificate{Certificate: [][]byte{wrong.Cert.Raw}, PrivateKey: wrong.Key}
 	for _, n := range f.nodes {
-		kp, err := f.cfg.KubeletCA.Issue(pki.Request{CommonName: n.name, DNSNames: []string{n.name}, IPs: []net.IP{n.ip}, Server: true})
-		if err != nil {
+		if err := f.serveNode(ctx, n); err != nil {
 			return err
 		}
-		cert := tls.Certificate{Certificate: [][]byte{kp.Cert.Raw}, PrivateKey: kp.Key}
-		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			n.mu.Lock()
-			m := n.mode
-			n.mu.Unlock()
-			if m == ModeWrongTLSName {
-				return &wrongCert, nil
-			}
-			return &cert, nil
-		}}
-		lis, err := net.Listen("tcp", net.JoinHostPort(n.ip.String(), strconv.Itoa(f.cfg.Port)))
-		if err != nil {
-			return fmt.Errorf("node %s: listening on %s: %w", n.name, n.ip, err)
-		}
-		n.lis = lis
-		srv := &http.Server{Handler: f.handler(n), TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second,
-			ConnState: func(c net.Conn, st http.ConnState) {
-				n.mu.Lock()
-				defer n.mu.Unlock()
-				if n.conns == nil {
-					n.conns = map[net.Conn]struct{}{}
-				}
-				switch st {
-				case http.StateNew:
-					n.conns[c] = struct{}{}
-				case http.StateClosed, http.StateHijacked:
-					delete(n.conns, c)
-				}
-			}}
-		go func() { _ = srv.ServeTLS(lis, "", "") }()
-		go func() {
-			<-ctx.Done()
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		}()
 	}
 	return nil
 }
 
+// serveNode starts node n's kubelet on its current address with a serving
+// certificate for it; it stops when ctx ends or the node is deleted.
+func (f *Fleet) serveNode(ctx context.Context, n *node) error {
+	ip := n.addr()
+	kp, err := f.cfg.KubeletCA.Issue(pki.Request{CommonName: n.name, DNSNames: []string{n.name}, IPs: []net.IP{ip}, Server: true})
+	if err != nil {
+		return fmt.Errorf("node %s: issuing its serving certificate: %w", n.name, err)
+	}
+	cert := tls.Certificate{Certificate: [][]byte{kp.Cert.Raw}, PrivateKey: kp.Key}
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		n.mu.Lock()
+		m := n.mode
+		n.mu.Unlock()
+		if m == ModeWrongTLSName {
+			return f.wrongCert, nil
+		}
+		return &cert, nil
+	}}
+	lis, err := net.Listen("tcp", net.JoinHostPort(ip.String(), strconv.Itoa(f.cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("node %s: listening on %s: %w", n.name, ip, err)
+	}
+	srv := &http.Server{Handler: f.handler(n), TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second,
+		ConnState: func(c net.Conn, st http.ConnState) {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			if n.conns == nil {
+				n.conns = map[net.Conn]struct{}{}
+			}
+			switch st {
+			case http.StateNew:
+				n.conns[c] = struct{}{}
+			case http.StateClosed, http.StateHijacked:
+				delete(n.conns, c)
+			}
+		}}
+	n.mu.Lock()
+	n.srv = srv
+	n.mu.Unlock()
+	go func() { _ = srv.ServeTLS(lis, "", "") }()
+	go func() {
+		<-ctx.Done()
+		stopServer(srv)
+	}()
+	return nil
+}
+
+// stopServer shuts a kubelet down, waiting briefly for answers in flight,
+// then closes what is left (hanging requests included).
+func stopServer(srv *http.Server) {
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+}
+
+// handler is node n's kubelet: request recording, webhook authentication
+// and authorization, the node's faults, then the kubelet's own handlers.
 func (f *Fleet) handler(n *node) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if f.recording.Load() {
@@ -80,7 +102,6 @@ func (f *Fleet) handler(n *node) http.Handler {
 		}
 		n.mu.Lock()
 		n.hits[r.URL.Path]++
-		mode := n.mode
 		n.mu.Unlock()
 		var sub string
 		switch r.URL.Path {
@@ -98,38 +119,18 @@ func (f *Fleet) handler(n *node) http.Handler {
 				return
 			}
 		}
-		switch {
-		case mode == ModeSlow:
-			select {
-			case <-time.After(30 * time.Second):
-			case <-r.Context().Done():
-				return
-			}
-		case mode == ModeError500, mode == ModeSummary500 && sub == "stats":
-			http.Error(w, `failed to get imageFs stats: "unable to find data in memory cache"`, http.StatusInternalServerError)
-			return
-		case mode == ModeResource500 && sub == "metrics":
-			http.Error(w, "simulated internal error", http.StatusInternalServerError)
-			return
-		case mode == ModeSummaryOnly && sub == "metrics", mode == ModeResourceOnly && sub == "stats":
-			http.NotFound(w, r)
-			return
-		case mode == ModeGarbage:
-			_, _ = w.Write([]byte("<html><body>502 Bad Gateway</body></html>\x00\xff"))
+		if f.fault(w, r, n, sub) {
 			return
 		}
-		now := time.Now()
 		if sub == "stats" {
-			if r.URL.Query().Get("only_cpu_and_memory") != "true" {
-				http.Error(w, "this simulated kubelet serves only the only_cpu_and_memory=true summary", http.StatusBadRequest)
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write(n.summary(now))
+			f.stats.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), nodeKey{}, n)))
 			return
 		}
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		writeMaybeGzip(w, r, n.resource(now))
+		if f.cfg.FastResource {
+			serveFastResource(w, r, n.sample(time.Now()), f.processStart)
+			return
+		}
+		n.resource.ServeHTTP(w, r)
 	})
 }
 

@@ -21,7 +21,7 @@ const (
 	FleetLabel = "fleet.kubemetrics.io/simulated"
 )
 
-// forEach runs fn for every node with bounded parallelism and returns the
+// forEach runs fn for every node (but deleted ones) with bounded parallelism and returns the
 // first error.
 func (f *Fleet) forEach(ctx context.Context, fn func(context.Context, *node) error) error {
 	sem := make(chan struct{}, f.cfg.Parallelism)
@@ -31,6 +31,12 @@ func (f *Fleet) forEach(ctx context.Context, fn func(context.Context, *node) err
 	for _, n := range f.nodes {
 		if ctx.Err() != nil {
 			break
+		}
+		n.mu.Lock()
+		deleted := n.deleted
+		n.mu.Unlock()
+		if deleted {
+			continue
 		}
 		sem <- struct{}{}
 		wg.Go(func() {
@@ -77,14 +83,10 @@ func (f *Fleet) registerNode(ctx context.Context, n *node) error {
 		return fmt.Errorf("registering node %s: %w", n.name, err)
 	}
 	now := metav1.Now()
-	capacity := corev1.ResourceList{
-		corev1.ResourceCPU:    resource.MustParse("8"),
-		corev1.ResourceMemory: resource.MustParse("32Gi"),
-		corev1.ResourcePods:   resource.MustParse("110"),
-	}
+	ip := n.addr()
 	created.Status = corev1.NodeStatus{
-		Capacity:    capacity,
-		Allocatable: capacity,
+		Capacity:    capacity(n.shape, 0),
+		Allocatable: capacity(n.shape, evictionReserve),
 		Phase:       corev1.NodeRunning,
 		Conditions: []corev1.NodeCondition{
 			{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", Message: "simulated kubelet is posting ready status", LastHeartbeatTime: now, LastTransitionTime: now},
@@ -93,7 +95,7 @@ func (f *Fleet) registerNode(ctx context.Context, n *node) error {
 			{Type: corev1.NodePIDPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasSufficientPID", LastHeartbeatTime: now, LastTransitionTime: now},
 		},
 		Addresses: []corev1.NodeAddress{
-			{Type: corev1.NodeInternalIP, Address: n.ip.String()},
+			{Type: corev1.NodeInternalIP, Address: ip.String()},
 			{Type: corev1.NodeHostName, Address: n.name},
 		},
 		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(f.cfg.Port)}},
@@ -124,6 +126,16 @@ func (f *Fleet) registerNode(ctx context.Context, n *node) error {
 		return nil
 	}
 	return f.renewLease(ctx, n)
+}
+
+// capacity is a node's resources, less reserve bytes of memory: its
+// capacity with none, its allocatable with the kubelet's eviction reserve.
+func capacity(s NodeShape, reserve int64) corev1.ResourceList {
+	return corev1.ResourceList{
+		corev1.ResourceCPU:    *resource.NewQuantity(s.Cores, resource.DecimalSI),
+		corev1.ResourceMemory: *resource.NewQuantity(s.Memory-reserve, resource.BinarySI),
+		corev1.ResourcePods:   *resource.NewQuantity(110, resource.DecimalSI),
+	}
 }
 
 func (f *Fleet) renewLease(ctx context.Context, n *node) error {

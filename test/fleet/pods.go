@@ -113,8 +113,9 @@ func (f *Fleet) syncPod(ctx context.Context, idx cache.Indexer, key string) erro
 			start = p.Status.StartTime.Time
 		}
 		state = &pod{namespace: p.Namespace, name: p.Name, uid: string(p.UID), node: n.name, start: start}
-		for _, c := range p.Spec.Containers {
-			state.containers = append(state.containers, container{name: c.Name, cpu: newCounter(start, u)})
+		for j, c := range p.Spec.Containers {
+			cs := containerStart(start, p.UID, j)
+			state.containers = append(state.containers, container{name: c.Name, start: cs, cpu: newCounter(cs, u)})
 		}
 		f.pods[key] = state
 	}
@@ -130,6 +131,7 @@ func (f *Fleet) syncPod(ctx context.Context, idx cache.Indexer, key string) erro
 	} else {
 		n.mu.Lock()
 		n.pods[key] = state
+		n.cached = nil
 		n.mu.Unlock()
 	}
 	if p.Status.Phase == corev1.PodRunning {
@@ -152,6 +154,7 @@ func (f *Fleet) forgetPod(key string) {
 	if n, ok := f.byName[p.node]; ok {
 		n.mu.Lock()
 		delete(n.pods, key)
+		n.cached = nil
 		n.mu.Unlock()
 	}
 }
@@ -160,7 +163,7 @@ func (f *Fleet) forgetPod(key string) {
 // runs and is ready.
 func (f *Fleet) markRunning(ctx context.Context, p *corev1.Pod, n *node, state *pod) error {
 	p = p.DeepCopy()
-	p.Status = RunningStatus(p, n.ip.String(), metav1.NewTime(state.start))
+	p.Status = RunningStatus(p, n.addr().String(), metav1.NewTime(state.start))
 	_, err := f.cfg.Client.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
@@ -169,7 +172,8 @@ func (f *Fleet) markRunning(ctx context.Context, p *corev1.Pod, n *node, state *
 }
 
 // RunningStatus is the status a kubelet on the node at nodeIP reports for
-// pod once every container runs and is ready since start; what it does not
+// pod started at start once every container runs (each from its
+// containerStart) and is ready; what it does not
 // set (the QoS class the apiserver chose, ...) stays as it was.
 func RunningStatus(pod *corev1.Pod, nodeIP string, start metav1.Time) corev1.PodStatus {
 	ip := PodIP(pod.UID)
@@ -178,31 +182,49 @@ func RunningStatus(pod *corev1.Pod, nodeIP string, start metav1.Time) corev1.Pod
 	st.HostIP, st.HostIPs = nodeIP, []corev1.HostIP{{IP: nodeIP}}
 	st.PodIP, st.PodIPs = ip, []corev1.PodIP{{IP: ip}}
 	st.StartTime = &start
-	st.Conditions = []corev1.PodCondition{
-		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: start},
-		{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: start},
-		{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: start},
-		{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: start},
-	}
 	st.ContainerStatuses = nil
+	ready := start
 	for i, c := range pod.Spec.Containers {
 		started := true
+		at := metav1.NewTime(containerStart(start.Time, pod.UID, i))
+		ready = at
 		st.ContainerStatuses = append(st.ContainerStatuses, corev1.ContainerStatus{
 			Name: c.Name, Image: c.Image, ImageID: "simulated://" + c.Image,
 			ContainerID: fmt.Sprintf("simulated://%s-%d", pod.UID, i),
 			Ready:       true, Started: &started,
-			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: start}},
+			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: at}},
 		})
 	}
+	st.Conditions = []corev1.PodCondition{
+		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: start},
+		{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: start},
+		{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: ready},
+		{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: ready},
+	}
 	return st
+}
+
+// containerStart is when container j of a pod whose sandbox started at
+// podStart started: 0.2 to 1.2 s later, at microsecond precision, as a
+// runtime pulls and starts containers one after another. The kubelet
+// prints it to the nanosecond in /metrics/resource and to the second in
+// /stats/summary.
+func containerStart(podStart time.Time, uid types.UID, j int) time.Time {
+	h := fnv32(uid) + uint32(j)*7_919
+	return podStart.Add(200*time.Millisecond + time.Duration(j)*150*time.Millisecond + time.Duration(h%850_000)*time.Microsecond)
+}
+
+func fnv32(uid types.UID) uint32 {
+	var h uint32 = 2166136261
+	for i := 0; i < len(uid); i++ {
+		h = (h ^ uint32(uid[i])) * 16777619
+	}
+	return h
 }
 
 // PodIP derives a loopback pod IP from the pod's UID: it is only a status
 // field, nothing is sent to it.
 func PodIP(uid types.UID) string {
-	var h uint32 = 2166136261
-	for i := 0; i < len(uid); i++ {
-		h = (h ^ uint32(uid[i])) * 16777619
-	}
+	h := fnv32(uid)
 	return fmt.Sprintf("127.2.%d.%d", byte(h>>8), byte(h)|1)
 }

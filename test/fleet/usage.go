@@ -81,11 +81,12 @@ func (c *counter) set(now time.Time, u usage) {
 	c.milliCPU, c.memory = u.milliCPU, u.memory
 }
 
-// read returns the cumulative CPU (ns) at t and the working set.
-func (c *counter) read(t time.Time) (uint64, int64) {
+// read returns the cumulative CPU at t in nanoseconds, the current rate
+// in nanocores and the working set in bytes.
+func (c *counter) read(t time.Time) (cpu, nanoCores uint64, memory int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.at(t), c.memory
+	return c.at(t), uint64(c.milliCPU) * 1_000_000, c.memory
 }
 
 func (c *counter) at(t time.Time) uint64 {
