@@ -202,13 +202,14 @@ func TestKubectlTopNodes(t *testing.T) {
 	}
 }
 
-// nodeUsage is what each fleet node should show: its own 150m and 512Mi
-// plus the usage its running pods' annotations ask for.
+// nodeUsage is what each fleet node should show: its own usage (its
+// shape's, tens of GiB on the large nodes) plus the usage its running
+// pods' annotations ask for.
 func nodeUsage(ctx context.Context) (map[string][2]int64, error) {
 	want := map[string][2]int64{}
 	for _, name := range sim.NodeNames() {
-		if name != hostNode {
-			want[name] = [2]int64{150, 512}
+		if shape, ok := sim.NodeShape(name); ok && name != hostNode {
+			want[name] = [2]int64{shape.SystemMilliCPU, shape.SystemMemory >> 20}
 		}
 	}
 	all, err := client.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
@@ -325,4 +326,16 @@ func TestHostNodeIsReal(t *testing.T) {
 		}
 		return nil
 	})
+	// Its capacity is this machine's, so kubectl's percentages are true.
+	cores, memory, err := host.Machine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := client.CoreV1().Nodes().Get(ctx, hostNode, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := node.Status.Capacity; c.Cpu().Value() != int64(cores) || c.Memory().Value() != int64(memory) {
+		t.Errorf("host node capacity %v CPU, %v memory; this machine has %d cores and %d bytes", c.Cpu(), c.Memory(), cores, memory)
+	}
 }
