@@ -38,17 +38,9 @@ func (s *Scraper) withDeadline(ctx context.Context, at time.Time) (context.Conte
 	}
 }
 
-// withCancelCause is context.WithCancelCause for a context under a
-// deadline on the scraper's clock: when that deadline ends it, its Err is
-// context.DeadlineExceeded, as under a real deadline.
-func withCancelCause(ctx context.Context) (context.Context, context.CancelCauseFunc) {
-	inner, cancel := context.WithCancelCause(ctx)
-	return clockCtx{inner}, cancel
-}
-
-// clockCtx is a context ended by a fake clock's timer (or a child of
-// one): its Err reports the deadline like a real deadline's context,
-// where the cancellation it is built on would say context.Canceled.
+// clockCtx is a context ended by a fake clock's timer: its Err reports the
+// deadline like a real deadline's context, where the cancellation it is
+// built on would say context.Canceled.
 type clockCtx struct {
 	context.Context
 }

@@ -2,6 +2,7 @@ package scraper
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,16 +86,27 @@ func (s *Scraper) scrapePlanned(ctx context.Context, p plan) Result {
 	var wg sync.WaitGroup
 	// Fast workers borrow for slow nodes once the fast queue is empty:
 	// every fast node of the cycle then has a worker of its own.
-	for range min(s.cfg.Parallelism, len(fast)+len(slow)) {
+	slots := make([]fastSlot, min(s.cfg.Parallelism, len(fast)+len(slow)))
+	for i := range slots {
 		wg.Go(func() {
-			c.drainFast()
+			c.drainFast(&slots[i])
 			c.drainSlow()
 		})
 	}
 	for range min(s.cfg.SlowParallelism, len(slow)) {
 		wg.Go(c.drainSlow)
 	}
+	watchDone := make(chan struct{})
+	workersDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		if len(fast) > 0 {
+			c.watch(slots, workersDone)
+		}
+	}()
 	wg.Wait()
+	close(workersDone)
+	<-watchDone
 	// Slow nodes no slot could start with a full timeout left wait for
 	// the next cycle, ahead of those tried in this one.
 	for _, j := range c.slow.rest() {
@@ -119,10 +131,11 @@ func (s *Scraper) scrapePlanned(ctx context.Context, p plan) Result {
 	}
 }
 
-// drainFast scrapes fast nodes, each at its offset, until none is left.
-// A node whose offset passes while every worker is busy starts late;
-// one not started before the cycle's end is skipped.
-func (c *cycle) drainFast() {
+// drainFast scrapes fast nodes, each at its offset, until none is left,
+// with its request in sl for the watchdog. A node whose offset passes
+// while every worker is busy starts late; one not started before the
+// cycle's end is skipped.
+func (c *cycle) drainFast(sl *fastSlot) {
 	for {
 		j, ok := c.fast.pop()
 		if !ok {
@@ -136,7 +149,7 @@ func (c *cycle) drainFast() {
 			case <-t.C():
 			}
 		}
-		c.run(j, true)
+		c.run(j, sl)
 	}
 }
 
@@ -148,16 +161,15 @@ func (c *cycle) drainSlow() {
 			return
 		}
 		c.s.tried(j)
-		c.run(j, false)
+		c.run(j, nil)
 	}
 }
 
 // run scrapes one node now, or records it skipped when the cycle is over;
-// a node deleted since the cycle began is left alone.
-// A fast node's request still unanswered after half the timeout while
-// other fast nodes wait for a slot is given up: the node is slow, and the
-// slow lane tries it with the full timeout from the next cycle on.
-func (c *cycle) run(j job, fast bool) {
+// a node deleted since the cycle began is left alone. A fast node's
+// request runs in sl, where the watchdog may give it up; a slow node's
+// (sl nil) has its full timeout.
+func (c *cycle) run(j job, sl *fastSlot) {
 	if c.s.deleted(j) {
 		return
 	}
@@ -169,27 +181,19 @@ func (c *cycle) run(j job, fast bool) {
 	s := c.s
 	began := s.clock.Now()
 	reqCtx, cancel := s.withDeadline(c.ctx, began.Add(s.cfg.Timeout))
-	var demoted atomic.Bool
-	if fast && c.fast.waiting() {
-		var demote context.CancelCauseFunc
-		reqCtx, demote = withCancelCause(reqCtx)
-		// A fake clock runs this with its lock held: no clock calls.
-		t := s.clock.AfterFunc(s.cfg.Timeout/2, func() {
-			if c.fast.waiting() {
-				demoted.Store(true)
-				demote(errSlow)
-			}
-		})
-		defer t.Stop()
+	if sl != nil {
+		sl.begin(began, cancel)
 	}
 	batch, err := s.client.GetMetrics(reqCtx, j.node)
 	held := s.clock.Since(began)
+	demoted := sl != nil && sl.end()
 	cancel()
 	a := attempt{began: began, held: held, batch: batch, err: err}
 	if err != nil {
 		switch {
-		case demoted.Load():
+		case demoted:
 			a.demoted = true
+			a.err = fmt.Errorf("no answer within half the %v timeout while other nodes waited for the slot, tried with the full timeout from the next cycle on: %w", s.cfg.Timeout, err)
 		case c.ctx.Err() != nil && held < s.cfg.Timeout:
 			// The cycle's end (or shutdown) cut it short: that says
 			// nothing about the node.
@@ -207,5 +211,75 @@ func (c *cycle) run(j job, fast bool) {
 	}
 	if batch != nil && s.recycler != nil {
 		s.recycler.Recycle(batch)
+	}
+}
+
+// fastSlot is a fast worker's request in flight, seen by the watchdog.
+type fastSlot struct {
+	mu sync.Mutex
+	// began is when the request started; cancel ends it, nil when the
+	// slot is idle.
+	began  time.Time
+	cancel context.CancelFunc
+	// demoted: the watchdog gave the request up.
+	demoted bool
+}
+
+func (sl *fastSlot) begin(began time.Time, cancel context.CancelFunc) {
+	sl.mu.Lock()
+	sl.began, sl.cancel, sl.demoted = began, cancel, false
+	sl.mu.Unlock()
+}
+
+// end empties the slot and reports whether the watchdog gave its request
+// up.
+func (sl *fastSlot) end() (demoted bool) {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	sl.cancel = nil
+	return sl.demoted
+}
+
+// demoteIfBegunBy gives up the slot's request if it began at cutoff or
+// before.
+func (sl *fastSlot) demoteIfBegunBy(cutoff time.Time) {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	if sl.cancel != nil && !sl.began.After(cutoff) {
+		sl.demoted = true
+		sl.cancel()
+		sl.cancel = nil
+	}
+}
+
+// watchEvery is how often, in parts of the timeout, the watchdog looks at
+// the fast slots: a request is given up between half the timeout and a
+// twentieth more.
+const watchEvery = 20
+
+// watch gives up the fast requests that have held their slot for half the
+// timeout while fast nodes wait for one: such a node is slow, and the slow
+// lane tries it with the full timeout from the next cycle on. It returns
+// once no fast node waits, the workers are done or the cycle ends. One
+// watchdog a cycle, rather than a timer a request, keeps a request's cost
+// what it was without lanes.
+func (c *cycle) watch(slots []fastSlot, workersDone <-chan struct{}) {
+	t := c.s.clock.NewTicker(max(c.s.cfg.Timeout/watchEvery, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-workersDone:
+			return
+		case <-t.C():
+		}
+		if !c.fast.waiting() {
+			return
+		}
+		cutoff := c.s.clock.Now().Add(-c.s.cfg.Timeout / 2)
+		for i := range slots {
+			slots[i].demoteIfBegunBy(cutoff)
+		}
 	}
 }

@@ -51,6 +51,7 @@ func (s *Scraper) admit(nodes []*corev1.Node, p plan) (fast, slow []job) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cycles++
+	fast = make([]job, 0, len(nodes))
 	for _, n := range nodes {
 		if _, gone := s.forgotten[n.Name]; gone {
 			continue
@@ -127,9 +128,6 @@ const (
 	// outcomeDropped: the node was deleted; nothing was recorded.
 	outcomeDropped
 )
-
-// errSlow ends a fast node's request given up after half the timeout.
-var errSlow = errors.New("no answer within half the request timeout while other nodes waited for the slot; the node is tried with the full timeout from the next cycle on")
 
 // errNotStarted is the error of a node skipped before its request.
 var errNotStarted = errors.New("no request slot was free before the cycle ended; the node goes first in the next cycle")
