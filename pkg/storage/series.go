@@ -79,9 +79,11 @@ func (s *series) add(p points.Point, now arrival, tolerance int64) {
 	if p.Timestamp == s.time {
 		return
 	}
-	advanced := p.Timestamp - s.time
 	waited := (int64(now) - int64(s.arrived)) * int64(time.Second)
-	if advanced-waited > tolerance || waited-advanced > tolerance {
+	// In floating point: garbage times near the ends of int64 would
+	// overflow a difference of differences; 30 s against 2^63 ns keeps
+	// ample precision.
+	if math.Abs(float64(p.Timestamp)-float64(s.time)-float64(waited)) > float64(tolerance) {
 		if s.jumps < maxJumps {
 			s.jumps++
 			return
@@ -90,7 +92,7 @@ func (s *series) add(p points.Point, now arrival, tolerance int64) {
 		s.setLatest(p, now)
 		return
 	}
-	if advanced < 0 {
+	if p.Timestamp < s.time {
 		return
 	}
 	restarted := p.StartTime > s.time && p.StartTime <= p.Timestamp

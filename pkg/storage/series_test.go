@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"math"
 	"testing"
 	"time"
 	"unsafe"
@@ -251,7 +252,7 @@ func TestSeriesRestartRule(t *testing.T) {
 func TestSeriesClock(t *testing.T) {
 	const gib = 1 << 30
 	type step struct {
-		sample  float64 // the kubelet's sample time, seconds after epoch
+		sample  float64 // the kubelet's sample time, seconds after epoch; ±Inf: the ends of int64
 		arrived arrival // when the store got it, seconds after epoch
 		cpu     float64 // cumulative CPU seconds
 	}
@@ -301,6 +302,11 @@ func TestSeriesClock(t *testing.T) {
 			want:  &usage{nanoCores: 2e9, memory: 18 * gib, timestamp: at(45), window: 15 * sec},
 		},
 		{
+			name:  "points at the ends of int64 are ignored like any jump",
+			steps: []step{{0, 1, 100}, {15, 16, 130}, {math.Inf(1), 31, 160}, {45, 46, 190}, {math.Inf(-1), 61, 220}, {75, 76, 250}},
+			want:  &usage{nanoCores: 2e9, memory: 18 * gib, timestamp: at(75), window: 30 * sec},
+		},
+		{
 			name:  "an older point within tolerance came out of order: ignored",
 			steps: []step{{0, 1, 100}, {15, 16, 130}, {14, 31, 128}},
 			want:  &usage{nanoCores: 2e9, memory: 18 * gib, timestamp: at(15), window: 15 * sec},
@@ -311,6 +317,12 @@ func TestSeriesClock(t *testing.T) {
 			var s series
 			for _, st := range tt.steps {
 				p := points.Point{Timestamp: at(st.sample), StartTime: at(-7200), CPU: uint64(st.cpu * 1e9), Memory: 18 * gib, Has: points.HasCPU | points.HasMemory}
+				switch {
+				case math.IsInf(st.sample, 1):
+					p.Timestamp = math.MaxInt64
+				case math.IsInf(st.sample, -1):
+					p.Timestamp = math.MinInt64 + 1
+				}
 				s.add(p, st.arrived, int64(DefaultClockTolerance))
 			}
 			got, ok := s.usage(epoch)
