@@ -95,7 +95,7 @@ func benchPod(ni, p int, node string, containers int) *corev1.Pod {
 		ObjectMeta: metav1.ObjectMeta{
 			Name: fmt.Sprintf("pod-%05d-%02d", ni, p), Namespace: "default",
 			Labels:      map[string]string{"bench": "fleet", "app": fmt.Sprintf("app-%d", p)},
-			Annotations: map[string]string{fleet.UsageAnnotation: "cpu=50m,memory=64Mi"},
+			Annotations: map[string]string{fleet.UsageAnnotation: benchUsage(ni, p)},
 		},
 		Spec: corev1.PodSpec{
 			NodeName: node, RestartPolicy: corev1.RestartPolicyAlways, DNSPolicy: corev1.DNSClusterFirst,
@@ -111,6 +111,22 @@ func benchPod(ni, p int, node string, containers int) *corev1.Pod {
 		})
 	}
 	return pod
+}
+
+// benchUsage is the per-container load of pod p of node ni: on the large
+// machines the fleet makes every third node (fleet.IsLarge), pod 0 is a
+// database of 18 GiB a container and pod 1 a JVM of 6 GiB; every other
+// pod is a small service.
+func benchUsage(ni, p int) string {
+	if fleet.IsLarge(ni) {
+		switch p {
+		case 0:
+			return "cpu=2500m,memory=18Gi"
+		case 1:
+			return "cpu=800m,memory=6Gi"
+		}
+	}
+	return "cpu=50m,memory=64Mi"
 }
 
 // runningBenchPod is benchPod as stored after its kubelet reported it

@@ -93,7 +93,7 @@ func run() error {
 		return err
 	}
 	fcfg := fleet.Config{Client: client, Nodes: *nodes, Prefix: "bench", KubeletCA: ca, AddressBase: *addressBase,
-		Authenticate: true, Parallelism: 96, NoLeases: true, Logf: logf}
+		Authenticate: true, Parallelism: 96, NoLeases: true, FastResource: true, Logf: logf}
 	fl, err := fleet.New(fcfg)
 	if err != nil {
 		return err
