@@ -24,9 +24,11 @@ import (
 // stats types, keys matched case-insensitively, with these differences:
 // fields it does not use are checked as JSON only, not for their types; a
 // key it uses may appear once per object; names, pods and containers are
-// bounded (bounds.go); times must lie in years 1970 to 2200; a container
-// of a named pod must have a name. A pod without name or namespace is
-// skipped; anything else malformed fails the whole node.
+// bounded (bounds.go); times are at most 64 bytes of RFC 3339 and must
+// lie in years 1970 to 2200; nesting is bounded at 10,000 levels, as in
+// encoding/json; a container of a named pod must have a name. A pod
+// without name or namespace is skipped; anything else malformed fails the
+// whole node. FuzzDecodeSummary holds it to encoding/json.
 func DecodeSummary(r io.Reader, node string, now time.Time) (*points.Batch, error) {
 	d := summaryDecoders.Get().(*summaryDecoder)
 	defer d.release()
