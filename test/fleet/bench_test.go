@@ -2,8 +2,8 @@ package fleet
 
 import (
 	"net/http"
-	"syscall"
 	"net/http/httptest"
+	"syscall"
 	"testing"
 	"time"
 )
