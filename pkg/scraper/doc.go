@@ -6,10 +6,12 @@
 // Nodes are scraped in two lanes so that nodes which do not answer never
 // cost the others their scrape. A node is slow when its last request that
 // ran its course held its slot for half the timeout or more (a node that
-// never answers holds it for the whole timeout); the others, and nodes not
-// tried yet, are fast. Fast nodes have Config.Parallelism slots: each starts
+// never answers holds it until its timeout or until it is given up); the
+// others, and nodes not tried yet, are fast. Fast nodes have Config.Parallelism slots: each starts
 // at its phase, and a fast node that was not scraped in a cycle (no slot
-// came free in time) starts first in the next. Slow nodes have
+// came free in time) starts first in the next; a fast request unanswered
+// after half the timeout while other fast nodes wait for a slot is given
+// up (ReasonSlow) and the node becomes slow. Slow nodes have
 // Config.SlowParallelism slots of their own, plus any fast slot left idle
 // once every fast node of the cycle has started; they are taken least
 // recently tried first, and only while a full timeout is left in the cycle.

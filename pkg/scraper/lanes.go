@@ -19,7 +19,8 @@ type nodeState struct {
 	// failure's reason: it says nothing new about the node.
 	failing string
 	// slow puts the node in the slow lane: its last request that ran its
-	// course held its slot for at least half the timeout.
+	// course (or was cut short by the cycle's end after half the timeout)
+	// held its slot for at least half the timeout.
 	slow bool
 	// overdue: the node was not scraped in the last cycle that tried
 	// (skipped, or cut short by the cycle's end); it starts first in the
@@ -178,11 +179,13 @@ func (s *Scraper) land(j job, a attempt) outcome {
 			st.failing = reason
 		}
 	}
-	if a.skipped || a.cut {
+	// A request cut short before half the timeout says nothing of the
+	// node's speed; one cut later has held its slot long enough.
+	if slowAfter := s.cfg.Timeout / 2; a.skipped || (a.cut && a.held < slowAfter) {
 		st.overdue = true
 	} else {
-		st.overdue = false
-		st.slow = a.held >= s.cfg.Timeout/2
+		st.overdue = a.cut
+		st.slow = a.held >= slowAfter
 	}
 	failing, slow := st.failing, st.slow
 	s.mu.Unlock()
