@@ -375,3 +375,30 @@ func TestWarmAfterTwoCycles(t *testing.T) {
 		})
 	}
 }
+
+// TestStartupCycleWaitsForSlowAnswers: the start-up cycle gives no fast
+// request up at half the timeout (its first TLS handshakes may all be
+// slow, and it has several resolutions): a node answering in 7s with
+// others waiting behind it is scraped in it.
+func TestStartupCycleWaitsForSlowAnswers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		names := []string{"sluggish", "node-1", "node-2", "node-3"}
+		clk := clocktesting.NewFakeClock(epoch)
+		client := newClockClient(clk, 40*time.Millisecond, nil)
+		client.latencyOf = map[string]time.Duration{"sluggish": 7 * time.Second}
+		sink := newCycleSink(clk)
+		s := New(Config{Resolution: 15 * time.Second, Timeout: 10 * time.Second, Parallelism: 1, FollowUp: 2 * time.Second},
+			nodes(names...), client, sink, nil, clk)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go s.Run(ctx)
+		stepper{clk}.advance(8*time.Second, 20*time.Millisecond)
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		for _, n := range names {
+			if got := sink.stored[n]; len(got) == 0 || got[0] != 0 {
+				t.Errorf("%s stored in cycles %v, want the start-up cycle first", n, got)
+			}
+		}
+	})
+}

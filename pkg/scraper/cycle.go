@@ -22,6 +22,11 @@ type plan struct {
 	offset func(node string) time.Duration
 	// done, when set, is told of each node scraped successfully and when.
 	done func(node string, at time.Time)
+	// giveUp lets the watchdog give up fast requests after half the
+	// timeout while other fast nodes wait. Off in the start-up cycle: its
+	// first TLS handshakes may all be slow while thousands start at once,
+	// and it has several resolutions to wait for them.
+	giveUp bool
 }
 
 // job is one node to scrape in a cycle.
@@ -100,7 +105,7 @@ func (s *Scraper) scrapePlanned(ctx context.Context, p plan) Result {
 	workersDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
-		if len(fast) > 0 {
+		if p.giveUp && len(fast) > 0 {
 			c.watch(slots, workersDone)
 		}
 	}()

@@ -11,7 +11,7 @@
 // at its phase, and a fast node that was not scraped in a cycle (no slot
 // came free in time) starts first in the next; a fast request unanswered
 // after half the timeout while other fast nodes wait for a slot is given
-// up (ReasonSlow) and the node becomes slow. Slow nodes have
+// up (ReasonSlow; not in the start-up cycle) and the node becomes slow. Slow nodes have
 // Config.SlowParallelism slots of their own, plus any fast slot left idle
 // once every fast node of the cycle has started; they are taken least
 // recently tried first, and only while a full timeout is left in the cycle.

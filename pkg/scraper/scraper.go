@@ -138,6 +138,7 @@ func (s *Scraper) Run(ctx context.Context) {
 		followStart := s.clock.Now()
 		res = s.scrapePlanned(ctx, plan{
 			deadline: s.cfg.Resolution,
+			giveUp:   true,
 			offset: func(node string) time.Duration {
 				mu.Lock()
 				at, ok := firstDone[node]
@@ -209,6 +210,7 @@ func (s *Scraper) Scrape(ctx context.Context) Result {
 	return s.scrapePlanned(ctx, plan{
 		deadline: s.cfg.Resolution,
 		offset:   func(node string) time.Duration { return offset(node, spread) },
+		giveUp:   true,
 	})
 }
 
