@@ -138,7 +138,7 @@ func TestSummaryShapes(t *testing.T) {
 	}{
 		{"shop/web-7d9f8c6b5-x2k4p", []string{"nginx", "php-fpm"}, []points.Has{points.HasCPU | points.HasMemory, points.HasCPU | points.HasMemory}},
 		{"shop/api-0", []string{"istio-proxy", "api"}, []points.Has{points.HasCPU | points.HasMemory, points.HasCPU | points.HasMemory}},
-		{"shop/pg-0", []string{"postgres"}, []points.Has{points.HasCPU | points.HasMemory}},
+		{"db/pg-0", []string{"postgres"}, []points.Has{points.HasCPU | points.HasMemory}},
 		{"shop/migrate-28871234-abcde", []string{"migrate"}, []points.Has{0}},
 	}
 	for _, tt := range tests {
