@@ -45,11 +45,15 @@ func (f *Fleet) DeleteNode(ctx context.Context, nodeName string) error {
 // AddNode registers a node removed by DeleteNode again under the same
 // name, on a new loopback address (one no node of the fleet used) with a
 // serving certificate for it, as a machine that rejoins after a reinstall.
-// Its mode and faults are as before. It returns the new address.
+// Its mode and faults are as before. It returns the new address. Run
+// must have started.
 func (f *Fleet) AddNode(ctx context.Context, nodeName string) (net.IP, error) {
 	n, ok := f.byName[nodeName]
 	if !ok {
 		return nil, fmt.Errorf("no node %s in the fleet", nodeName)
+	}
+	if f.runCtx == nil {
+		return nil, fmt.Errorf("node %s: the fleet is not running; call Run first", nodeName)
 	}
 	f.mu.Lock()
 	ip := f.cfg.NodeIP(f.nextAddr)

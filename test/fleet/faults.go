@@ -39,6 +39,8 @@ const (
 // says, starting with a failing phase.
 type Flap struct {
 	// Fault is how the node answers while failing; ModeError500 if empty.
+	// Any mode but ModeWrongTLSName, which acts at the handshake, before
+	// a request says which scrape it belongs to.
 	Fault Mode
 	// Scrapes is how many scrapes each phase lasts (default 1: every
 	// other scrape fails). A scrape is the node's metrics requests that
