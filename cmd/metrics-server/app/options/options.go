@@ -124,12 +124,6 @@ func (o *Options) Validate() []error {
 	return errs
 }
 
-// ApplyLogging applies the logging flags to the process. Call it once,
-// after Validate passed.
-func (o *Options) ApplyLogging() error {
-	return logsapi.ValidateAndApply(o.Logging, nil)
-}
-
 // ServerConfig turns validated options into a server.Config: it connects to
 // the kube-apiserver, prepares serving certificates and delegated auth.
 func (o *Options) ServerConfig() (*server.Config, error) {
