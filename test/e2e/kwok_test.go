@@ -18,6 +18,17 @@ import (
 	"github.com/kubemetrics/metrics-server/test/localcluster"
 )
 
+// Kubernetes' own hollow kubelet (k8s.io/kubernetes/cmd/kubemark v1.37.2,
+// --morph=kubelet, fake runtime) is not a third implementation here. It
+// listens on 0.0.0.0 (pkg/kubemark sets the address, no flag changes it),
+// so it was tried in a private network namespace with the kube-apiserver
+// reached over a unix socket: it registers and turns Ready, but writes no
+// node address, serves port 10250 over plain HTTP (no TLS options), and its
+// fake cAdvisor reports no containers, so /stats/summary answers 500
+// ("failed to get root cgroup stats: failed to get cgroup stats for "/":
+// unexpected number of containers: 0") and /metrics/resource carries only
+// resource_scrape_error 1: nothing to scrape.
+
 // kwok serves every node it emulates on one loopback address, apart from
 // the fleet's nodes (127.1.x.y) and pods (127.2.x.y).
 var kwokIP = net.IPv4(127, 9, 0, 1)
