@@ -284,16 +284,19 @@ func (d *resourceDecoder) line(l []byte, unterminated bool) error {
 
 // checkNames bounds the names a container sample carries (bounds.go).
 func checkNames(l *sampleLabels) error {
-	for _, n := range []struct {
-		what  string
-		value []byte
-		limit int
-	}{{"namespace", l.namespace, maxNamespace}, {"pod", l.pod, maxPodName}, {"container", l.container, maxContainerName}} {
-		if len(n.value) > n.limit {
-			return fmt.Errorf("%s label %q is longer than %d bytes: not a Kubernetes name", n.what, truncate(n.value), n.limit)
-		}
+	switch {
+	case len(l.namespace) > maxNamespace:
+		return nameTooLong("namespace", l.namespace, maxNamespace)
+	case len(l.pod) > maxPodName:
+		return nameTooLong("pod", l.pod, maxPodName)
+	case len(l.container) > maxContainerName:
+		return nameTooLong("container", l.container, maxContainerName)
 	}
 	return nil
+}
+
+func nameTooLong(what string, value []byte, limit int) error {
+	return fmt.Errorf("%s label %q is longer than %d bytes: not a Kubernetes name", what, truncate(value), limit)
 }
 
 // The largest values a Point holds, as float64: 2^64 nanoseconds of CPU
@@ -658,7 +661,7 @@ func parseValueAndTimestamp(b []byte) (float64, int64, error) {
 	}
 	// The text format's parser refuses hexadecimal floats and digit
 	// separators, which strconv takes.
-	if bytes.ContainsAny(b[:end], "pP_") {
+	if bytes.IndexByte(b[:end], 'p') >= 0 || bytes.IndexByte(b[:end], 'P') >= 0 || bytes.IndexByte(b[:end], '_') >= 0 {
 		return 0, 0, fmt.Errorf("value %q is not a decimal number", truncate(b[:end]))
 	}
 	v, err := strconv.ParseFloat(string(b[:end]), 64)
