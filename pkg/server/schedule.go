@@ -1,6 +1,10 @@
 package server
 
-import "time"
+import (
+	"time"
+
+	"github.com/kubemetrics/metrics-server/pkg/storage"
+)
 
 // spreadFor chooses over how much of a cycle node starts are spread: a
 // quarter of the resolution, at most 5s and at most what leaves a full
@@ -21,4 +25,12 @@ func spreadFor(resolution, timeout time.Duration) time.Duration {
 // fallback (whole-second stamps) gets a rougher first rate for one cycle.
 func followUpFor(resolution time.Duration) time.Duration {
 	return min(resolution/6, 2*time.Second)
+}
+
+// clockToleranceFor is how far apart a kubelet's clock and ours may move
+// between two scrapes before the store takes it for a clock step: the
+// kubelet's stats cache (up to 15 s) plus the spread of one request's
+// latency (up to the timeout), at least the store's default.
+func clockToleranceFor(timeout time.Duration) time.Duration {
+	return max(storage.DefaultClockTolerance, timeout+20*time.Second)
 }

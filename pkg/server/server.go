@@ -50,6 +50,7 @@ func (c CompletedConfig) New() (*Server, error) {
 	store := storage.NewStore(storage.Options{
 		StaleAfter:        c.StaleAfter,
 		DropZeroUsagePods: c.DropZeroUsagePods,
+		ClockTolerance:    clockToleranceFor(c.ScrapeTimeout),
 		Clock:             c.Clock,
 	})
 	sink := newCountingSink(store, registry)

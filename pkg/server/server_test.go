@@ -213,3 +213,15 @@ func TestPodInformerListsPagedAndSlim(t *testing.T) {
 		t.Errorf("pods listed with field selectors %q, want %q", selectors, runningPodsSelector)
 	}
 }
+
+func TestClockToleranceFor(t *testing.T) {
+	for timeout, want := range map[time.Duration]time.Duration{
+		5 * time.Second:  30 * time.Second, // the store's default covers short timeouts
+		10 * time.Second: 30 * time.Second,
+		30 * time.Second: 50 * time.Second, // a long request may land that much later
+	} {
+		if got := clockToleranceFor(timeout); got != want {
+			t.Errorf("clockToleranceFor(%v) = %v, want %v", timeout, got, want)
+		}
+	}
+}

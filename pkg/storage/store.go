@@ -367,24 +367,6 @@ func (s *Store) Disputed() int {
 	return total
 }
 
-// Ready reports whether at least one node or pod has servable usage.
-func (s *Store) Ready() bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, n := range s.nodes {
-		if _, ok := n.series.usage(s.epoch); ok {
-			return true
-		}
-	}
-	var scratch []points.ContainerUsage
-	for _, p := range s.pods {
-		if _, _, ok := s.podUsage(p, scratch[:0]); ok {
-			return true
-		}
-	}
-	return false
-}
-
 // Points returns the number of points held for nodes and for containers.
 func (s *Store) Points() (nodes, containers int) {
 	s.mu.RLock()

@@ -246,20 +246,20 @@ func TestPodTimestampIsItsEarliestContainer(t *testing.T) {
 func TestStoreNodesPruneForgetReady(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Unix(1000, 0))
 	s := NewStore(Options{StaleAfter: 45 * time.Second, Clock: clk})
-	if s.Ready() {
-		t.Fatal("an empty store is ready")
+	if got := s.Servable(); got.Nodes || got.Pods {
+		t.Fatalf("an empty store serves %+v", got)
 	}
 	pods := map[string][]ctr{"shop web": {{"app", 1, 1, 5}}}
 	s.Store(batch("n1", 100, pods))
 	s.Store(batch("n2", 100, map[string][]ctr{}))
-	if s.Ready() {
-		t.Fatal("ready with one point per series")
+	if got := s.Servable(); got.Nodes || got.Pods || !got.PodsReported {
+		t.Fatalf("with one point per series: %+v, want pods reported and nothing servable", got)
 	}
 	clk.Step(15 * time.Second)
 	s.Store(batch("n1", 115, pods))
 	s.Store(batch("n2", 115, map[string][]ctr{}))
-	if !s.Ready() {
-		t.Fatal("not ready with two points")
+	if got := s.Servable(); !got.Nodes || !got.Pods {
+		t.Fatalf("with two points: %+v, want nodes and pods servable", got)
 	}
 	ms, err := s.GetNodeMetrics(nodeObj("n1"), nodeObj("unknown"), nodeObj("n2"))
 	if err != nil {
@@ -318,7 +318,7 @@ func TestStoreConcurrentUse(t *testing.T) {
 				_ = s.GetPodUsage(podObj("ns", fmt.Sprintf("p%d", n)))
 				_, _ = s.GetNodeMetrics(nodeObj(fmt.Sprintf("n%d", n)))
 				s.Prune()
-				_ = s.Ready()
+				_ = s.Servable()
 			}
 		})
 	}

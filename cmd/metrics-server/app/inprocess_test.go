@@ -191,6 +191,7 @@ func TestInProcess(t *testing.T) {
 			"metrics_server_manager_tick_duration_seconds_count",
 			"metrics_server_storage_points{type=\"container\"} 8",
 			"metrics_server_storage_points{type=\"node\"} 6",
+			"metrics_server_storage_disputed_pods 0",
 			"metrics_server_api_metric_freshness_seconds_count",
 		} {
 			if !contains(body, series) {
