@@ -35,9 +35,17 @@ type Client struct {
 	conns *connTransport
 
 	mu sync.Mutex
-	// fellBack holds the nodes on /stats/summary in auto mode.
+	// fellBack holds the nodes on /stats/summary in auto mode. Entries
+	// older than RetryPreferredAfter mean nothing and are swept when the
+	// map reaches sweepAt entries, so a node deleted while its request
+	// was in flight (Forget ran before the request fell back) leaves no
+	// entry behind for longer than one retry period's growth.
 	fellBack map[string]fallback
+	sweepAt  int
 }
+
+// minSweep is the smallest fellBack size that triggers a sweep.
+const minSweep = 64
 
 // fallback is an auto node's stay on /stats/summary.
 type fallback struct {
@@ -161,6 +169,20 @@ func fallbackWorthy(err error) bool {
 	return false
 }
 
+// sweepLocked drops expired fallback entries once the map has doubled
+// since the last sweep: amortised O(1) an insertion. c.mu must be held.
+func (c *Client) sweepLocked() {
+	if len(c.fellBack) < max(c.sweepAt, minSweep) {
+		return
+	}
+	for node, fb := range c.fellBack {
+		if c.cfg.Clock.Since(fb.since) >= c.cfg.RetryPreferredAfter {
+			delete(c.fellBack, node)
+		}
+	}
+	c.sweepAt = 2 * len(c.fellBack)
+}
+
 func (c *Client) onFallback(node string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -190,6 +212,7 @@ func (c *Client) setFallback(ctx context.Context, node string, cause error) {
 		v = old.v
 	}
 	c.fellBack[node] = fallback{since: c.cfg.Clock.Now(), v: v}
+	c.sweepLocked()
 	c.mu.Unlock()
 	logger := klog.FromContext(ctx)
 	if again {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -374,5 +375,27 @@ func TestKubeletsAreAskedOverHTTP1(t *testing.T) {
 		if p != "HTTP/1.1" {
 			t.Errorf("kubelet asked over %s, want HTTP/1.1", p)
 		}
+	}
+}
+
+// TestFallbackMemoryOfDeletedNodesIsBounded: a node deleted while its
+// request was in flight falls back after Forget ran, so Forget cannot
+// drop its entry; expired entries must still go, or the map grows with
+// node churn.
+func TestFallbackMemoryOfDeletedNodesIsBounded(t *testing.T) {
+	c, clk := newTestClient(t, EndpointAuto, nil)
+	cause := &ScrapeError{Node: "x", Reason: ReasonHTTPStatus, Err: errors.New("404")}
+	for round := range 20 {
+		for i := range 100 {
+			// Each round's nodes are new names: the old ones were deleted.
+			c.setFallback(context.Background(), fmt.Sprintf("churned-%d-%d", round, i), cause)
+		}
+		clk.Step(11 * time.Minute) // past RetryPreferredAfter
+	}
+	c.mu.Lock()
+	n := len(c.fellBack)
+	c.mu.Unlock()
+	if n > 2*100+minSweep {
+		t.Errorf("fallback map holds %d entries after 2,000 churned nodes, want at most %d", n, 2*100+minSweep)
 	}
 }
