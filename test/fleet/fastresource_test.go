@@ -71,7 +71,7 @@ func TestFastResourceIsTheKubelets(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f, n := testNode(t, tt.node, tt.pods, 18<<30)
 			n.skew = tt.skew
-			s := n.sample(time.Now())
+			s := n.sample(n.clock.Now())
 			if tt.tweak != nil {
 				tt.tweak(s)
 			}

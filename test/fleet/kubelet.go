@@ -127,7 +127,7 @@ func (f *Fleet) handler(n *node) http.Handler {
 			return
 		}
 		if f.cfg.FastResource {
-			serveFastResource(w, r, n.sample(time.Now()), f.processStart)
+			serveFastResource(w, r, n.sample(n.clock.Now()), f.processStart)
 			return
 		}
 		n.resource.ServeHTTP(w, r)

@@ -98,7 +98,7 @@ func (f *Fleet) syncPod(ctx context.Context, idx cache.Indexer, key string) erro
 	if err != nil {
 		f.cfg.Logf("pod %s: bad %s annotation: %v; using defaults", key, UsageAnnotation, err)
 	}
-	now := time.Now()
+	now := f.cfg.Clock.Now()
 	f.mu.Lock()
 	state, known := f.pods[key]
 	if known && state.uid != string(p.UID) {

@@ -66,7 +66,7 @@ func (p summaryProvider) GetCPUAndMemoryStats(ctx context.Context) (*statsapi.Su
 	if n == nil {
 		return nil, errors.New("no simulated node in the request")
 	}
-	return n.sample(time.Now()), nil
+	return n.sample(n.clock.Now()), nil
 }
 
 // Get fails as a kubelet whose runtime cannot report its image filesystem
