@@ -58,7 +58,7 @@ func TestFrontDoorRefusesForgedIdentity(t *testing.T) {
 		// wantUser is the user a 403 must name.
 		wantUser string
 	}{
-		{"forged headers, no certificate", withHeaders(caller{}, forgedHeaders), http.StatusForbidden, "system:anonymous"},
+		{"forged headers, no certificate", withHeaders(caller{}, forgedHeaders), http.StatusUnauthorized, ""},
 		{"forged headers, proxy-named certificate of another CA", withHeaders(caller{cert: issue(t, s.files, "", rogueCA, pki.ProxyClientName)}, forgedHeaders), http.StatusUnauthorized, ""},
 		{"forged headers, requestheader CA certificate whose CN is not allowed", withHeaders(caller{cert: issue(t, s.files, pki.FrontProxyCA, nil, "not-the-front-proxy")}, forgedHeaders), http.StatusUnauthorized, ""},
 		{"forged headers, cluster CA client certificate", withHeaders(caller{cert: issue(t, s.files, pki.ClusterCA, nil, userMallory)}, forgedHeaders), http.StatusForbidden, userMallory},
@@ -88,7 +88,10 @@ func TestFrontDoorRefusesForgedIdentity(t *testing.T) {
 	if n := reviewed[userForged]; n != 0 {
 		t.Errorf("the user only forged headers name was reviewed %d times: the headers were believed", n)
 	}
-	for _, u := range []string{"system:anonymous", userMallory, userNobody, userBob, userAlice} {
+	if n := reviewed["system:anonymous"]; n != 0 {
+		t.Errorf("an anonymous request outside the probes was reviewed %d times: it should be refused as unauthenticated", n)
+	}
+	for _, u := range []string{userMallory, userNobody, userBob, userAlice} {
 		if reviewed[u] == 0 {
 			t.Errorf("no access review for %s (reviews: %v): the table did not exercise delegated authorization", u, reviewed)
 		}
@@ -117,7 +120,7 @@ func TestDebugAndMetricsEndpointsNeedAuthorization(t *testing.T) {
 		wantCode int
 		wantUser string
 	}{
-		{"anonymous", caller{}, http.StatusForbidden, "system:anonymous"},
+		{"anonymous", caller{}, http.StatusUnauthorized, ""},
 		{"authenticated without the grant", caller{token: nobodyToken}, http.StatusForbidden, userNobody},
 		{"unknown token", caller{token: unknownToken}, http.StatusUnauthorized, ""},
 		{"granted", caller{token: aliceToken}, http.StatusOK, ""},

@@ -193,6 +193,9 @@ func (o *Options) apiserverConfig(scheme *runtime.Scheme, codecs serializer.Code
 		if err := o.Authentication.ApplyTo(&cfg.Authentication, cfg.SecureServing, nil); err != nil {
 			return nil, err
 		}
+		if cfg.Authentication.Authenticator != nil {
+			cfg.Authentication.Authenticator = anonymousOnlyForProbes{cfg.Authentication.Authenticator}
+		}
 		if err := o.Authorization.ApplyTo(&cfg.Authorization); err != nil {
 			return nil, err
 		}
