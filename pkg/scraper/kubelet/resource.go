@@ -154,7 +154,8 @@ type resourceDecoder struct {
 	podIndex map[uint64]int
 	seed     maphash.Seed
 	key      []byte
-	// labels are the names of the sample's labels, for duplicates.
+	// labels are the names of the sample's labels other than those of
+	// sampleLabels, for duplicates.
 	labels [][]byte
 	// series is the series of the previous sample; next is the slot
 	// expected for the next sample of that series. Kubelets list every
@@ -513,6 +514,7 @@ func recycle(b *points.Batch) {
 // Only the labels we need are kept.
 func (d *resourceDecoder) parseLabels(b []byte, out *sampleLabels) ([]byte, error) {
 	d.labels = d.labels[:0]
+	var seen uint8
 	for {
 		b = skipSpace(b)
 		if len(b) == 0 {
@@ -525,16 +527,31 @@ func (d *resourceDecoder) parseLabels(b []byte, out *sampleLabels) ([]byte, erro
 		if err != nil {
 			return nil, err
 		}
-		if !isLegacyName(name) {
-			return nil, fmt.Errorf("invalid label name %q", truncate(name))
-		}
-		if string(name) == "__name__" {
+		// The labels we keep are marked in seen; others, which kubelets
+		// do not send, are listed in d.labels.
+		var keep *[]byte
+		var bit uint8
+		switch string(name) {
+		case "__name__":
 			return nil, errors.New("label name __name__ is reserved")
+		case "container":
+			keep, bit = &out.container, 1
+		case "namespace":
+			keep, bit = &out.namespace, 2
+		case "pod":
+			keep, bit = &out.pod, 4
+		default:
+			for _, n := range d.labels {
+				if string(n) == string(name) {
+					return nil, fmt.Errorf("label %s appears twice", name)
+				}
+			}
+			d.labels = append(d.labels, name)
 		}
-		if slices.ContainsFunc(d.labels, func(n []byte) bool { return bytes.Equal(n, name) }) {
+		if seen&bit != 0 {
 			return nil, fmt.Errorf("label %s appears twice", name)
 		}
-		d.labels = append(d.labels, name)
+		seen |= bit
 		b = skipSpace(rest)
 		if len(b) == 0 || b[0] != '=' {
 			return nil, fmt.Errorf("malformed label %s: no '=' after its name", truncate(name))
@@ -543,20 +560,12 @@ func (d *resourceDecoder) parseLabels(b []byte, out *sampleLabels) ([]byte, erro
 		if len(b) == 0 || b[0] != '"' {
 			return nil, fmt.Errorf("label %s: value is not quoted", name)
 		}
-		value, rest, err := parseQuoted(b[1:])
+		value, rest, err := parseLabelValue(b[1:])
 		if err != nil {
 			return nil, fmt.Errorf("label %s: %w", name, err)
 		}
-		if !utf8.Valid(value) {
-			return nil, fmt.Errorf("label %s: value is not valid UTF-8", name)
-		}
-		switch string(name) {
-		case "container":
-			out.container = value
-		case "namespace":
-			out.namespace = value
-		case "pod":
-			out.pod = value
+		if keep != nil {
+			*keep = value
 		}
 		b = skipSpace(rest)
 		switch {
@@ -572,7 +581,8 @@ func (d *resourceDecoder) parseLabels(b []byte, out *sampleLabels) ([]byte, erro
 // parseLabelName reads a label name at the start of b as the text format
 // reads one: letters, digits and underscores, of which a last part may be
 // quoted (with \\, \" and \n escapes; the name then ends at the closing
-// quote). The caller checks what the name holds.
+// quote). The name must be a legacy one (isLegacyName); the caller checks
+// whether it is reserved or repeated.
 func parseLabelName(b []byte) (name, rest []byte, err error) {
 	i := 0
 	for i < len(b) && isNameByte(b[i]) {
@@ -582,6 +592,10 @@ func parseLabelName(b []byte) (name, rest []byte, err error) {
 		if i == 0 {
 			return nil, nil, fmt.Errorf("malformed label in %q", truncate(b))
 		}
+		// Only name bytes: legacy unless it starts with a digit.
+		if '0' <= b[0] && b[0] <= '9' {
+			return nil, nil, fmt.Errorf("invalid label name %q", truncate(b[:i]))
+		}
 		return b[:i], b[i:], nil
 	}
 	prefix := b[:i]
@@ -589,7 +603,11 @@ func parseLabelName(b []byte) (name, rest []byte, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("label name: %w", err)
 	}
-	return append(prefix[:len(prefix):len(prefix)], q...), rest, nil
+	name = append(prefix[:len(prefix):len(prefix)], q...)
+	if !isLegacyName(name) {
+		return nil, nil, fmt.Errorf("invalid label name %q", truncate(name))
+	}
+	return name, rest, nil
 }
 
 func isNameByte(c byte) bool {
@@ -607,6 +625,31 @@ func isLegacyName(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// parseLabelValue reads a label value after its opening quote as
+// parseQuoted does, and refuses one that is not valid UTF-8. A value
+// without escapes, as kubelets write them, takes one pass.
+func parseLabelValue(b []byte) (value, rest []byte, err error) {
+	ascii := true
+	for i, c := range b {
+		switch {
+		case c == '"':
+			if !ascii && !utf8.Valid(b[:i]) {
+				return nil, nil, errors.New("value is not valid UTF-8")
+			}
+			return b[:i], b[i+1:], nil
+		case c == '\\':
+			value, rest, err = parseQuoted(b)
+			if err == nil && !utf8.Valid(value) {
+				return nil, nil, errors.New("value is not valid UTF-8")
+			}
+			return value, rest, err
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return nil, nil, errors.New("unterminated label value")
 }
 
 // parseQuoted reads up to the closing quote, unescaping \\, \" and \n. It
@@ -652,16 +695,18 @@ func parseQuoted(b []byte) (value, rest []byte, err error) {
 // line, nothing after: a blank after the value must lead to a timestamp.
 // A missing timestamp is 0; the timestamp is returned in Unix nanoseconds.
 func parseValueAndTimestamp(b []byte) (float64, int64, error) {
-	end := 0
-	for end < len(b) && b[end] != ' ' && b[end] != '\t' {
-		end++
+	// The text format's parser refuses hexadecimal floats and digit
+	// separators, which strconv takes: note their marks on the way.
+	end, decimal := 0, true
+	for ; end < len(b) && b[end] != ' ' && b[end] != '\t'; end++ {
+		if c := b[end]; c == 'p' || c == 'P' || c == '_' {
+			decimal = false
+		}
 	}
 	if end == 0 {
 		return 0, 0, errors.New("missing value")
 	}
-	// The text format's parser refuses hexadecimal floats and digit
-	// separators, which strconv takes.
-	if bytes.IndexByte(b[:end], 'p') >= 0 || bytes.IndexByte(b[:end], 'P') >= 0 || bytes.IndexByte(b[:end], '_') >= 0 {
+	if !decimal {
 		return 0, 0, fmt.Errorf("value %q is not a decimal number", truncate(b[:end]))
 	}
 	v, err := strconv.ParseFloat(string(b[:end]), 64)
