@@ -102,9 +102,24 @@ func (d *summaryDecoder) release() {
 // stats is what we read of a node's or container's stats. A zero time is
 // absent.
 type stats struct {
-	start, cpuTime, memTime time.Time
-	cpu, mem                uint64
-	hasCPU, hasMem          bool
+	start    time.Time
+	cpu, mem usage
+}
+
+// usage is what we read of a cpu or memory object: its time (zero:
+// absent) and its counter (cpu.usageCoreNanoSeconds in nanocore-seconds,
+// memory.workingSetBytes in bytes), which has says was present and not
+// null.
+type usage struct {
+	at    time.Time
+	value uint64
+	has   bool
+}
+
+// usageKeys names a usage object's key, its counter's key, and the two
+// paths that name them in errors.
+type usageKeys struct {
+	object, counter, timePath, counterPath string
 }
 
 // point builds a point from stats. Its timestamp is the CPU sample's (rates
@@ -115,17 +130,17 @@ func (s *stats) point(now int64) (points.Point, error) {
 	if p.StartTime, err = unixNanos("startTime", s.start); err != nil {
 		return p, err
 	}
-	if s.hasMem {
-		p.Memory = s.mem
+	if s.mem.has {
+		p.Memory = s.mem.value
 		p.Has |= points.HasMemory
-		if p.Timestamp, err = unixNanos("memory.time", s.memTime); err != nil {
+		if p.Timestamp, err = unixNanos("memory.time", s.mem.at); err != nil {
 			return p, err
 		}
 	}
-	if s.hasCPU {
-		p.CPU = s.cpu
+	if s.cpu.has {
+		p.CPU = s.cpu.value
 		p.Has |= points.HasCPU
-		ts, err := unixNanos("cpu.time", s.cpuTime)
+		ts, err := unixNanos("cpu.time", s.cpu.at)
 		if err != nil {
 			return p, err
 		}
@@ -314,52 +329,38 @@ func (d *summaryDecoder) statsMember(st *stats, what string, key []byte, c byte,
 		}
 	case keyIs(key, "cpu"):
 		if err = d.once(depth, 1<<9, key); err == nil {
-			err = d.object(c, depth, "cpu", func(key []byte, c byte, depth int) error {
-				switch {
-				case keyIs(key, "time"):
-					if err := d.once(depth, 1, key); err != nil {
-						return err
-					}
-					var err error
-					st.cpuTime, err = d.readTime(c, what, "cpu.time")
-					return err
-				case keyIs(key, "usageCoreNanoSeconds"):
-					if err := d.once(depth, 2, key); err != nil {
-						return err
-					}
-					var err error
-					st.cpu, st.hasCPU, err = d.readUint(c, what, "cpu.usageCoreNanoSeconds")
-					return err
-				}
-				return d.js.skip(depth, c)
-			})
+			err = d.readUsage(c, depth, what, usageKeys{"cpu", "usageCoreNanoSeconds", "cpu.time", "cpu.usageCoreNanoSeconds"}, &st.cpu)
 		}
 	case keyIs(key, "memory"):
 		if err = d.once(depth, 1<<10, key); err == nil {
-			err = d.object(c, depth, "memory", func(key []byte, c byte, depth int) error {
-				switch {
-				case keyIs(key, "time"):
-					if err := d.once(depth, 1, key); err != nil {
-						return err
-					}
-					var err error
-					st.memTime, err = d.readTime(c, what, "memory.time")
-					return err
-				case keyIs(key, "workingSetBytes"):
-					if err := d.once(depth, 2, key); err != nil {
-						return err
-					}
-					var err error
-					st.mem, st.hasMem, err = d.readUint(c, what, "memory.workingSetBytes")
-					return err
-				}
-				return d.js.skip(depth, c)
-			})
+			err = d.readUsage(c, depth, what, usageKeys{"memory", "workingSetBytes", "memory.time", "memory.workingSetBytes"}, &st.mem)
 		}
 	default:
 		err = d.js.skip(depth, c)
 	}
 	return err
+}
+
+// readUsage reads the cpu or memory object (or null) k names, of a node
+// or container, into u: its time and its counter. what names the owner in
+// errors.
+func (d *summaryDecoder) readUsage(c byte, depth int, what string, k usageKeys, u *usage) error {
+	return d.object(c, depth, k.object, func(key []byte, c byte, depth int) error {
+		var err error
+		switch {
+		case keyIs(key, "time"):
+			if err = d.once(depth, 1, key); err == nil {
+				u.at, err = d.readTime(c, what, k.timePath)
+			}
+		case keyIs(key, k.counter):
+			if err = d.once(depth, 2, key); err == nil {
+				u.value, u.has, err = d.readUint(c, what, k.counterPath)
+			}
+		default:
+			err = d.js.skip(depth, c)
+		}
+		return err
+	})
 }
 
 // readPods reads the pods array (or null), emitting each named pod.
