@@ -116,12 +116,6 @@ type usage struct {
 	has   bool
 }
 
-// usageKeys names a usage object's key, its counter's key, and the two
-// paths that name them in errors.
-type usageKeys struct {
-	object, counter, timePath, counterPath string
-}
-
 // point builds a point from stats. Its timestamp is the CPU sample's (rates
 // are CPU's), else the memory sample's, else now.
 func (s *stats) point(now int64) (points.Point, error) {
@@ -329,11 +323,11 @@ func (d *summaryDecoder) statsMember(st *stats, what string, key []byte, c byte,
 		}
 	case keyIs(key, "cpu"):
 		if err = d.once(depth, 1<<9, key); err == nil {
-			err = d.readUsage(c, depth, what, usageKeys{"cpu", "usageCoreNanoSeconds", "cpu.time", "cpu.usageCoreNanoSeconds"}, &st.cpu)
+			err = d.readUsage(c, depth, what, true, &st.cpu)
 		}
 	case keyIs(key, "memory"):
 		if err = d.once(depth, 1<<10, key); err == nil {
-			err = d.readUsage(c, depth, what, usageKeys{"memory", "workingSetBytes", "memory.time", "memory.workingSetBytes"}, &st.mem)
+			err = d.readUsage(c, depth, what, false, &st.mem)
 		}
 	default:
 		err = d.js.skip(depth, c)
@@ -341,20 +335,33 @@ func (d *summaryDecoder) statsMember(st *stats, what string, key []byte, c byte,
 	return err
 }
 
-// readUsage reads the cpu or memory object (or null) k names, of a node
-// or container, into u: its time and its counter. what names the owner in
-// errors.
-func (d *summaryDecoder) readUsage(c byte, depth int, what string, k usageKeys, u *usage) error {
-	return d.object(c, depth, k.object, func(key []byte, c byte, depth int) error {
+// readUsage reads the cpu object (cpu) or the memory object (or null) of
+// a node or container into u: its time and its counter. what names the
+// owner in errors. The keys are constants, not arguments: keyIs with a
+// constant name does not copy it.
+func (d *summaryDecoder) readUsage(c byte, depth int, what string, cpu bool, u *usage) error {
+	object := "memory"
+	if cpu {
+		object = "cpu"
+	}
+	return d.object(c, depth, object, func(key []byte, c byte, depth int) error {
 		var err error
 		switch {
 		case keyIs(key, "time"):
 			if err = d.once(depth, 1, key); err == nil {
-				u.at, err = d.readTime(c, what, k.timePath)
+				field := "memory.time"
+				if cpu {
+					field = "cpu.time"
+				}
+				u.at, err = d.readTime(c, what, field)
 			}
-		case keyIs(key, k.counter):
+		case cpu && keyIs(key, "usageCoreNanoSeconds"), !cpu && keyIs(key, "workingSetBytes"):
 			if err = d.once(depth, 2, key); err == nil {
-				u.value, u.has, err = d.readUint(c, what, k.counterPath)
+				field := "memory.workingSetBytes"
+				if cpu {
+					field = "cpu.usageCoreNanoSeconds"
+				}
+				u.value, u.has, err = d.readUint(c, what, field)
 			}
 		default:
 			err = d.js.skip(depth, c)
