@@ -226,17 +226,8 @@ func (d *summaryDecoder) decode() error {
 		}
 		return err
 	}
-	switch c {
-	case 'n':
-		if err := d.js.null(); err != nil {
-			return err
-		}
-	case '{':
-		if err := d.summary(); err != nil {
-			return err
-		}
-	default:
-		return typeErr(c, "the summary object")
+	if err := d.object(c, 0, "the summary object", d.summaryMember); err != nil {
+		return err
 	}
 	end, err := d.js.atEnd()
 	if err != nil {
@@ -248,34 +239,22 @@ func (d *summaryDecoder) decode() error {
 	return nil
 }
 
-func (d *summaryDecoder) summary() error {
-	d.seen[1] = 0
-	for first := true; ; first = false {
-		ok, err := d.js.member(first)
-		if err != nil || !ok {
-			return err
+// summaryMember reads a member of the summary object: its node and pods.
+func (d *summaryDecoder) summaryMember(key []byte, c byte, depth int) error {
+	var err error
+	switch {
+	case keyIs(key, "node"):
+		if err = d.once(depth, 1, key); err == nil {
+			err = d.object(c, depth, "node", d.nodeMember)
 		}
-		key := d.js.str
-		c, err := d.js.next()
-		if err != nil {
-			return err
+	case keyIs(key, "pods"):
+		if err = d.once(depth, 2, key); err == nil {
+			err = d.readPods(c)
 		}
-		switch {
-		case keyIs(key, "node"):
-			if err = d.once(1, 1, key); err == nil {
-				err = d.object(c, 1, "node", d.nodeMember)
-			}
-		case keyIs(key, "pods"):
-			if err = d.once(1, 2, key); err == nil {
-				err = d.readPods(c)
-			}
-		default:
-			err = d.js.skip(1, c)
-		}
-		if err != nil {
-			return err
-		}
+	default:
+		err = d.js.skip(depth, c)
 	}
+	return err
 }
 
 // object reads an object or null whose first byte c was read, at depth
