@@ -104,19 +104,25 @@ func TestSeries(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, ok := feed(0, tt.points).usage(0)
-			if tt.want == nil {
-				if ok {
-					t.Fatalf("usage = %+v, want none", got)
-				}
-				return
-			}
-			if !ok {
-				t.Fatalf("no usage, want %+v", *tt.want)
-			}
-			if diff := cmp.Diff(*tt.want, got, cmp.AllowUnexported(usage{})); diff != "" {
-				t.Errorf("usage (-want +got):\n%s", diff)
-			}
+			checkUsage(t, got, ok, tt.want)
 		})
+	}
+}
+
+// checkUsage compares what a series served (got, ok) with want; nil
+// wants nothing served.
+func checkUsage(t *testing.T, got usage, ok bool, want *usage) {
+	t.Helper()
+	switch {
+	case want == nil && ok:
+		t.Fatalf("usage = %+v, want none", got)
+	case want == nil:
+	case !ok:
+		t.Fatalf("no usage, want %+v", *want)
+	default:
+		if diff := cmp.Diff(*want, got, cmp.AllowUnexported(usage{})); diff != "" {
+			t.Errorf("usage (-want +got):\n%s", diff)
+		}
 	}
 }
 
@@ -231,18 +237,7 @@ func TestSeriesRestartRule(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, ok := feed(epoch, tt.points).usage(epoch)
-			if tt.want == nil {
-				if ok {
-					t.Fatalf("usage = %+v, want none", got)
-				}
-				return
-			}
-			if !ok {
-				t.Fatalf("no usage, want %+v", *tt.want)
-			}
-			if diff := cmp.Diff(*tt.want, got, cmp.AllowUnexported(usage{})); diff != "" {
-				t.Errorf("usage (-want +got):\n%s", diff)
-			}
+			checkUsage(t, got, ok, tt.want)
 		})
 	}
 }
@@ -326,18 +321,7 @@ func TestSeriesClock(t *testing.T) {
 				s.add(p, st.arrived, int64(DefaultClockTolerance))
 			}
 			got, ok := s.usage(epoch)
-			if tt.want == nil {
-				if ok {
-					t.Fatalf("usage = %+v, want none", got)
-				}
-				return
-			}
-			if !ok {
-				t.Fatalf("no usage, want %+v", *tt.want)
-			}
-			if diff := cmp.Diff(*tt.want, got, cmp.AllowUnexported(usage{})); diff != "" {
-				t.Errorf("usage (-want +got):\n%s", diff)
-			}
+			checkUsage(t, got, ok, tt.want)
 		})
 	}
 }
