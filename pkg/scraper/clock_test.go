@@ -402,3 +402,45 @@ func TestStartupCycleWaitsForSlowAnswers(t *testing.T) {
 		}
 	})
 }
+
+// TestStartupRatesDespiteHangingNodes: a server (re)started among nodes
+// that hang, three times as many as its slots, serves rates for every node
+// that answers within about a resolution, not after every hanging node has
+// held a slot for the whole timeout (12 hanging nodes, 4 slots, 10s: the
+// start-up cycle took 30s, so no follow-up, hence no rate, came before).
+// The nodes are interleaved as an informer's listing mixes them.
+func TestStartupRatesDespiteHangingNodes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const parallelism = 4
+		var healthy, names []string
+		hangFrom := map[string]time.Time{}
+		for i := range 20 {
+			n := fmt.Sprintf("node-%02d", i)
+			names = append(names, n)
+			healthy = append(healthy, n)
+			if i < 3*parallelism {
+				d := fmt.Sprintf("dead-%02d", i)
+				names = append(names, d)
+				hangFrom[d] = epoch
+			}
+		}
+		clk := clocktesting.NewFakeClock(epoch)
+		client := newClockClient(clk, 40*time.Millisecond, hangFrom)
+		sink := newCycleSink(clk)
+		s := New(Config{Resolution: 15 * time.Second, Timeout: 10 * time.Second, Parallelism: parallelism,
+			Spread: 3750 * time.Millisecond, FollowUp: 2 * time.Second},
+			nodes(names...), client, sink, nil, clk)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go s.Run(ctx)
+		const within = 20 * time.Second
+		stepper{clk}.advance(within, 50*time.Millisecond)
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		for _, n := range healthy {
+			if got := len(sink.stored[n]); got < 2 {
+				t.Errorf("%s stored %d times in the first %v, want 2 (a rate)", n, got, within)
+			}
+		}
+	})
+}

@@ -23,11 +23,25 @@ type plan struct {
 	// done, when set, is told of each node scraped successfully and when.
 	done func(node string, at time.Time)
 	// giveUp lets the watchdog give up fast requests after half the
-	// timeout while other fast nodes wait. Off in the start-up cycle: its
-	// first TLS handshakes may all be slow while thousands start at once,
-	// and it has several resolutions to wait for them.
+	// timeout while other fast nodes wait.
 	giveUp bool
+	// giveUpOnEvidence gives them up only once the cycle has seen that
+	// most nodes answer within half the timeout (as many ended requests
+	// as there are slots, at most evidenceMin, more than half of them
+	// answered that quickly). The start-up cycle
+	// uses it: its first TLS handshakes may all be slow while thousands
+	// start at once, and then no node is given up; but nodes that hang
+	// among nodes that answer must not hold every slot for the whole
+	// timeout, which made a restarted server with three hanging nodes a
+	// slot wait 40 s for its first rates.
+	giveUpOnEvidence bool
 }
+
+// evidenceMin caps how many requests a cycle must have seen end before
+// giveUpOnEvidence may judge that most nodes answer quickly. No more than
+// the slots are asked for: with few slots, hanging nodes fill them after
+// only a few quick answers.
+const evidenceMin = 8
 
 // job is one node to scrape in a cycle.
 type job struct {
@@ -69,8 +83,25 @@ type cycle struct {
 	done     func(node string, at time.Time)
 	fast     queue
 	slow     queue
+	// alwaysGiveUp and giveUpOnEvidence are the plan's.
+	alwaysGiveUp, giveUpOnEvidence bool
 
 	succeeded, failed, skipped atomic.Int64
+	// ended counts the requests that ran their course, quick those of
+	// them answered within half the timeout.
+	ended, quick atomic.Int64
+}
+
+// mayGiveUp reports whether the watchdog may give up slow fast requests now.
+func (c *cycle) mayGiveUp() bool {
+	if c.alwaysGiveUp {
+		return true
+	}
+	if !c.giveUpOnEvidence {
+		return false
+	}
+	ended := c.ended.Load()
+	return ended >= int64(min(evidenceMin, c.s.cfg.Parallelism)) && 2*c.quick.Load() > ended
 }
 
 // scrapePlanned runs one cycle as p says.
@@ -87,7 +118,7 @@ func (s *Scraper) scrapePlanned(ctx context.Context, p plan) Result {
 	cycleCtx, cancel := s.withDeadline(ctx, start.Add(p.deadline))
 	defer cancel()
 	c := &cycle{s: s, ctx: cycleCtx, start: start, deadline: start.Add(p.deadline), done: p.done,
-		fast: queue{jobs: fast}, slow: queue{jobs: slow}}
+		fast: queue{jobs: fast}, slow: queue{jobs: slow}, alwaysGiveUp: p.giveUp, giveUpOnEvidence: p.giveUpOnEvidence}
 	var wg sync.WaitGroup
 	// Fast workers borrow for slow nodes once the fast queue is empty:
 	// every fast node of the cycle then has a worker of its own.
@@ -105,7 +136,7 @@ func (s *Scraper) scrapePlanned(ctx context.Context, p plan) Result {
 	workersDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
-		if p.giveUp && len(fast) > 0 {
+		if (p.giveUp || p.giveUpOnEvidence) && len(fast) > 0 {
 			c.watch(slots, workersDone)
 		}
 	}()
@@ -193,6 +224,12 @@ func (c *cycle) run(j job, sl *fastSlot) {
 	held := s.clock.Since(began)
 	demoted := sl != nil && sl.end()
 	cancel()
+	if !demoted {
+		c.ended.Add(1)
+		if err == nil && held < s.cfg.Timeout/2 {
+			c.quick.Add(1)
+		}
+	}
 	a := attempt{began: began, held: held, batch: batch, err: err}
 	if err != nil {
 		switch {
@@ -265,7 +302,8 @@ const watchEvery = 20
 // watch gives up the fast requests that have held their slot for half the
 // timeout while fast nodes wait for one: such a node is slow, and the slow
 // lane tries it with the full timeout from the next cycle on. It returns
-// once no fast node waits, the workers are done or the cycle ends. One
+// once no fast node waits (in the start-up cycle only once the workers
+// are done), the workers are done or the cycle ends. One
 // watchdog a cycle, rather than a timer a request, keeps a request's cost
 // what it was without lanes.
 func (c *cycle) watch(slots []fastSlot, workersDone <-chan struct{}) {
@@ -279,8 +317,14 @@ func (c *cycle) watch(slots []fastSlot, workersDone <-chan struct{}) {
 			return
 		case <-t.C():
 		}
-		if !c.fast.waiting() {
+		// The start-up cycle also gives up the last slow requests once
+		// no node waits: the follow-up cycle, hence every first rate,
+		// waits for its end.
+		if !c.fast.waiting() && !c.giveUpOnEvidence {
 			return
+		}
+		if !c.mayGiveUp() {
+			continue
 		}
 		cutoff := c.s.clock.Now().Add(-c.s.cfg.Timeout / 2)
 		for i := range slots {

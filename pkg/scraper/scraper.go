@@ -123,7 +123,8 @@ func (s *Scraper) Run(ctx context.Context) {
 	var mu sync.Mutex
 	firstDone := map[string]time.Time{}
 	res := s.scrapePlanned(ctx, plan{
-		deadline: startupCycles * s.cfg.Resolution,
+		deadline:         startupCycles * s.cfg.Resolution,
+		giveUpOnEvidence: true,
 		done: func(node string, at time.Time) {
 			mu.Lock()
 			firstDone[node] = at
