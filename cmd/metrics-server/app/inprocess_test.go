@@ -2,8 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -78,43 +76,10 @@ func TestInProcess(t *testing.T) {
 	meta := metadatafake.NewSimpleMetadataClient(scheme, podObjs...)
 
 	opts := options.NewOptions()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.SecureServing.BindAddress = net.ParseIP("127.0.0.1")
-	opts.SecureServing.Listener = ln
-	opts.SecureServing.BindPort = ln.Addr().(*net.TCPAddr).Port
 	opts.SecureServing.ServerCert.CertDirectory = t.TempDir()
 	opts.DisableAuthForTesting = true
-	opts.Kubelet.InsecureTLS = true
-	opts.Kubelet.UseNodeStatusPort = true
-	opts.Kubelet.PreferredAddressTypes = []string{"InternalIP"}
-	opts.MetricResolution = time.Second
-	opts.Kubelet.RequestTimeout = 800 * time.Millisecond
-	cfg, err := opts.ServerConfigWith(&rest.Config{BearerToken: testToken}, kube, meta)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := cfg.Apiserver.SecureServing.Listener.Addr().String()
-	srv, err := cfg.Complete().New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("server stopped with %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("server did not stop within 30s of cancel")
-		}
-	})
+	addr, _ := runServer(t, opts, testToken, kube, meta)
+	ctx := t.Context()
 
 	wantNodes := map[string]usage{
 		"node-summary":         {1500, 2 << 30},

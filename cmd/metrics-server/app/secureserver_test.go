@@ -1,19 +1,15 @@
 package app
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +19,6 @@ import (
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/client-go/kubernetes/fake"
 	metadatafake "k8s.io/client-go/metadata/fake"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -107,13 +102,6 @@ func startSecureServer(t *testing.T) *secureServer {
 	meta := metadatafake.NewSimpleMetadataClient(scheme, podMeta("ns1", "db-0", map[string]string{"app": "db"}))
 
 	opts := options.NewOptions()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.SecureServing.BindAddress = net.ParseIP("127.0.0.1")
-	opts.SecureServing.Listener = ln
-	opts.SecureServing.BindPort = ln.Addr().(*net.TCPAddr).Port
 	opts.SecureServing.ServerCert.CertKey = genericoptions.CertKey{
 		CertFile: files.Path(pki.MetricsServing + ".crt"),
 		KeyFile:  files.Path(pki.MetricsServing + ".key"),
@@ -123,47 +111,9 @@ func startSecureServer(t *testing.T) *secureServer {
 	opts.Authentication.RequestHeader.ClientCAFile = files.Path(pki.FrontProxyCA + ".crt")
 	opts.Authentication.RequestHeader.AllowedNames = []string{pki.ProxyClientName}
 	opts.Authorization.RemoteKubeConfigFile = kubeconfig
-	opts.Kubelet.InsecureTLS = true
-	opts.Kubelet.UseNodeStatusPort = true
-	opts.Kubelet.PreferredAddressTypes = []string{"InternalIP"}
-	opts.MetricResolution = time.Second
-	opts.Kubelet.RequestTimeout = 800 * time.Millisecond
-	if errs := opts.Validate(); len(errs) > 0 {
-		// Only the resolution, shortened for the test, may be refused.
-		for _, err := range errs {
-			if !strings.Contains(err.Error(), "--metric-resolution") {
-				t.Fatalf("options: %v", err)
-			}
-		}
-	}
-	cfg, err := opts.ServerConfigWith(&rest.Config{BearerToken: kubeletSecretToken}, kube, meta)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := cfg.Complete().New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil && !errors.Is(err, context.Canceled) {
-					t.Errorf("server stopped with %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("server did not stop within 30s of cancel")
-			}
-		})
-	}
-	t.Cleanup(stop)
+	addr, stop := runServer(t, opts, kubeletSecretToken, kube, meta)
 
-	s := &secureServer{addr: ln.Addr().String(), files: files, auth: auth, Stop: stop}
+	s := &secureServer{addr: addr, files: files, auth: auth, Stop: stop}
 	// Probes are anonymous: the first sign the server serves.
 	waitFor(t, 30*time.Second, func() error {
 		if code, body := s.call(t, caller{}, http.MethodGet, "/readyz", ""); code != http.StatusOK {
