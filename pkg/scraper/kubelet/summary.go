@@ -351,18 +351,7 @@ func (d *summaryDecoder) readUsage(c byte, depth int, what string, cpu bool, u *
 
 // readPods reads the pods array (or null), emitting each named pod.
 func (d *summaryDecoder) readPods(c byte) error {
-	switch c {
-	case 'n':
-		return d.js.null()
-	case '[':
-	default:
-		return typeErr(c, "pods")
-	}
-	for first := true; ; first = false {
-		c, ok, err := d.js.element(first)
-		if err != nil || !ok {
-			return err
-		}
+	return d.array(c, "pods", func(c byte) error {
 		if d.pods++; d.pods > maxPods {
 			return fmt.Errorf("more than %d pods: not a kubelet's answer", maxPods)
 		}
@@ -372,7 +361,26 @@ func (d *summaryDecoder) readPods(c byte) error {
 		if err := d.object(c, 2, "a pod", d.podMember); err != nil {
 			return err
 		}
-		if err := d.emit(); err != nil {
+		return d.emit()
+	})
+}
+
+// array reads an array or null whose first byte c was read, calling
+// element with each element's first byte; what names it in errors.
+func (d *summaryDecoder) array(c byte, what string, element func(c byte) error) error {
+	switch c {
+	case 'n':
+		return d.js.null()
+	case '[':
+	default:
+		return typeErr(c, what)
+	}
+	for first := true; ; first = false {
+		c, ok, err := d.js.element(first)
+		if err != nil || !ok {
+			return err
+		}
+		if err := element(c); err != nil {
 			return err
 		}
 	}
@@ -410,25 +418,14 @@ func (d *summaryDecoder) podMember(key []byte, c byte, depth int) error {
 }
 
 func (d *summaryDecoder) readContainers(c byte, depth int) error {
-	switch c {
-	case 'n':
-		return d.js.null()
-	case '[':
-	default:
-		return typeErr(c, "containers")
-	}
 	p := &d.pod
-	for first := true; ; first = false {
-		c, ok, err := d.js.element(first)
-		if err != nil || !ok {
-			return err
-		}
+	return d.array(c, "containers", func(c byte) error {
 		if d.conts++; d.conts > maxContainers {
 			return fmt.Errorf("more than %d containers: not a kubelet's answer", maxContainers)
 		}
 		p.containers = append(p.containers, containerScratch{})
 		ct := &p.containers[len(p.containers)-1]
-		err = d.object(c, depth+1, "a container", func(key []byte, c byte, depth int) error {
+		return d.object(c, depth+1, "a container", func(key []byte, c byte, depth int) error {
 			if keyIs(key, "name") {
 				if err := d.once(depth, 1, key); err != nil {
 					return err
@@ -437,10 +434,7 @@ func (d *summaryDecoder) readContainers(c byte, depth int) error {
 			}
 			return d.statsMember(&ct.stats, "container", key, c, depth)
 		})
-		if err != nil {
-			return err
-		}
-	}
+	})
 }
 
 // emit adds the pod just read to the batch, unless it has no name or
