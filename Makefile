@@ -38,7 +38,7 @@ test: unit e2e ## everything CI runs: unit and in-process tests, then end-to-end
 unit: ## unit and in-process tests with the race detector
 	$(GO) test -race -count=1 ./...
 
-k8s: ## build the pinned Kubernetes components, etcd and kwok v0.8.0 into test/.cache (once; minutes on a first run)
+k8s: ## build the pinned Kubernetes components, etcd, kwok v0.8.0 and helm v3.22.0 into test/.cache (once; minutes on a first run)
 	test/tools/build-k8s.sh
 
 e2e: k8s ## end-to-end tests: real control plane on loopback, simulated kubelets, the kubectl we build, the HPA

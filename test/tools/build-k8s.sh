@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the pinned Kubernetes components and etcd for the local test control
 # plane from Go modules (no release downloads are possible here) into
-# test/.cache/bin/<version>/, and kwok, the node emulator of the end-to-end
-# suite, into test/.cache/bin/kwok-<kwok version>/, skipping any binary
-# already there.
+# test/.cache/bin/<version>/, kwok, the node emulator of the end-to-end
+# suite, into test/.cache/bin/kwok-<kwok version>/, and helm, which lints and
+# renders charts/metrics-server (test/chart), into
+# test/.cache/bin/helm-<helm version>/, skipping any binary already there.
 # Usage: test/tools/build-k8s.sh [name ...]   (default: all)
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"   # the test module
@@ -12,7 +13,9 @@ minor="37"
 out="$here/.cache/bin/$version"
 kwok_version="v0.8.0"   # test/localcluster/kwok.go looks for kwok-<this>/kwok
 kwok_out="$here/.cache/bin/kwok-$kwok_version"
-mkdir -p "$out" "$kwok_out"
+helm_version="v3.22.0"   # test/chart looks for helm-<this>/helm
+helm_out="$here/.cache/bin/helm-$helm_version"
+mkdir -p "$out" "$kwok_out" "$helm_out"
 
 ldflags="-s -w"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
@@ -28,9 +31,10 @@ declare -A pkgs=(
   [kubectl]=k8s.io/kubernetes/cmd/kubectl
   [kubectl-1.32]=.
   [kwok]=sigs.k8s.io/kwok/cmd/kwok@$kwok_version
+  [helm]=helm.sh/helm/v3/cmd/helm@$helm_version
 )
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(etcd kubectl kube-scheduler kube-controller-manager kube-apiserver kubectl-1.32 kwok)
+[ ${#names[@]} -gt 0 ] || names=(etcd kubectl kube-scheduler kube-controller-manager kube-apiserver kubectl-1.32 kwok helm)
 
 cd "$here"
 for name in "${names[@]}"; do
@@ -38,6 +42,7 @@ for name in "${names[@]}"; do
   if [ -z "$pkg" ]; then echo "build-k8s: unknown component $name" >&2; exit 2; fi
   dest="$out" ver="$version"
   [ "$name" != kwok ] || { dest="$kwok_out"; ver="$kwok_version"; }
+  [ "$name" != helm ] || { dest="$helm_out"; ver="$helm_version"; }
   if [ -x "$dest/$name" ]; then echo "build-k8s: $name $ver cached in $dest"; continue; fi
   echo "build-k8s: building $name $ver (a first build takes minutes on 2 cores)..."
   start=$(date +%s)
@@ -54,9 +59,10 @@ for name in "${names[@]}"; do
     done
   fi
   mkdir -p "$dest/.tmp"
-  if [ "$name" = kwok ]; then
-    # kwok from its own module and go.mod (go install pkg@version), into a
-    # scratch folder first so a failed build leaves nothing behind.
+  if [ "$name" = kwok ] || [ "$name" = helm ]; then
+    # kwok and helm from their own modules and go.mod files (go install
+    # pkg@version), into a scratch folder first so a failed build leaves
+    # nothing behind.
     build=(env GOBIN="$dest/.tmp" CGO_ENABLED=0 nice -n 10 go install -trimpath -ldflags "-s -w" "$pkg")
   else
     build=(env CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "$flags" -o "$dest/.tmp/$name" "$pkg")
