@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 )
 
 // Reason classifies a scrape failure. The set is fixed and small.
@@ -89,8 +90,15 @@ func transportReason(err error) Reason {
 	return ReasonConnection
 }
 
+// kubeletTLSFixes are the two ways out of a kubelet certificate this
+// server refuses, named after every x509 cause.
+const kubeletTLSFixes = "fix: have the kubelets serve certificates for their addresses signed by the cluster's CA " +
+	"(serverTLSBootstrap: true in the KubeletConfiguration, then approve their CSRs) and give that CA with --kubelet-certificate-authority; " +
+	"or, on a test cluster only, skip verification with --kubelet-insecure-tls"
+
 // tlsCause says in words why a TLS connection to the kubelet at addr
-// failed and what to check; "" when err is no TLS failure it knows.
+// (host:port) failed and what to do; "" when err is no TLS failure it
+// knows.
 func tlsCause(err error, addr string) string {
 	var (
 		unknownAuth x509.UnknownAuthorityError
@@ -100,15 +108,46 @@ func tlsCause(err error, addr string) string {
 	)
 	switch {
 	case errors.As(err, &unknownAuth):
-		return "the kubelet's serving certificate is signed by an authority not trusted here: give its CA with --kubelet-certificate-authority"
+		return "the kubelet's serving certificate is signed by an authority not trusted here; " + kubeletTLSFixes
 	case errors.As(err, &hostname):
-		return fmt.Sprintf("the kubelet's serving certificate is not valid for the address asked (%s): choose an address type it names with --kubelet-preferred-address-types, or have the kubelet's certificate name this address", addr)
+		return hostnameCause(hostname, addr) + "; " + kubeletTLSFixes +
+			"; or reach the kubelets at an address type their certificates name with --kubelet-preferred-address-types"
 	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
-		return "the kubelet's serving certificate has expired or is not yet valid: check its rotation and the clocks of the node and this server"
+		return "the kubelet's serving certificate has expired or is not yet valid: check its rotation and the clocks of the node and this server; " + kubeletTLSFixes
 	case errors.As(err, &invalid):
-		return "the kubelet's serving certificate is not valid for serving"
+		return "the kubelet's serving certificate is not valid for serving; " + kubeletTLSFixes
 	case errors.Is(err, http.ErrSchemeMismatch), errors.As(err, &recordHdr):
 		return "the kubelet did not answer with TLS: is this its read-only (plain HTTP) port? check --kubelet-port"
 	}
 	return ""
+}
+
+// hostnameCause says which address was asked and which the certificate
+// names: the commonest refusal is a kubelet's self-signed certificate,
+// naming only its hostname, reached at an IP address.
+func hostnameCause(h x509.HostnameError, addr string) string {
+	host := h.Host
+	if host == "" {
+		host = addr
+	}
+	var sans []string
+	if h.Certificate != nil {
+		for _, d := range h.Certificate.DNSNames {
+			sans = append(sans, "DNS:"+d)
+		}
+		for _, ip := range h.Certificate.IPAddresses {
+			sans = append(sans, "IP:"+ip.String())
+		}
+	}
+	names := "none"
+	const most = 8 // a message, not a dump of a certificate
+	if len(sans) > most {
+		names = fmt.Sprintf("%s and %d more", strings.Join(sans[:most], ", "), len(sans)-most)
+	} else if len(sans) > 0 {
+		names = strings.Join(sans, ", ")
+	}
+	if net.ParseIP(host) != nil {
+		return fmt.Sprintf("the kubelet's serving certificate has no IP SAN for the address asked, %s (its SANs: %s)", host, names)
+	}
+	return fmt.Sprintf("the kubelet's serving certificate does not name the host asked, %s (its SANs: %s)", host, names)
 }
