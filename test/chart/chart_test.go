@@ -1,0 +1,526 @@
+package chart
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/spf13/pflag"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+
+	"github.com/kubemetrics/metrics-server/cmd/metrics-server/app/options"
+)
+
+// apiService holds the fields of an apiregistration.k8s.io/v1 APIService
+// the chart sets (the test module does not import kube-aggregator).
+type apiService struct {
+	Spec struct {
+		Group   string `json:"group"`
+		Version string `json:"version"`
+		Service struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+			Port      *int32 `json:"port,omitempty"`
+		} `json:"service"`
+		GroupPriorityMinimum  int32  `json:"groupPriorityMinimum"`
+		VersionPriority       int32  `json:"versionPriority"`
+		InsecureSkipTLSVerify bool   `json:"insecureSkipTLSVerify"`
+		CABundle              []byte `json:"caBundle"`
+	} `json:"spec"`
+}
+
+// serviceMonitor holds the fields of a prometheus-operator ServiceMonitor
+// the test checks.
+type serviceMonitor struct {
+	Spec struct {
+		Selector  metav1LabelSelector `json:"selector"`
+		Endpoints []struct {
+			Port   string `json:"port"`
+			Path   string `json:"path"`
+			Scheme string `json:"scheme"`
+		} `json:"endpoints"`
+	} `json:"spec"`
+}
+
+type metav1LabelSelector struct {
+	MatchLabels map[string]string `json:"matchLabels"`
+}
+
+// TestLint runs helm lint --strict with the defaults and with each group
+// of values the other tests render.
+func TestLint(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		values []string
+	}{
+		{"defaults", nil},
+		{"high availability", []string{"replicas=2", "podDisruptionBudget.enabled=true"}},
+		{"host network", []string{"hostNetwork.enabled=true"}},
+		{"monitoring", []string{"serviceMonitor.enabled=true", "metrics.enabled=true"}},
+		{"bring your own", []string{"apiService.v1=false", "rbac.create=false", "serviceAccount.create=false"}},
+		{"caBundle", []string{"--set-file=apiService.caBundle=" + writeCA(t)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"lint", "--strict", chartDir(t), "--namespace", namespace}, valueArgs(tc.values)...)
+			if _, err := helm(t, args...); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestDefaultsRenderTheBase renders the chart with its defaults and
+// compares it with manifests/base, object by object.
+func TestDefaultsRenderTheBase(t *testing.T) {
+	base, chart := loadBase(t), mustRender(t)
+
+	t.Run("Deployment", func(t *testing.T) {
+		var want, got appsv1.Deployment
+		base.decode(t, "Deployment/metrics-server", &want)
+		chart.decode(t, "Deployment/metrics-server", &got)
+		if got.Namespace != namespace {
+			t.Errorf("namespace %q, want %q", got.Namespace, namespace)
+		}
+		if got.Spec.Replicas == nil || *got.Spec.Replicas != 1 {
+			t.Errorf("replicas %v, want 1 as the base (which leaves it unset)", got.Spec.Replicas)
+		}
+		if diff := cmp.Diff(want.Spec.Strategy, got.Spec.Strategy); diff != "" {
+			t.Errorf("strategy (-base +chart):\n%s", diff)
+		}
+		// The pod spec of the base, but for the order of the flags: the
+		// chart puts --secure-port after defaultArgs.
+		for _, d := range []*appsv1.Deployment{&want, &got} {
+			sort.Strings(d.Spec.Template.Spec.Containers[0].Args)
+		}
+		if diff := cmp.Diff(want.Spec.Template.Spec, got.Spec.Template.Spec); diff != "" {
+			t.Errorf("pod spec (-base +chart):\n%s", diff)
+		}
+		checkSelects(t, "the Deployment's selector", got.Spec.Selector.MatchLabels, got.Spec.Template.Labels)
+		checkFlags(t, got)
+	})
+
+	t.Run("ServiceAccount", func(t *testing.T) {
+		var d appsv1.Deployment
+		chart.decode(t, "Deployment/metrics-server", &d)
+		var sa corev1.ServiceAccount
+		chart.decode(t, "ServiceAccount/"+d.Spec.Template.Spec.ServiceAccountName, &sa)
+		if sa.Namespace != namespace {
+			t.Errorf("ServiceAccount in %q, want %q", sa.Namespace, namespace)
+		}
+	})
+
+	t.Run("RBAC", func(t *testing.T) {
+		if diff := cmp.Diff(permissions(t, base), permissions(t, chart)); diff != "" {
+			t.Errorf("the server's and the readers' permissions (-base +chart):\n%s", diff)
+		}
+	})
+
+	t.Run("Service", func(t *testing.T) {
+		var want, got corev1.Service
+		base.decode(t, "Service/metrics-server", &want)
+		chart.decode(t, "Service/metrics-server", &got)
+		if diff := cmp.Diff(want.Spec.Ports, got.Spec.Ports); diff != "" {
+			t.Errorf("ports (-base +chart):\n%s", diff)
+		}
+		var d appsv1.Deployment
+		chart.decode(t, "Deployment/metrics-server", &d)
+		checkSelects(t, "the Service's selector", got.Spec.Selector, d.Spec.Template.Labels)
+	})
+
+	t.Run("APIServices", func(t *testing.T) {
+		for _, v := range []string{"v1", "v1beta1"} {
+			var want, got apiService
+			base.decode(t, "APIService/"+v+".metrics.k8s.io", &want)
+			chart.decode(t, "APIService/"+v+".metrics.k8s.io", &got)
+			// The base leaves the port to its default, 443, the
+			// Service's port; the chart names it.
+			if got.Spec.Service.Port == nil || *got.Spec.Service.Port != 443 {
+				t.Errorf("%s: service port %v, want 443", v, got.Spec.Service.Port)
+			}
+			got.Spec.Service.Port = nil
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%s (-base +chart):\n%s", v, diff)
+			}
+		}
+	})
+
+	t.Run("nothing else", func(t *testing.T) {
+		for _, kind := range []string{"PodDisruptionBudget", "ServiceMonitor"} {
+			if keys := chart.ofKind(kind); len(keys) > 0 {
+				t.Errorf("the defaults render %v", keys)
+			}
+		}
+	})
+}
+
+// TestValues renders the chart with values and checks what each does.
+func TestValues(t *testing.T) {
+	caFile := writeCA(t)
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		values []string
+		check  func(t *testing.T, objs objects)
+	}{{
+		name:   "apiService.v1=false registers only v1beta1",
+		values: []string{"apiService.v1=false"},
+		check: func(t *testing.T, objs objects) {
+			if keys := objs.ofKind("APIService"); !cmp.Equal(keys, []string{"APIService/v1beta1.metrics.k8s.io"}) {
+				t.Errorf("APIServices %v, want v1beta1.metrics.k8s.io alone", keys)
+			}
+		},
+	}, {
+		name:   "apiService.create=false registers none",
+		values: []string{"apiService.create=false"},
+		check: func(t *testing.T, objs objects) {
+			if keys := objs.ofKind("APIService"); len(keys) > 0 {
+				t.Errorf("APIServices %v, want none", keys)
+			}
+		},
+	}, {
+		name:   "apiService.caBundle is verified, not skipped",
+		values: []string{"--set-file=apiService.caBundle=" + caFile},
+		check: func(t *testing.T, objs objects) {
+			for _, v := range []string{"v1", "v1beta1"} {
+				var a apiService
+				objs.decode(t, "APIService/"+v+".metrics.k8s.io", &a)
+				if !cmp.Equal(a.Spec.CABundle, caPEM) {
+					t.Errorf("%s: caBundle %q, want the CA's PEM", v, a.Spec.CABundle)
+				}
+				if a.Spec.InsecureSkipTLSVerify {
+					t.Errorf("%s: insecureSkipTLSVerify with a caBundle", v)
+				}
+			}
+		},
+	}, {
+		name:   "replicas=2 with a disruption budget keeps one",
+		values: []string{"replicas=2", "podDisruptionBudget.enabled=true"},
+		check: func(t *testing.T, objs objects) {
+			d := deployment(t, objs)
+			if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
+				t.Errorf("replicas %v, want 2", d.Spec.Replicas)
+			}
+			var pdb policyv1.PodDisruptionBudget
+			objs.decode(t, "PodDisruptionBudget/metrics-server", &pdb)
+			if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 || pdb.Spec.MaxUnavailable != nil {
+				t.Errorf("minAvailable %v, maxUnavailable %v; want minAvailable 1 as the high-availability component", pdb.Spec.MinAvailable, pdb.Spec.MaxUnavailable)
+			}
+			checkSelects(t, "the budget's selector", pdb.Spec.Selector.MatchLabels, d.Spec.Template.Labels)
+		},
+	}, {
+		name:   "podDisruptionBudget.minAvailable",
+		values: []string{"replicas=3", "podDisruptionBudget.enabled=true", "podDisruptionBudget.minAvailable=2"},
+		check: func(t *testing.T, objs objects) {
+			var pdb policyv1.PodDisruptionBudget
+			objs.decode(t, "PodDisruptionBudget/metrics-server", &pdb)
+			if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 2 || pdb.Spec.MaxUnavailable != nil {
+				t.Errorf("minAvailable %v, maxUnavailable %v; want minAvailable 2 alone", pdb.Spec.MinAvailable, pdb.Spec.MaxUnavailable)
+			}
+		},
+	}, {
+		name:   "podDisruptionBudget.maxUnavailable",
+		values: []string{"replicas=3", "podDisruptionBudget.enabled=true", "podDisruptionBudget.maxUnavailable=1"},
+		check: func(t *testing.T, objs objects) {
+			var pdb policyv1.PodDisruptionBudget
+			objs.decode(t, "PodDisruptionBudget/metrics-server", &pdb)
+			if pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 || pdb.Spec.MinAvailable != nil {
+				t.Errorf("minAvailable %v, maxUnavailable %v; want maxUnavailable 1 alone", pdb.Spec.MinAvailable, pdb.Spec.MaxUnavailable)
+			}
+		},
+	}, {
+		name:   "hostNetwork leaves the kubelet's port alone",
+		values: []string{"hostNetwork.enabled=true"},
+		check: func(t *testing.T, objs objects) {
+			d := deployment(t, objs)
+			if !d.Spec.Template.Spec.HostNetwork {
+				t.Error("hostNetwork not set")
+			}
+			if port := httpsPort(t, d); port == 10250 {
+				t.Errorf("containerPort %d is the kubelet's on the host network", port)
+			}
+			checkFlags(t, d)
+		},
+	}, {
+		name:   "containerPort",
+		values: []string{"containerPort=6443"},
+		check: func(t *testing.T, objs objects) {
+			d := deployment(t, objs)
+			if port := httpsPort(t, d); port != 6443 {
+				t.Errorf("containerPort %d, want 6443", port)
+			}
+			checkFlags(t, d)
+		},
+	}, {
+		name:   "serviceMonitor scrapes the Service",
+		values: []string{"serviceMonitor.enabled=true"},
+		check: func(t *testing.T, objs objects) {
+			var sm serviceMonitor
+			objs.decode(t, "ServiceMonitor/metrics-server", &sm)
+			var svc corev1.Service
+			objs.decode(t, "Service/metrics-server", &svc)
+			checkSelects(t, "the ServiceMonitor's selector", sm.Spec.Selector.MatchLabels, svc.Labels)
+			if len(sm.Spec.Endpoints) != 1 || sm.Spec.Endpoints[0].Port != "https" || sm.Spec.Endpoints[0].Path != "/metrics" || sm.Spec.Endpoints[0].Scheme != "https" {
+				t.Errorf("endpoints %+v, want https /metrics on the port named https", sm.Spec.Endpoints)
+			}
+		},
+	}, {
+		name:   "metrics.enabled opens /metrics and keeps the probes open",
+		values: []string{"metrics.enabled=true"},
+		check: func(t *testing.T, objs objects) {
+			d := deployment(t, objs)
+			flags := checkFlags(t, d)
+			paths, err := flags.GetStringSlice("authorization-always-allow-paths")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range []string{"/metrics", "/livez", "/readyz"} {
+				if !contains(paths, p) {
+					t.Errorf("--authorization-always-allow-paths %v lacks %s", paths, p)
+				}
+			}
+		},
+	}, {
+		name:   "args come after the defaults",
+		values: []string{"args={--kubelet-insecure-tls,--metric-resolution=30s}"},
+		check: func(t *testing.T, objs objects) {
+			d := deployment(t, objs)
+			flags := checkFlags(t, d)
+			if v, _ := flags.GetBool("kubelet-insecure-tls"); !v {
+				t.Error("--kubelet-insecure-tls not set")
+			}
+			if v, _ := flags.GetDuration("metric-resolution"); v != 30*time.Second {
+				t.Errorf("--metric-resolution %v, want args' 30s over the default", v)
+			}
+		},
+	}, {
+		name:   "rbac.create=false and an existing ServiceAccount",
+		values: []string{"rbac.create=false", "serviceAccount.create=false", "serviceAccount.name=ops-metrics"},
+		check: func(t *testing.T, objs objects) {
+			for _, kind := range []string{"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "RoleBinding"} {
+				if keys := objs.ofKind(kind); len(keys) > 0 {
+					t.Errorf("rendered %v", keys)
+				}
+			}
+			if sa := deployment(t, objs).Spec.Template.Spec.ServiceAccountName; sa != "ops-metrics" {
+				t.Errorf("serviceAccountName %q, want ops-metrics", sa)
+			}
+		},
+	}, {
+		name:   "scheduling values reach the pod",
+		values: []string{"priorityClassName=ops-critical", "nodeSelector.pool=infra", "tolerations[0].key=dedicated", "tolerations[0].operator=Exists", "topologySpreadConstraints[0].maxSkew=1", "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone", "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway", "affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight=100", "affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey=kubernetes.io/hostname", "resources.requests.cpu=300m"},
+		check: func(t *testing.T, objs objects) {
+			s := deployment(t, objs).Spec.Template.Spec
+			if s.PriorityClassName != "ops-critical" || s.NodeSelector["pool"] != "infra" || len(s.Tolerations) != 1 || s.Tolerations[0].Key != "dedicated" ||
+				len(s.TopologySpreadConstraints) != 1 || s.TopologySpreadConstraints[0].TopologyKey != "topology.kubernetes.io/zone" ||
+				s.Affinity == nil || s.Affinity.PodAntiAffinity == nil || len(s.Affinity.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution) != 1 ||
+				s.Containers[0].Resources.Requests.Cpu().MilliValue() != 300 {
+				t.Errorf("pod spec does not carry the values: %+v", s)
+			}
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.check(t, mustRender(t, tc.values...))
+		})
+	}
+}
+
+// TestRefusedValues checks that contradictory values fail the render with
+// a message that says what to change.
+func TestRefusedValues(t *testing.T) {
+	for _, tc := range []struct {
+		values []string
+		want   string
+	}{
+		{[]string{"hostNetwork.enabled=true", "containerPort=10250"}, "collides with the kubelet's port"},
+		{[]string{"podDisruptionBudget.enabled=true", "podDisruptionBudget.minAvailable=1", "podDisruptionBudget.maxUnavailable=1"}, "not both"},
+	} {
+		t.Run(strings.Join(tc.values, ","), func(t *testing.T) {
+			_, err := render(t, tc.values...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func deployment(t *testing.T, objs objects) appsv1.Deployment {
+	t.Helper()
+	var d appsv1.Deployment
+	objs.decode(t, "Deployment/metrics-server", &d)
+	return d
+}
+
+// httpsPort is the container port named https.
+func httpsPort(t *testing.T, d appsv1.Deployment) int32 {
+	t.Helper()
+	for _, p := range d.Spec.Template.Spec.Containers[0].Ports {
+		if p.Name == "https" {
+			return p.ContainerPort
+		}
+	}
+	t.Fatal("no container port named https")
+	return 0
+}
+
+// checkFlags parses the container's args with the server's own flags and
+// checks that --secure-port is the https container port; it returns the
+// parsed flags.
+func checkFlags(t *testing.T, d appsv1.Deployment) *pflag.FlagSet {
+	t.Helper()
+	fs := pflag.NewFlagSet("metrics-server", pflag.ContinueOnError)
+	for _, set := range options.NewOptions().Flags().FlagSets {
+		fs.AddFlagSet(set)
+	}
+	args := d.Spec.Template.Spec.Containers[0].Args
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("args %v are not the server's flags: %v", args, err)
+	}
+	port, err := fs.GetInt("secure-port")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := httpsPort(t, d); port != int(want) {
+		t.Errorf("--secure-port=%d but the https container port is %d", port, want)
+	}
+	return fs
+}
+
+// checkSelects fails unless every label of selector is in labels.
+func checkSelects(t *testing.T, what string, selector, labels map[string]string) {
+	t.Helper()
+	if len(selector) == 0 {
+		t.Errorf("%s is empty", what)
+	}
+	for k, v := range selector {
+		if labels[k] != v {
+			t.Errorf("%s %v does not select labels %v", what, selector, labels)
+			return
+		}
+	}
+}
+
+// permissions describes what the RBAC objects grant, independent of the
+// objects' names: for the metrics-server ServiceAccount in kube-system,
+// each rule of a role it is bound to as "group resource verb", or the
+// name of a role outside the manifests ("Role kube-system/name"); for the
+// aggregated roles, their aggregation labels and rules.
+func permissions(t *testing.T, objs objects) map[string][]string {
+	t.Helper()
+	roles := map[string]rbacv1.ClusterRole{}
+	out := map[string][]string{}
+	for _, key := range objs.ofKind("ClusterRole") {
+		var r rbacv1.ClusterRole
+		objs.decode(t, key, &r)
+		roles[r.Name] = r
+		var aggregates []string
+		for l, v := range r.Labels {
+			if strings.HasPrefix(l, "rbac.authorization.k8s.io/aggregate-to-") && v == "true" {
+				aggregates = append(aggregates, l)
+			}
+		}
+		if len(aggregates) > 0 {
+			sort.Strings(aggregates)
+			what := "aggregated into " + strings.Join(aggregates, ",")
+			out[what] = append(out[what], rules(r.Rules)...)
+			sort.Strings(out[what])
+		}
+	}
+	server := "ServiceAccount " + namespace + "/metrics-server"
+	for _, kind := range []string{"ClusterRoleBinding", "RoleBinding"} {
+		for _, key := range objs.ofKind(kind) {
+			var b rbacv1.RoleBinding // a ClusterRoleBinding has the same fields
+			objs.decode(t, key, &b)
+			bound := false
+			for _, s := range b.Subjects {
+				bound = bound || (s.Kind == "ServiceAccount" && s.Namespace == namespace && s.Name == "metrics-server")
+			}
+			if !bound {
+				t.Errorf("%s binds %v, not the server's ServiceAccount", key, b.Subjects)
+				continue
+			}
+			if r, ok := roles[b.RoleRef.Name]; ok && b.RoleRef.Kind == "ClusterRole" {
+				out[server] = append(out[server], rules(r.Rules)...)
+			} else {
+				out[server] = append(out[server], kind+" "+b.Namespace+" -> "+b.RoleRef.Kind+" "+b.RoleRef.Name)
+			}
+		}
+	}
+	sort.Strings(out[server])
+	return out
+}
+
+// rules flattens RBAC rules into "group resource verb" triples.
+func rules(rs []rbacv1.PolicyRule) []string {
+	var out []string
+	for _, r := range rs {
+		for _, g := range r.APIGroups {
+			for _, res := range r.Resources {
+				for _, v := range r.Verbs {
+					out = append(out, strconv.Quote(g)+" "+res+" "+v)
+				}
+			}
+		}
+		for _, u := range r.NonResourceURLs {
+			for _, v := range r.Verbs {
+				out = append(out, "url "+u+" "+v)
+			}
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// writeCA writes the PEM of a self-signed CA certificate into a temporary
+// file and returns its path, for apiService.caBundle.
+func writeCA(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "metrics-server-ca"},
+		NotBefore:             now.Add(-time.Minute),
+		NotAfter:              now.Add(365 * 24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
