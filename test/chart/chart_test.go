@@ -342,8 +342,8 @@ func TestValues(t *testing.T) {
 	}
 }
 
-// TestRefusedValues checks that contradictory values fail the render with
-// a message that says what to change.
+// TestRefusedValues checks that contradictory, misspelled or mistyped
+// values fail the render with a message that names them.
 func TestRefusedValues(t *testing.T) {
 	for _, tc := range []struct {
 		values []string
@@ -351,6 +351,12 @@ func TestRefusedValues(t *testing.T) {
 	}{
 		{[]string{"hostNetwork.enabled=true", "containerPort=10250"}, "collides with the kubelet's port"},
 		{[]string{"podDisruptionBudget.enabled=true", "podDisruptionBudget.minAvailable=1", "podDisruptionBudget.maxUnavailable=1"}, "not both"},
+		// values.schema.json: a misspelled or mistyped value is refused,
+		// not ignored.
+		{[]string{"replica=2"}, "'replica' not allowed"},
+		{[]string{"apiService.insecureSkipTlsVerify=false"}, "'insecureSkipTlsVerify' not allowed"},
+		{[]string{"hostNetwork=true"}, "/hostNetwork"},
+		{[]string{"podDisruptionBudget.enabled=true", "podDisruptionBudget.minAvailable=half"}, "/podDisruptionBudget/minAvailable"},
 	} {
 		t.Run(strings.Join(tc.values, ","), func(t *testing.T) {
 			_, err := render(t, tc.values...)
