@@ -342,6 +342,57 @@ func TestValues(t *testing.T) {
 	}
 }
 
+// TestOtherReleaseAndNamespace renders the chart as release "ops" in
+// namespace "monitoring": every reference (APIService to Service, bindings
+// to the ServiceAccount) follows the names, and the authentication reader
+// stays bound in kube-system, where its Role is.
+func TestOtherReleaseAndNamespace(t *testing.T) {
+	const ns = "monitoring"
+	objs, err := renderAs(t, "ops", ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "ops-metrics-server"
+	var d appsv1.Deployment
+	objs.decode(t, "Deployment/"+name, &d)
+	var svc corev1.Service
+	objs.decode(t, "Service/"+name, &svc)
+	var sa corev1.ServiceAccount
+	objs.decode(t, "ServiceAccount/"+d.Spec.Template.Spec.ServiceAccountName, &sa)
+	for _, o := range []struct{ what, namespace string }{{"Deployment", d.Namespace}, {"Service", svc.Namespace}, {"ServiceAccount", sa.Namespace}} {
+		if o.namespace != ns {
+			t.Errorf("%s in %q, want %q", o.what, o.namespace, ns)
+		}
+	}
+	for _, key := range objs.ofKind("APIService") {
+		var a apiService
+		objs.decode(t, key, &a)
+		if a.Spec.Service.Name != svc.Name || a.Spec.Service.Namespace != ns {
+			t.Errorf("%s points at %s/%s, want %s/%s", key, a.Spec.Service.Namespace, a.Spec.Service.Name, ns, svc.Name)
+		}
+	}
+	var readerIn string
+	for _, kind := range []string{"ClusterRoleBinding", "RoleBinding"} {
+		for _, key := range objs.ofKind(kind) {
+			var b rbacv1.RoleBinding
+			objs.decode(t, key, &b)
+			if len(b.Subjects) != 1 || b.Subjects[0].Name != sa.Name || b.Subjects[0].Namespace != ns {
+				t.Errorf("%s binds %v, want the ServiceAccount %s/%s", key, b.Subjects, ns, sa.Name)
+			}
+			if _, ok := objs["ClusterRole/"+b.RoleRef.Name]; b.RoleRef.Kind == "ClusterRole" && strings.HasPrefix(b.RoleRef.Name, "system:"+name) && !ok {
+				t.Errorf("%s refers to ClusterRole %s, which is not rendered", key, b.RoleRef.Name)
+			}
+			if b.RoleRef.Name == "extension-apiserver-authentication-reader" {
+				readerIn = b.Namespace
+			}
+		}
+	}
+	if readerIn != "kube-system" {
+		t.Errorf("the authentication reader is bound in %q, want kube-system", readerIn)
+	}
+	checkSelects(t, "the Service's selector", svc.Spec.Selector, d.Spec.Template.Labels)
+}
+
 // TestRefusedValues checks that contradictory, misspelled or mistyped
 // values fail the render with a message that names them.
 func TestRefusedValues(t *testing.T) {

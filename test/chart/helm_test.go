@@ -169,8 +169,15 @@ func parse(t *testing.T, source string, stream []byte) objects {
 	}
 }
 
-// render runs helm template on the chart with values (see valueArgs).
+// render runs helm template on the chart as release in namespace with
+// values (see valueArgs).
 func render(t *testing.T, values ...string) (objects, error) {
+	t.Helper()
+	return renderAs(t, release, namespace, values...)
+}
+
+// renderAs is render as another release, in another namespace.
+func renderAs(t *testing.T, release, namespace string, values ...string) (objects, error) {
 	t.Helper()
 	args := append([]string{"template", release, chartDir(t), "--namespace", namespace}, valueArgs(values)...)
 	out, err := helm(t, args...)
