@@ -113,6 +113,11 @@ func TestKwokNodes(t *testing.T) {
 				if !ok {
 					return fmt.Errorf("row %v is not a kwok node", r)
 				}
+				// A node scraped fewer than twice has no rate yet:
+				// kubectl shows it as <unknown>, so wait.
+				if r[1] == "<unknown>" || r[3] == "<unknown>" {
+					return fmt.Errorf("node %s has no metrics yet", r[0])
+				}
 				if got := milli(t, r[1]); !closeCPU(got, w[0]) {
 					return fmt.Errorf("node %s CPU %dm, want %dm within 5%%", r[0], got, w[0])
 				}
