@@ -210,16 +210,8 @@ func TestHangingNodesDoNotStarveHealthyOnes(t *testing.T) {
 					names = append(names, n)
 					healthy = append(healthy, n)
 				}
-				clk := clocktesting.NewFakeClock(epoch)
-				client := newClockClient(clk, 40*time.Millisecond, hangFrom)
-				sink := newCycleSink(clk)
-				s := New(Config{Resolution: 15 * time.Second, Timeout: 10 * time.Second, Parallelism: parallelism,
-					Spread: 3750 * time.Millisecond, FollowUp: 2 * time.Second},
-					nodes(names...), client, sink, nil, clk)
-				ctx, cancel := context.WithCancel(context.Background())
-				defer cancel()
-				go s.Run(ctx)
-				stepper{clk}.advance(tt.hangAfter+3*time.Minute, 50*time.Millisecond)
+				client, sink, stop := runWithHangingNodes(names, hangFrom, parallelism, tt.hangAfter+3*time.Minute)
+				defer stop()
 
 				sink.mu.Lock()
 				cycles := len(sink.ends)
@@ -424,17 +416,9 @@ func TestStartupRatesDespiteHangingNodes(t *testing.T) {
 				hangFrom[d] = epoch
 			}
 		}
-		clk := clocktesting.NewFakeClock(epoch)
-		client := newClockClient(clk, 40*time.Millisecond, hangFrom)
-		sink := newCycleSink(clk)
-		s := New(Config{Resolution: 15 * time.Second, Timeout: 10 * time.Second, Parallelism: parallelism,
-			Spread: 3750 * time.Millisecond, FollowUp: 2 * time.Second},
-			nodes(names...), client, sink, nil, clk)
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go s.Run(ctx)
 		const within = 20 * time.Second
-		stepper{clk}.advance(within, 50*time.Millisecond)
+		_, sink, stop := runWithHangingNodes(names, hangFrom, parallelism, within)
+		defer stop()
 		sink.mu.Lock()
 		defer sink.mu.Unlock()
 		for _, n := range healthy {
@@ -443,4 +427,22 @@ func TestStartupRatesDespiteHangingNodes(t *testing.T) {
 			}
 		}
 	})
+}
+
+// runWithHangingNodes runs a scraper as the server configures it by default
+// (15s resolution, 10s timeout, a 3.75s spread, a 2s follow-up) over names,
+// each node answering in 40ms or, from the time hangFrom gives it on, never,
+// for total on a fake clock, and leaves it running (a cancelled cycle would
+// end in the sink) until stop; it must be called inside a synctest bubble.
+func runWithHangingNodes(names []string, hangFrom map[string]time.Time, parallelism int, total time.Duration) (_ *clockClient, _ *cycleSink, stop func()) {
+	clk := clocktesting.NewFakeClock(epoch)
+	client := newClockClient(clk, 40*time.Millisecond, hangFrom)
+	sink := newCycleSink(clk)
+	s := New(Config{Resolution: 15 * time.Second, Timeout: 10 * time.Second, Parallelism: parallelism,
+		Spread: 3750 * time.Millisecond, FollowUp: 2 * time.Second},
+		nodes(names...), client, sink, nil, clk)
+	ctx, cancel := context.WithCancel(context.Background())
+	go s.Run(ctx)
+	stepper{clk}.advance(total, 50*time.Millisecond)
+	return client, sink, cancel
 }

@@ -88,7 +88,8 @@ type cycle struct {
 
 	succeeded, failed, skipped atomic.Int64
 	// ended counts the requests that ran their course, quick those of
-	// them answered within half the timeout.
+	// them answered within half the timeout; kept only with
+	// giveUpOnEvidence.
 	ended, quick atomic.Int64
 }
 
@@ -224,7 +225,7 @@ func (c *cycle) run(j job, sl *fastSlot) {
 	held := s.clock.Since(began)
 	demoted := sl != nil && sl.end()
 	cancel()
-	if !demoted {
+	if c.giveUpOnEvidence && !demoted {
 		c.ended.Add(1)
 		if err == nil && held < s.cfg.Timeout/2 {
 			c.quick.Add(1)
