@@ -7,6 +7,8 @@ import (
 	goflag "flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -17,6 +19,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubemetrics/metrics-server/cmd/metrics-server/app/options"
+	"github.com/kubemetrics/metrics-server/pkg/memlimit"
 )
 
 // NewCommand returns the metrics-server command. It runs until ctx is done;
@@ -77,6 +80,8 @@ func run(ctx context.Context, opts *options.Options) error {
 	if err := opts.ApplyLogging(); err != nil {
 		return fmt.Errorf("applying the logging flags: %w", err)
 	}
+	// After the logging flags, so the line says what was set in their format.
+	memlimit.Apply(memlimit.Options{FS: os.DirFS("/"), Getenv: os.Getenv, SetMemoryLimit: debug.SetMemoryLimit})
 	cfg, err := opts.ServerConfig()
 	if err != nil {
 		return err
