@@ -34,6 +34,8 @@ type nodeState struct {
 	listed uint64
 	// gone: the node was deleted (ForgetNode). Its results are dropped.
 	gone bool
+	// rec is what NodeStatus reports (status.go).
+	rec scrapeRecord
 }
 
 // beginListing marks the start of a cycle's node listing: nodes deleted
@@ -188,7 +190,9 @@ func (s *Scraper) land(j job, a attempt) outcome {
 		st.slow = a.held >= slowAfter
 	}
 	failing, slow := st.failing, st.slow
+	before, after := st.record(j.node, a)
 	s.mu.Unlock()
+	s.tell(j.node, a, reason, before, after)
 
 	node := klog.KRef("", name)
 	switch {

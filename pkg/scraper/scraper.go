@@ -54,6 +54,9 @@ type Config struct {
 	// Classify turns a client error into a failure reason from a small fixed
 	// set, for the failure metric's label. Nil labels every failure "other".
 	Classify func(error) string
+	// Observer, when set, is told of each node's failures and recoveries
+	// (see NodeObserver).
+	Observer NodeObserver
 }
 
 // Result summarises one cycle.
