@@ -1,0 +1,51 @@
+package doctor
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteTable prints findings for people: one row per finding (check,
+// target, status, message), the fix and, for what is not ok, the raw
+// detail on lines of their own below it, then a count by status.
+func WriteTable(w io.Writer, findings []Finding) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHECK\tTARGET\tSTATUS\tMESSAGE")
+	counts := map[Status]int{}
+	for _, f := range findings {
+		counts[f.Status]++
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Check, f.Target, strings.ToUpper(string(f.Status)), oneLine(f.Message))
+		if f.Fix != "" {
+			fmt.Fprintf(tw, "\t\t\tfix: %s\n", oneLine(f.Fix))
+		}
+		if f.Detail != "" && f.Status != StatusOK {
+			fmt.Fprintf(tw, "\t\t\tdetail: %s\n", oneLine(f.Detail))
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "\n%d ok, %d warn, %d fail\n", counts[StatusOK], counts[StatusWarn], counts[StatusFail])
+	return err
+}
+
+// WriteJSON prints findings for machines: {"findings": [...], "failed": bool}.
+func WriteJSON(w io.Writer, findings []Finding) error {
+	if findings == nil {
+		findings = []Finding{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(struct {
+		Findings []Finding `json:"findings"`
+		Failed   bool      `json:"failed"`
+	}{findings, Failed(findings)})
+}
+
+// oneLine keeps a table row on one line: newlines and tabs become spaces.
+func oneLine(s string) string {
+	return strings.NewReplacer("\r\n", " ", "\n", " ", "\t", " ").Replace(s)
+}
