@@ -82,7 +82,7 @@ func run(ctx context.Context, opts *options.Options) error {
 	}
 	// After the logging flags, so the line says what was set in their format.
 	memlimit.Apply(memlimit.Options{FS: os.DirFS("/"), Getenv: os.Getenv, SetMemoryLimit: debug.SetMemoryLimit})
-	cfg, err := opts.ServerConfig()
+	cfg, err := opts.ServerConfig(ctx)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package options
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/component-base/logs"
 	logsapi "k8s.io/component-base/logs/api/v1"
 	"k8s.io/component-base/version"
+	apiregv1client "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset/typed/apiregistration/v1"
 
 	// Registers the JSON log format for --logging-format=json.
 	_ "k8s.io/component-base/logs/json/register"
@@ -41,6 +43,7 @@ type Options struct {
 	Features                *genericoptions.FeatureOptions
 	Kubelet                 *KubeletOptions
 	Logging                 *logs.Options
+	TLSBootstrap            *TLSBootstrapOptions
 
 	MetricResolution time.Duration
 	ShowVersion      bool
@@ -63,6 +66,7 @@ func NewOptions() *Options {
 		Features:                genericoptions.NewFeatureOptions(),
 		Kubelet:                 NewKubeletOptions(),
 		Logging:                 logs.NewOptions(),
+		TLSBootstrap:            NewTLSBootstrapOptions(),
 		MetricResolution:        time.Minute,
 		ZeroUsagePods:           zeroUsageServe,
 	}
@@ -85,6 +89,7 @@ func (o *Options) Flags() (fss cliflag.NamedFlagSets) {
 	o.GenericServerRunOptions.AddUniversalFlags(fss.FlagSet("generic"))
 	o.Kubelet.AddFlags(fss.FlagSet("kubelet client"))
 	o.SecureServing.AddFlags(fss.FlagSet("apiserver secure serving"))
+	o.TLSBootstrap.AddFlags(fss.FlagSet("serving certificate bootstrap"))
 	o.Authentication.AddFlags(fss.FlagSet("apiserver authentication"))
 	o.Authorization.AddFlags(fss.FlagSet("apiserver authorization"))
 	o.Audit.AddFlags(fss.FlagSet("apiserver audit log"))
@@ -114,6 +119,8 @@ func (o *Options) Validate() []error {
 	}
 	errs = append(errs, o.GenericServerRunOptions.Validate()...)
 	errs = append(errs, o.SecureServing.Validate()...)
+	errs = append(errs, o.TLSBootstrap.Validate()...)
+	errs = append(errs, o.TLSBootstrap.validateWith(o.SecureServing)...)
 	errs = append(errs, o.Authentication.Validate()...)
 	errs = append(errs, o.Authorization.Validate()...)
 	errs = append(errs, o.Audit.Validate()...)
@@ -125,8 +132,10 @@ func (o *Options) Validate() []error {
 }
 
 // ServerConfig turns validated options into a server.Config: it connects to
-// the kube-apiserver, prepares serving certificates and delegated auth.
-func (o *Options) ServerConfig() (*server.Config, error) {
+// the kube-apiserver, prepares serving certificates and delegated auth. With
+// --tls-bootstrap-secret it first gets the serving certificate (see
+// BootstrapServingCert) and keeps it in step until ctx is done.
+func (o *Options) ServerConfig(ctx context.Context) (*server.Config, error) {
 	restCfg, err := o.restConfig()
 	if err != nil {
 		return nil, err
@@ -138,6 +147,19 @@ func (o *Options) ServerConfig() (*server.Config, error) {
 	metadataClient, err := metadata.NewForConfig(restCfg)
 	if err != nil {
 		return nil, fmt.Errorf("building the metadata client: %w", err)
+	}
+	if o.TLSBootstrap.Secret != "" {
+		aggregator, err := apiregv1client.NewForConfig(restCfg)
+		if err != nil {
+			return nil, fmt.Errorf("building the APIService client: %w", err)
+		}
+		keepInStep, err := o.BootstrapServingCert(ctx, kubeClient, aggregator)
+		if err != nil {
+			return nil, err
+		}
+		if keepInStep != nil {
+			go keepInStep(ctx)
+		}
 	}
 	return o.ServerConfigWith(restCfg, kubeClient, metadataClient)
 }

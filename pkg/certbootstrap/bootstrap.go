@@ -1,0 +1,191 @@
+package certbootstrap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/validation"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/klog/v2"
+	apiregv1client "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset/typed/apiregistration/v1"
+	"k8s.io/utils/clock"
+)
+
+// DefaultInterval is how often a running Bootstrapper syncs: it reads the
+// Secret (renewing the serving certificate when due, adopting another
+// replica's renewal) and checks the APIServices.
+const DefaultInterval = time.Minute
+
+// Config is what a Bootstrapper works on.
+type Config struct {
+	// Namespace and Name name the Secret that holds the CA and the serving
+	// certificate (type kubernetes.io/tls; keys tls.crt, tls.key, ca.crt
+	// and ca.key).
+	Namespace, Name string
+	// Service is the name of the Service in front of the server, in
+	// Namespace: the serving certificate names <Service>, <Service>.<ns>,
+	// <Service>.<ns>.svc and <Service>.<ns>.svc.cluster.local.
+	Service string
+	// APIServiceNames are the APIServices whose spec.caBundle is kept equal
+	// to the CA; empty means none.
+	APIServiceNames []string
+	// CertDir is where tls.crt, tls.key and ca.crt are written.
+	CertDir string
+
+	// Secrets and APIServices reach the kube-apiserver.
+	Secrets     corev1client.SecretsGetter
+	APIServices apiregv1client.APIServicesGetter
+
+	// Interval is the time between syncs of Run; 0 means DefaultInterval.
+	Interval time.Duration
+	// Clock tells the time that certificates are made and judged at; nil
+	// means the real clock.
+	Clock clock.PassiveClock
+}
+
+// Bootstrapper keeps the serving certificate in Config.CertDir and the
+// APIServices' caBundle in step with the Secret. Init, then Run, from one
+// goroutine.
+type Bootstrapper struct {
+	cfg              Config
+	dnsNames         []string
+	current          *bundle
+	apiServiceStates map[string]apiServiceState
+}
+
+// New checks cfg and returns a Bootstrapper; nothing is read or written
+// until Init.
+func New(cfg Config) (*Bootstrapper, error) {
+	var errs []error
+	if msgs := validation.IsDNS1123Label(cfg.Namespace); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("namespace %q: %v", cfg.Namespace, msgs))
+	}
+	if msgs := validation.IsDNS1123Subdomain(cfg.Name); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("secret name %q: %v", cfg.Name, msgs))
+	}
+	if msgs := validation.IsDNS1035Label(cfg.Service); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("service name %q: %v", cfg.Service, msgs))
+	}
+	if cfg.CertDir == "" {
+		errs = append(errs, errors.New("no certificate directory"))
+	}
+	if cfg.Secrets == nil || (cfg.APIServices == nil && len(cfg.APIServiceNames) > 0) {
+		errs = append(errs, errors.New("no API client"))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("serving-certificate bootstrap: %w", errors.Join(errs...))
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	return &Bootstrapper{cfg: cfg, dnsNames: DNSNames(cfg.Service, cfg.Namespace), apiServiceStates: map[string]apiServiceState{}}, nil
+}
+
+// DNSNames returns the names a serving certificate for service in
+// namespace carries, shortest first.
+func DNSNames(service, namespace string) []string {
+	ns := service + "." + namespace
+	return []string{service, ns, ns + ".svc", ns + ".svc.cluster.local"}
+}
+
+// CertFile, KeyFile and CAFile are the paths of the files Init writes.
+func (b *Bootstrapper) CertFile() string { return filepath.Join(b.cfg.CertDir, FileCert) }
+func (b *Bootstrapper) KeyFile() string  { return filepath.Join(b.cfg.CertDir, FileKey) }
+func (b *Bootstrapper) CAFile() string   { return filepath.Join(b.cfg.CertDir, FileCA) }
+
+// initAttempts and initBackoff bound Init's retries of errors that may pass
+// (the kube-apiserver restarting): about 30s in all.
+const (
+	initAttempts = 5
+	initBackoff  = 2 * time.Second
+)
+
+// Init makes the Secret hold a usable CA and serving certificate, writes
+// them into CertDir, and sets the APIServices' caBundle once (an APIService
+// that cannot be set is logged and left to Run). It returns an error when
+// the files cannot be written or the Secret cannot be used: refused by RBAC
+// (the error names the rule to add), not ours, or unreachable for about
+// 30s.
+func (b *Bootstrapper) Init(ctx context.Context) error {
+	var err error
+	for attempt, wait := 1, initBackoff; ; attempt, wait = attempt+1, 2*wait {
+		if err = b.syncFiles(ctx); err == nil || !retriable(err) || attempt == initAttempts {
+			break
+		}
+		klog.InfoS("Cannot get the serving certificate yet; retrying", "secret", klog.KRef(b.cfg.Namespace, b.cfg.Name), "err", err, "after", wait)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("serving-certificate bootstrap: %w (stopped: %w)", err, context.Cause(ctx))
+		case <-time.After(wait):
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("serving-certificate bootstrap: %w", err)
+	}
+	b.syncAPIServices(ctx, b.current.caPEM)
+	return nil
+}
+
+// Run syncs every Interval until ctx is done: the Secret (renewing the
+// serving certificate when less than a third of its lifetime is left,
+// adopting what another replica wrote) into the files, and the APIServices'
+// caBundle. Errors are logged and tried again at the next sync; the files
+// keep the last good certificate. Init must have succeeded.
+func (b *Bootstrapper) Run(ctx context.Context) {
+	t := time.NewTicker(b.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		syncCtx, cancel := context.WithTimeout(ctx, b.cfg.Interval)
+		if err := b.syncFiles(syncCtx); err != nil {
+			klog.ErrorS(err, "Cannot sync the serving certificate; serving the last one", "secret", klog.KRef(b.cfg.Namespace, b.cfg.Name),
+				"notAfter", b.current.cert.NotAfter.UTC().Format(time.RFC3339))
+		}
+		b.syncAPIServices(syncCtx, b.current.caPEM)
+		cancel()
+	}
+}
+
+// syncFiles syncs the Secret and writes what it holds into CertDir.
+func (b *Bootstrapper) syncFiles(ctx context.Context) error {
+	next, err := b.syncSecret(ctx)
+	if err != nil {
+		return err
+	}
+	changed, err := writeFiles(b.cfg.CertDir, next)
+	if err != nil {
+		return err
+	}
+	if changed {
+		klog.InfoS("Wrote the serving certificate", "dir", b.cfg.CertDir, "serial", next.cert.SerialNumber.Text(16),
+			"notAfter", next.cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	b.current = next
+	return nil
+}
+
+// retriable tells an error that may pass (the kube-apiserver restarting or
+// overloaded) from one that needs a person (RBAC, a Secret not ours, a
+// read-only --cert-dir).
+func retriable(err error) bool {
+	if errors.Is(err, errNotOurs) || errors.Is(err, errWrite) {
+		return false
+	}
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
+			apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err)
+	}
+	return true
+}
