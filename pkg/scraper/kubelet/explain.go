@@ -1,0 +1,47 @@
+package kubelet
+
+import (
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// This file exports, for diagnostics (metrics-server doctor), the choices
+// and explanations the client makes, so a diagnosis names the address the
+// server uses and words a TLS failure as the server's log does.
+
+// NodeAddress returns the host:port at which a Client built from cfg asks
+// node's kubelet: the same choice GetMetrics makes (cfg's zero fields take
+// their defaults). The error names the address types the node has and the
+// flag to adjust.
+func NodeAddress(node *corev1.Node, cfg Config) (string, error) {
+	cfg.defaults()
+	return hostPort(node, cfg.AddressTypes, cfg.DefaultPort, cfg.UseNodeStatusPort)
+}
+
+// ResourcePath returns the path of node's resource metrics endpoint: the
+// node's ResourcePathAnnotation when set, else /metrics/resource.
+func ResourcePath(node *corev1.Node) string {
+	if p := node.Annotations[ResourcePathAnnotation]; p != "" {
+		return p
+	}
+	return resourcePath
+}
+
+// SummaryPath and SummaryQuery are what the client asks for the summary.
+const (
+	SummaryPath  = summaryPath
+	SummaryQuery = summaryQuery
+)
+
+// ExplainTLS says why a TLS connection to the kubelet at addr (host:port)
+// failed with err, in the words of the client's errors: cause is what is
+// wrong, fix what to do (empty when the cause names its own check). Both
+// are empty when err is no TLS failure the client recognises.
+func ExplainTLS(err error, addr string) (cause, fix string) {
+	s := tlsCause(err, addr)
+	if c, f, ok := strings.Cut(s, "; fix: "); ok {
+		return c, f
+	}
+	return s, ""
+}
