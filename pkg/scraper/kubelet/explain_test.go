@@ -46,8 +46,8 @@ func TestNodeAddress(t *testing.T) {
 // TestExplainTLS: the client's words, cut into the cause and the fix.
 func TestExplainTLS(t *testing.T) {
 	for _, tt := range []struct {
-		name             string
-		err              error
+		name       string
+		err        error
 		cause, fix string
 	}{
 		{name: "no IP SAN", err: x509.HostnameError{Host: "10.0.3.17", Certificate: &x509.Certificate{DNSNames: []string{"worker-3"}}},
