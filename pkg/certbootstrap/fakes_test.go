@@ -225,4 +225,6 @@ func holdFirstReads(n int, bs ...*Bootstrapper) {
 	}
 }
 
-func newFakeClock(t time.Time) *clocktesting.FakePassiveClock { return clocktesting.NewFakePassiveClock(t) }
+func newFakeClock(t time.Time) *clocktesting.FakePassiveClock {
+	return clocktesting.NewFakePassiveClock(t)
+}
