@@ -7,7 +7,6 @@ import (
 	"runtime/debug"
 
 	genericapiserver "k8s.io/apiserver/pkg/server"
-	"k8s.io/component-base/cli"
 
 	"github.com/kubemetrics/metrics-server/cmd/metrics-server/app"
 )
@@ -24,5 +23,5 @@ func main() {
 	}
 	ctx := genericapiserver.SetupSignalContext()
 	cmd := app.NewCommand(ctx, os.Stdout)
-	os.Exit(cli.Run(cmd))
+	os.Exit(app.Run(cmd))
 }

@@ -52,6 +52,9 @@ func Run(ctx context.Context, cfg Config) []Finding {
 		f(cctx)
 	}
 	var findings []Finding
+	if f, ok := reachable(ctx, cfg); !ok {
+		return []Finding{f}
+	}
 	var server Server
 	bounded(func(ctx context.Context) {
 		var err error
@@ -79,6 +82,31 @@ func Run(ctx context.Context, cfg Config) []Finding {
 		findings = append(findings, cfg.Nodes(ctx, server)...)
 	}
 	return findings
+}
+
+// reachable asks the kube-apiserver for its version, within
+// CheckTimeout: when it does not answer, nothing else can be checked.
+func reachable(ctx context.Context, cfg Config) (Finding, bool) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.CheckTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := cfg.Client.Discovery().ServerVersion()
+		done <- err
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err == nil {
+		return Finding{}, true
+	}
+	return Finding{Check: "kube-apiserver", Target: "kubeconfig", Status: StatusFail,
+		Message: "cannot reach the kube-apiserver of the kubeconfig's current context, so nothing was checked",
+		Fix:     "check the kubeconfig (--kubeconfig, --context, $KUBECONFIG) with kubectl version",
+		Detail:  err.Error()}, false
 }
 
 // Failed reports whether any finding failed.

@@ -33,6 +33,7 @@ func NewCommand(ctx context.Context, out io.Writer) *cobra.Command {
 			"points in memory and serves them as metrics.k8s.io v1 and v1beta1 for kubectl top and the\n" +
 			"HorizontalPodAutoscaler, as an API server aggregated behind the kube-apiserver.",
 		SilenceUsage: true,
+		Args:         cobra.ArbitraryArgs, // refused below with the server's own message, not cobra's "unknown command"
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.ShowVersion {
 				_, err := fmt.Fprintln(out, version.Get().GitVersion)
@@ -45,6 +46,7 @@ func NewCommand(ctx context.Context, out io.Writer) *cobra.Command {
 		},
 	}
 	cmd.SetContext(ctx)
+	cmd.AddCommand(newDoctorCommand(out))
 
 	fs := cmd.Flags()
 	nfs := opts.Flags()

@@ -1,0 +1,161 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kubemetrics/metrics-server/pkg/doctor"
+)
+
+// Exit statuses of metrics-server doctor.
+const (
+	doctorExitFailed = 1 // a check failed
+	doctorExitUsage  = 2 // bad flags or arguments, or an unusable kubeconfig
+)
+
+// doctorOptions are the flags of metrics-server doctor.
+type doctorOptions struct {
+	kubeconfig, context string
+	output              string
+	namespace, service  string
+	serviceAccount      string
+	serviceAccountSet   bool
+	apiServices         []string
+	timeout             time.Duration
+}
+
+// newDoctorCommand returns `metrics-server doctor`: it checks, with the
+// operator's kubeconfig, the chain from the kube-apiserver to the kubelets
+// and prints what is wrong and the fix, as a table or JSON, to out. Its
+// error is an *ExitError: status 1 when a check failed, 2 on a usage error.
+func newDoctorCommand(out io.Writer) *cobra.Command {
+	o := doctorOptions{}
+	cmd := &cobra.Command{
+		Use:   "doctor",
+		Short: "Check why the metrics API does not work, and say how to fix it",
+		Long: "doctor walks the chain kubectl top and the HorizontalPodAutoscaler depend on, with your kubeconfig:\n" +
+			"the APIServices v1 and v1beta1.metrics.k8s.io (their Available condition decoded into a cause),\n" +
+			"the aggregation layer's request-header authentication, and the server's RBAC by SubjectAccessReview.\n" +
+			"It prints one row per check with the fix, and exits 0 when nothing failed (warnings allowed),\n" +
+			"1 when a check failed, 2 on a usage error.",
+		SilenceUsage: true,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return &ExitError{Code: doctorExitUsage, Err: fmt.Errorf("unexpected arguments %q: doctor takes only flags", args)}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.serviceAccountSet = cmd.Flags().Changed("service-account")
+			return o.run(cmd.Context(), out)
+		},
+	}
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &ExitError{Code: doctorExitUsage, Err: fmt.Errorf("%w; see metrics-server doctor --help", err)}
+	})
+	// Not the server's help, which the root command sets and a subcommand
+	// would inherit.
+	cmd.SetHelpFunc(func(c *cobra.Command, _ []string) {
+		_, _ = fmt.Fprintf(c.OutOrStdout(), "%s\n\nUsage:\n  %s\n\nFlags:\n%s", c.Long, c.UseLine(), c.Flags().FlagUsages())
+	})
+	cmd.SetUsageFunc(func(c *cobra.Command) error {
+		_, err := fmt.Fprintf(c.OutOrStderr(), "Usage:\n  %s\n\nFlags:\n%s", c.UseLine(), c.Flags().FlagUsages())
+		return err
+	})
+	fs := cmd.Flags()
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "Path to the kubeconfig to use; default $KUBECONFIG or ~/.kube/config.")
+	fs.StringVar(&o.context, "context", "", "The kubeconfig context to use; default its current context.")
+	fs.StringVarP(&o.output, "output", "o", "table", "Output format: table (for people) or json (for machines).")
+	fs.StringVar(&o.namespace, "namespace", "kube-system", "Namespace of metrics-server's Service and Deployment.")
+	fs.StringVar(&o.service, "service", "metrics-server", "Name of metrics-server's Service; its selector finds the Deployment.")
+	fs.StringVar(&o.serviceAccount, "service-account", "kube-system/metrics-server", "namespace/name of the server's ServiceAccount, whose RBAC is checked; default the Deployment's, else this.")
+	fs.StringSliceVar(&o.apiServices, "apiservices", doctor.MetricsAPIServices, "The APIServices to check.")
+	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "Time limit of the whole run.")
+	return cmd
+}
+
+// run checks the flags, connects and runs the doctor.
+func (o *doctorOptions) run(ctx context.Context, out io.Writer) error {
+	if o.output != "table" && o.output != "json" {
+		return &ExitError{Code: doctorExitUsage, Err: fmt.Errorf("--output=%q: use table or json", o.output)}
+	}
+	if o.timeout <= 0 {
+		return &ExitError{Code: doctorExitUsage, Err: fmt.Errorf("--timeout=%v: give a positive duration, such as 2m", o.timeout)}
+	}
+	if ns, name, ok := strings.Cut(o.serviceAccount, "/"); !ok || ns == "" || name == "" {
+		return &ExitError{Code: doctorExitUsage, Err: fmt.Errorf("--service-account=%q: give namespace/name, such as kube-system/metrics-server", o.serviceAccount)}
+	}
+	cfg, err := o.restConfig()
+	if err != nil {
+		return &ExitError{Code: doctorExitUsage, Err: err}
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return &ExitError{Code: doctorExitUsage, Err: fmt.Errorf("building a client from the kubeconfig: %w", err)}
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return &ExitError{Code: doctorExitUsage, Err: fmt.Errorf("building a client from the kubeconfig: %w", err)}
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	findings := doctor.Run(ctx, o.config(client, dyn))
+	return o.report(out, findings)
+}
+
+// config is the doctor's run for these flags and clients.
+func (o *doctorOptions) config(client kubernetes.Interface, dyn dynamic.Interface) doctor.Config {
+	return doctor.Config{
+		Client: client, Dynamic: dyn,
+		Namespace: o.namespace, Service: o.service,
+		ServiceAccount: o.serviceAccount, ServiceAccountSet: o.serviceAccountSet,
+		APIServices:  o.apiServices,
+		CheckTimeout: min(30*time.Second, o.timeout/3),
+	}
+}
+
+// report prints the findings and turns a failure into exit status 1.
+func (o *doctorOptions) report(out io.Writer, findings []doctor.Finding) error {
+	var err error
+	if o.output == "json" {
+		err = doctor.WriteJSON(out, findings)
+	} else {
+		err = doctor.WriteTable(out, findings)
+	}
+	if err != nil {
+		return fmt.Errorf("writing the findings: %w", err)
+	}
+	if doctor.Failed(findings) {
+		return &ExitError{Code: doctorExitFailed}
+	}
+	return nil
+}
+
+// restConfig loads the operator's kubeconfig as kubectl does: --kubeconfig,
+// else $KUBECONFIG, else ~/.kube/config, at --context or the current one.
+func (o *doctorOptions) restConfig() (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = o.kubeconfig
+	overrides := &clientcmd.ConfigOverrides{CurrentContext: o.context}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
+	if err != nil {
+		if clientcmd.IsEmptyConfig(err) || errors.Is(err, clientcmd.ErrEmptyConfig) {
+			return nil, fmt.Errorf("no kubeconfig found: pass --kubeconfig or set KUBECONFIG: %w", err)
+		}
+		return nil, fmt.Errorf("loading the kubeconfig (--kubeconfig %q, --context %q): %w", o.kubeconfig, o.context, err)
+	}
+	cfg.UserAgent = "metrics-server-doctor"
+	cfg.Timeout = min(30*time.Second, o.timeout)
+	cfg.QPS, cfg.Burst = 50, 100
+	return cfg, nil
+}
