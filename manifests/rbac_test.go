@@ -1,8 +1,6 @@
 package manifests
 
 import (
-	"bytes"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -62,29 +60,98 @@ var builtinRoles = map[string][]rbacv1.PolicyRule{
 	},
 }
 
-// TestServerRBACIsLeastPrivilege renders the base and every overlay, lists
-// every verb on every resource granted to the server's ServiceAccount by
-// every binding, and fails on anything the server does not use (and on
-// anything it needs but lacks).
-func TestServerRBACIsLeastPrivilege(t *testing.T) {
-	dirs := []string{"base"}
+// bootstrapGrants is what the serving-certificate bootstrap uses when a
+// Deployment runs with --tls-bootstrap-secret=<namespace>/<name>: get,
+// renew and (on the first start) create that Secret, and get and patch
+// the caBundle of each APIService of --tls-bootstrap-apiservices. The API
+// cannot restrict create to a name, so create comes without one.
+func bootstrapGrants(secret string, apiServices []string) map[grant]string {
+	ns, name, _ := strings.Cut(secret, "/")
+	g := map[grant]string{
+		{Namespace: ns, Resource: "secrets", Name: name, Verb: "get"}:    "the bootstrap reads its Secret",
+		{Namespace: ns, Resource: "secrets", Name: name, Verb: "update"}: "the bootstrap renews the serving certificate in its Secret",
+		{Namespace: ns, Resource: "secrets", Name: name, Verb: "patch"}:  "the bootstrap renews the serving certificate in its Secret",
+		{Namespace: ns, Resource: "secrets", Verb: "create"}:             "the bootstrap creates its Secret on the first start",
+	}
+	for _, a := range apiServices {
+		g[grant{Group: "apiregistration.k8s.io", Resource: "apiservices", Name: a, Verb: "get"}] = "the bootstrap reads the APIService's caBundle"
+		g[grant{Group: "apiregistration.k8s.io", Resource: "apiservices", Name: a, Verb: "patch"}] = "the bootstrap writes its CA into the APIService's caBundle"
+	}
+	return g
+}
+
+// defaultBootstrapAPIServices is --tls-bootstrap-apiservices' default.
+var defaultBootstrapAPIServices = []string{"v1.metrics.k8s.io", "v1beta1.metrics.k8s.io"}
+
+// wantGrants is every permission the server rendered in objs uses: needed,
+// and bootstrapGrants when its Deployment runs the bootstrap.
+func wantGrants(t *testing.T, objs []object) map[grant]string {
+	t.Helper()
+	want := map[grant]string{}
+	for g, why := range needed {
+		want[g] = why
+	}
+	for _, args := range deploymentArgs(t, objs) {
+		secret, apiServices := "", defaultBootstrapAPIServices
+		for _, a := range args {
+			if v, ok := strings.CutPrefix(a, "--tls-bootstrap-secret="); ok {
+				secret = v
+			}
+			if v, ok := strings.CutPrefix(a, "--tls-bootstrap-apiservices="); ok {
+				apiServices = strings.Split(v, ",")
+			}
+		}
+		if secret != "" {
+			for g, why := range bootstrapGrants(secret, apiServices) {
+				want[g] = why
+			}
+		}
+	}
+	return want
+}
+
+// deploymentArgs returns the first container's arguments of every
+// Deployment in objs.
+func deploymentArgs(t *testing.T, objs []object) [][]string {
+	t.Helper()
+	var out [][]string
+	for _, d := range deployments(t, objs) {
+		out = append(out, d.Spec.Template.Spec.Containers[0].Args)
+	}
+	return out
+}
+
+// installs are the kustomizations an operator applies: the base and every
+// overlay.
+func installs(t *testing.T) []string {
+	t.Helper()
 	overlays, err := filepath.Glob("overlays/*")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dirs = append(dirs, overlays...)
-	for _, dir := range dirs {
+	return append([]string{"base"}, overlays...)
+}
+
+// TestServerRBACIsLeastPrivilege renders the base and every overlay with
+// kustomize, lists every verb on every resource granted to the server's
+// ServiceAccount by every binding, and fails on anything the server does
+// not use (and on anything it needs but lacks). What it uses depends on
+// its flags: the serving-certificate bootstrap's Secret and APIServices
+// only where the Deployment runs with --tls-bootstrap-secret.
+func TestServerRBACIsLeastPrivilege(t *testing.T) {
+	for _, dir := range installs(t) {
 		t.Run(dir, func(t *testing.T) {
 			objs := render(t, dir)
 			got := serverGrants(t, objs)
+			want := wantGrants(t, objs)
 			for g := range got {
-				if _, ok := needed[g]; !ok {
+				if _, ok := want[g]; !ok {
 					t.Errorf("%s grants the server %s, which it never uses (via %s)", dir, g, got[g])
 				}
 			}
-			for g, why := range needed {
+			for g, why := range want {
 				if _, ok := got[g]; !ok {
-					t.Errorf("%s does not grant the server %s, needed for %s", dir, g, why)
+					t.Errorf("%s does not grant the server %s, needed: %s", dir, g, why)
 				}
 			}
 		})
@@ -200,94 +267,4 @@ func mustUnmarshal(t *testing.T, o object, into any) {
 	if err := yaml.Unmarshal(o.raw, into); err != nil {
 		t.Fatalf("%s/%s: %v", o.Kind, o.Metadata.Name, err)
 	}
-}
-
-// rbacKinds are the kinds that grant or bind permissions.
-var rbacKinds = []string{"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
-
-// render returns the objects of the kustomization in dir, following its
-// resources and components. It understands only what these manifests use,
-// and fails on anything else: a key it does not know, or a patch that
-// touches an RBAC object (which it does not apply), so its list of RBAC
-// objects is the one kustomize would render.
-func render(t *testing.T, dir string) []object {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var k map[string]any
-	if err := yaml.Unmarshal(b, &k); err != nil {
-		t.Fatalf("%s: %v", dir, err)
-	}
-	var kust struct {
-		Resources  []string `json:"resources"`
-		Components []string `json:"components"`
-		Patches    []struct {
-			Path   string `json:"path"`
-			Patch  string `json:"patch"`
-			Target struct {
-				Kind string `json:"kind"`
-			} `json:"target"`
-		} `json:"patches"`
-	}
-	if err := yaml.Unmarshal(b, &kust); err != nil {
-		t.Fatalf("%s: %v", dir, err)
-	}
-	for key := range k {
-		if !slices.Contains([]string{"apiVersion", "kind", "resources", "components", "patches", "labels", "images"}, key) {
-			t.Fatalf("%s/kustomization.yaml uses %q, which this test does not render; teach render about it", dir, key)
-		}
-	}
-	for _, p := range kust.Patches {
-		body := []byte(p.Patch)
-		if p.Path != "" {
-			if body, err = os.ReadFile(filepath.Join(dir, p.Path)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		var head struct {
-			Kind string `json:"kind"`
-		}
-		_ = yaml.Unmarshal(body, &head) // a JSON 6902 patch is a list: no kind
-		if slices.Contains(rbacKinds, p.Target.Kind) || slices.Contains(rbacKinds, head.Kind) {
-			t.Fatalf("%s patches RBAC (%s%s), which this test does not apply", dir, p.Target.Kind, head.Kind)
-		}
-	}
-	var out []object
-	for _, r := range append(kust.Resources, kust.Components...) {
-		path := filepath.Join(dir, r)
-		if st, err := os.Stat(path); err != nil {
-			t.Fatalf("%s: %v", dir, err)
-		} else if st.IsDir() {
-			out = append(out, render(t, path)...)
-			continue
-		}
-		out = append(out, parseFile(t, path)...)
-	}
-	return out
-}
-
-func parseFile(t *testing.T, path string) []object {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []object
-	for i, doc := range bytes.Split(b, []byte("\n---\n")) {
-		if len(bytes.TrimSpace(doc)) == 0 {
-			continue
-		}
-		var o object
-		if err := yaml.Unmarshal(doc, &o); err != nil {
-			t.Fatalf("%s document %d: %v", path, i+1, err)
-		}
-		if o.Kind == "" {
-			t.Fatalf("%s document %d has no kind:\n%s", path, i+1, strings.TrimSpace(string(doc)))
-		}
-		o.raw = doc
-		out = append(out, o)
-	}
-	return out
 }
