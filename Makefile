@@ -25,7 +25,7 @@ FLEET_STEADY ?= 1m
 FLEET_ARGS ?=
 FLEET_SWEEP ?= 100 1000 5000 10000
 
-.PHONY: help build test unit e2e k8s demo demo-down bench-fleet bench-fleet-sweep bench-fleet-smoke verify vet fmt tidy-check bench fuzz generate clean
+.PHONY: help build test unit e2e k8s demo demo-down bench-fleet bench-fleet-sweep bench-fleet-smoke verify vet fmt tidy-check manifests manifests-check bench fuzz generate clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -62,7 +62,16 @@ bench-fleet-smoke: ## the CI smoke: 100 nodes, one minute, both binaries, our se
 demo-down: ## stop a playground left running
 	cd test && $(GO) run ./cmd/playground -dir $(PLAYGROUND_DIR) -down
 
-verify: fmt vet tidy-check ## gofmt, go vet, go mod tidy are clean
+verify: fmt vet tidy-check manifests-check ## gofmt, go vet, go mod tidy are clean; the release manifest is current
+
+# The release file is rendered and checked by one Go test (the kustomize
+# library kubectl uses), so make and go test cannot disagree.
+manifests: ## render the single-file install manifests/components.yaml from manifests/overlays/release
+	$(GO) test ./manifests -run '^TestReleaseFileIsCurrent$$' -count=1 -update
+
+manifests-check:
+	@$(GO) test ./manifests -run '^TestReleaseFileIsCurrent$$' -count=1 >/dev/null || { \
+		echo "manifests/components.yaml is stale (it differs from manifests/overlays/release rendered): run 'make manifests' and commit it"; exit 1; }
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
