@@ -1,0 +1,251 @@
+// Package e2edoctor breaks a local cluster on purpose, one thing at a
+// time, and checks that `metrics-server doctor` names the cause and the fix
+// of each (issue 11 item 4) and exits 1, and that it exits 0 with every
+// check ok on the healthy cluster.
+//
+// It has its own control plane, fleet and server process: its nodes listen
+// on 127.42.x.y, its ports are picked free and its files live in their own
+// temporary folder, so it runs beside test/e2e, test/e2efaults and
+// test/e2einstall. Tests run one after another and leave the cluster
+// healthy when they end.
+package e2edoctor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubemetrics/metrics-server/certs/pki"
+	"github.com/kubemetrics/metrics-server/pkg/doctor"
+	"github.com/kubemetrics/metrics-server/test/fleet"
+	"github.com/kubemetrics/metrics-server/test/localcluster"
+)
+
+// addressBase keeps this fleet's kubelets (127.42.x.y) apart from test/e2e's
+// (127.1), the playground's (127.3), the benchmark's (127.5),
+// e2efaults' (127.40) and e2einstall's (127.41).
+const addressBase = 42
+
+// nodes is the size of the fleet: enough for per-node breakages to leave
+// healthy nodes beside them.
+const nodes = 4
+
+// env is what every test shares, set up once by TestMain.
+type env struct {
+	dir     string
+	repo    string
+	binary  string
+	cluster *localcluster.Cluster
+	fleet   *fleet.Fleet
+	client  kubernetes.Interface
+	// server is how the healthy server runs; port is its secure port.
+	server localcluster.MetricsServer
+	port   int
+	// kubeletCA is the file of the CA that signs the fleet's serving
+	// certificates.
+	kubeletCA string
+}
+
+var e *env
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir, err := os.MkdirTemp("", "kubemetrics-e2edoctor-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	e = &env{dir: dir}
+	keep := false
+	defer func() {
+		if !keep {
+			_ = os.RemoveAll(dir)
+		}
+	}()
+	if err := e.setUp(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "e2edoctor:", err)
+		fmt.Fprintf(os.Stderr, "e2edoctor: logs kept in %s/logs\n", dir)
+		keep = true
+		if e.cluster != nil {
+			e.cluster.Stop()
+		}
+		return 1
+	}
+	defer func() {
+		cancel() // the fleet first: it talks to the apiserver
+		e.cluster.Stop()
+	}()
+	code := m.Run()
+	if code != 0 {
+		keep = true
+		logf("tests failed: logs kept in %s/logs", dir)
+	}
+	return code
+}
+
+func logf(f string, a ...any) {
+	fmt.Printf("e2edoctor [%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(f, a...))
+}
+
+// setUp builds our binary (server and doctor in one), starts the control
+// plane, a fleet whose kubelets check tokens as webhook-authorizing
+// kubelets do, and our server with a ServiceAccount token.
+func (e *env) setUp(ctx context.Context) error {
+	began := time.Now()
+	var err error
+	if e.repo, err = filepath.Abs("../.."); err != nil {
+		return err
+	}
+	e.binary = filepath.Join(e.dir, "metrics-server")
+	build := exec.CommandContext(ctx, "go", "build", "-o", e.binary, "./cmd/metrics-server")
+	build.Dir = e.repo
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building metrics-server: %w", err)
+	}
+	logf("built metrics-server in %v", time.Since(began).Round(time.Second))
+	e.cluster, err = localcluster.Start(ctx, localcluster.Options{
+		BinDir: filepath.Join(e.repo, "test/.cache/bin/v1.37.2"),
+		Dir:    e.dir,
+		Logf:   logf,
+	})
+	if err != nil {
+		return fmt.Errorf("starting the control plane: %w", err)
+	}
+	if e.client, err = e.cluster.Client(); err != nil {
+		return err
+	}
+	e.kubeletCA = e.cluster.PKI.Path(pki.KubeletCA + ".crt")
+	ca, err := pki.LoadCA(e.kubeletCA, e.cluster.PKI.Path(pki.KubeletCA+".key"))
+	if err != nil {
+		return err
+	}
+	e.fleet, err = fleet.New(fleet.Config{Client: e.client, Nodes: nodes, Prefix: "doc", KubeletCA: ca,
+		AddressBase: addressBase, Authenticate: true, Logf: logf})
+	if err != nil {
+		return err
+	}
+	if err := e.fleet.Run(ctx); err != nil {
+		return fmt.Errorf("starting the fleet: %w", err)
+	}
+	e.server = localcluster.MetricsServer{
+		Binary:    e.binary,
+		Manifests: filepath.Join(e.repo, "manifests/overlays/local"),
+		Args:      []string{"--metric-resolution=15s", "-v=2"},
+	}
+	if e.port, err = e.cluster.StartMetricsServer(ctx, e.server); err != nil {
+		return fmt.Errorf("starting metrics-server: %w", err)
+	}
+	logf("cluster, %d-node fleet and server ready in %v; logs in %s/logs", nodes, time.Since(began).Round(time.Second), e.dir)
+	return nil
+}
+
+// doctorRun is one run of `metrics-server doctor -o json`.
+type doctorRun struct {
+	code     int
+	findings []doctor.Finding
+	stderr   string
+}
+
+// find returns the findings of check on target.
+func (r doctorRun) find(check, target string) []doctor.Finding {
+	var out []doctor.Finding
+	for _, f := range r.findings {
+		if f.Check == check && f.Target == target {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// String lists the findings, one a line, for failure messages.
+func (r doctorRun) String() string {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "exit %d", r.code)
+	for _, f := range r.findings {
+		fmt.Fprintf(&b, "\n  %s %s %s: %s | fix: %s | detail: %s", f.Check, f.Target, f.Status, f.Message, f.Fix, f.Detail)
+	}
+	if r.stderr != "" {
+		fmt.Fprintf(&b, "\n  stderr: %s", r.stderr)
+	}
+	return b.String()
+}
+
+// runDoctor runs the doctor as an operator would, with the admin's
+// kubeconfig and the kubelet CA, plus extra flags, within a minute.
+func runDoctor(t *testing.T, extra ...string) doctorRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	args := append([]string{"doctor", "--kubeconfig", e.cluster.AdminKubeconfig, "-o", "json", "--timeout", "60s"}, extra...)
+	cmd := exec.CommandContext(ctx, e.binary, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := doctorRun{stderr: errb.String()}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		r.code = exit.ExitCode()
+	case err != nil:
+		t.Fatalf("running %s %v: %v", e.binary, args, err)
+	}
+	var parsed struct {
+		Findings []doctor.Finding `json:"findings"`
+		Failed   bool             `json:"failed"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &parsed); err != nil {
+		t.Fatalf("doctor %v printed no JSON (exit %d): %v\nstdout: %s\nstderr: %s", args, r.code, err, out.String(), errb.String())
+	}
+	r.findings = parsed.Findings
+	if parsed.Failed != (r.code == 1) {
+		t.Errorf("doctor says failed=%v but exits %d", parsed.Failed, r.code)
+	}
+	return r
+}
+
+// waitDoctor runs the doctor every 3 s until until accepts a run, for at
+// most limit (the kube-apiserver re-checks an APIService every 30 s), and
+// returns the last run.
+func waitDoctor(t *testing.T, limit time.Duration, until func(doctorRun) bool, extra ...string) doctorRun {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		r := runDoctor(t, extra...)
+		if until(r) || time.Now().After(deadline) {
+			return r
+		}
+		time.Sleep(3 * time.Second)
+	}
+}
+
+// restoreServer starts the healthy server again (after a stop or a broken
+// start) and waits until both APIServices are Available.
+func restoreServer(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	e.cluster.StopMetricsServer()
+	if err := e.cluster.KeepMetricsServerLog(); err != nil {
+		t.Error(err)
+	}
+	if _, err := e.cluster.StartMetricsServer(ctx, e.server); err != nil {
+		t.Fatalf("restoring the healthy server: %v", err)
+	}
+}
