@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/spf13/pflag"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -47,13 +48,41 @@ type apiService struct {
 // serviceMonitor holds the fields of a prometheus-operator ServiceMonitor
 // the test checks.
 type serviceMonitor struct {
+	Metadata struct {
+		Namespace string `json:"namespace"`
+	} `json:"metadata"`
 	Spec struct {
+		JobLabel  string              `json:"jobLabel"`
 		Selector  metav1LabelSelector `json:"selector"`
 		Endpoints []struct {
-			Port   string `json:"port"`
-			Path   string `json:"path"`
-			Scheme string `json:"scheme"`
+			Port      string `json:"port"`
+			Path      string `json:"path"`
+			Scheme    string `json:"scheme"`
+			TLSConfig struct {
+				InsecureSkipVerify bool   `json:"insecureSkipVerify"`
+				ServerName         string `json:"serverName"`
+				CA                 struct {
+					Secret struct {
+						Name string `json:"name"`
+						Key  string `json:"key"`
+					} `json:"secret"`
+				} `json:"ca"`
+			} `json:"tlsConfig"`
 		} `json:"endpoints"`
+	} `json:"spec"`
+}
+
+// certificate holds the fields of a cert-manager Certificate the tests
+// check.
+type certificate struct {
+	Spec struct {
+		IsCA       bool     `json:"isCA"`
+		SecretName string   `json:"secretName"`
+		DNSNames   []string `json:"dnsNames"`
+		IssuerRef  struct {
+			Kind string `json:"kind"`
+			Name string `json:"name"`
+		} `json:"issuerRef"`
 	} `json:"spec"`
 }
 
@@ -71,9 +100,13 @@ func TestLint(t *testing.T) {
 		{"defaults", nil},
 		{"high availability", []string{"replicas=2", "podDisruptionBudget.enabled=true"}},
 		{"host network", []string{"hostNetwork.enabled=true"}},
-		{"monitoring", []string{"serviceMonitor.enabled=true", "metrics.enabled=true"}},
+		{"monitoring", []string{"serviceMonitor.enabled=true", "metrics.enabled=true", "prometheusRule.enabled=true"}},
 		{"bring your own", []string{"apiService.v1=false", "rbac.create=false", "serviceAccount.create=false"}},
-		{"caBundle", []string{"--set-file=apiService.caBundle=" + writeCA(t)}},
+		{"cert-manager", []string{"tls.type=certManager"}},
+		{"cert-manager with an issuer", []string{"tls.type=certManager", "tls.certManager.existingIssuer.name=corp-ca", "tls.certManager.existingIssuer.kind=ClusterIssuer"}},
+		{"existing Secret and caBundle", []string{"tls.type=existingSecret", "tls.existingSecret.name=ms-serving", "--set-file=apiService.caBundle=" + writeCA(t)}},
+		{"existing Secret unverified", []string{"tls.type=existingSecret", "tls.existingSecret.name=ms-serving", "apiService.insecureSkipTLSVerify=true"}},
+		{"network policy", []string{"networkPolicy.enabled=true", "networkPolicy.ingress.apiServer.cidrs={10.0.0.0/24}", "serviceMonitor.enabled=true", "networkPolicy.ingress.prometheus.namespaceSelector.matchLabels.name=monitoring"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"lint", "--strict", chartDir(t), "--namespace", namespace}, valueArgs(tc.values)...)
@@ -102,12 +135,19 @@ func TestDefaultsRenderTheBase(t *testing.T) {
 		if diff := cmp.Diff(want.Spec.Strategy, got.Spec.Strategy); diff != "" {
 			t.Errorf("strategy (-base +chart):\n%s", diff)
 		}
-		// The pod spec of the base, but for the order of the flags: the
-		// chart puts --secure-port after defaultArgs.
-		for _, d := range []*appsv1.Deployment{&want, &got} {
-			sort.Strings(d.Spec.Template.Spec.Containers[0].Args)
+		// The same flags with the same values, though the chart names
+		// some the base leaves to their defaults (--tls-bootstrap-service
+		// and -apiservices, which follow the release's names) and orders
+		// them otherwise; then the same pod spec but for the arguments.
+		if diff := cmp.Diff(flagValues(t, want), flagValues(t, got)); diff != "" {
+			t.Errorf("the server's flags (-base +chart):\n%s", diff)
 		}
-		if diff := cmp.Diff(want.Spec.Template.Spec, got.Spec.Template.Spec); diff != "" {
+		withoutArgs := func(d appsv1.Deployment) corev1.PodSpec {
+			s := *d.Spec.Template.Spec.DeepCopy()
+			s.Containers[0].Args = nil
+			return s
+		}
+		if diff := cmp.Diff(withoutArgs(want), withoutArgs(got)); diff != "" {
 			t.Errorf("pod spec (-base +chart):\n%s", diff)
 		}
 		checkSelects(t, "the Deployment's selector", got.Spec.Selector.MatchLabels, got.Spec.Template.Labels)
@@ -160,7 +200,7 @@ func TestDefaultsRenderTheBase(t *testing.T) {
 	})
 
 	t.Run("nothing else", func(t *testing.T) {
-		for _, kind := range []string{"PodDisruptionBudget", "ServiceMonitor"} {
+		for _, kind := range []string{"PodDisruptionBudget", "ServiceMonitor", "PrometheusRule", "NetworkPolicy", "Certificate", "Issuer"} {
 			if keys := chart.ofKind(kind); len(keys) > 0 {
 				t.Errorf("the defaults render %v", keys)
 			}
@@ -196,9 +236,92 @@ func TestValues(t *testing.T) {
 			}
 		},
 	}, {
-		name:   "apiService.caBundle is verified, not skipped",
-		values: []string{"--set-file=apiService.caBundle=" + caFile},
+		name: "tls.type=selfSigned (the default): the server's bootstrap, verified",
 		check: func(t *testing.T, objs objects) {
+			d := deployment(t, objs)
+			flags := checkFlags(t, d)
+			for flag, want := range map[string]string{
+				"tls-bootstrap-secret":      "kube-system/metrics-server-tls",
+				"tls-bootstrap-service":     "metrics-server",
+				"tls-bootstrap-apiservices": "[v1.metrics.k8s.io,v1beta1.metrics.k8s.io]",
+				"tls-cert-file":             "",
+			} {
+				if got := flags.Lookup(flag).Value.String(); got != want {
+					t.Errorf("--%s=%s, want %q", flag, got, want)
+				}
+			}
+			if v := mountOf(d, "tls"); v != nil {
+				t.Errorf("a tls volume is mounted (%+v); the bootstrap writes into --cert-dir", v)
+			}
+			checkVerified(t, objs, nil)
+			checkBootstrapRBAC(t, objs, "kube-system", "metrics-server-tls", "v1.metrics.k8s.io", "v1beta1.metrics.k8s.io")
+		},
+	}, {
+		name:   "tls.type=selfSigned with apiService.v1=false bootstraps only v1beta1",
+		values: []string{"apiService.v1=false"},
+		check: func(t *testing.T, objs objects) {
+			flags := checkFlags(t, deployment(t, objs))
+			if got := flags.Lookup("tls-bootstrap-apiservices").Value.String(); got != "[v1beta1.metrics.k8s.io]" {
+				t.Errorf("--tls-bootstrap-apiservices=%s, want v1beta1.metrics.k8s.io alone", got)
+			}
+			checkBootstrapRBAC(t, objs, "kube-system", "metrics-server-tls", "v1beta1.metrics.k8s.io")
+		},
+	}, {
+		name:   "tls.type=certManager: a CA chain, the serving Certificate mounted, the CA injected",
+		values: []string{"tls.type=certManager"},
+		check: func(t *testing.T, objs objects) {
+			var ca, serving certificate
+			objs.decode(t, "Certificate/metrics-server-ca", &ca)
+			objs.decode(t, "Certificate/metrics-server", &serving)
+			if !ca.Spec.IsCA || ca.Spec.IssuerRef.Name != "metrics-server-selfsigned" {
+				t.Errorf("CA Certificate %+v, want isCA issued by metrics-server-selfsigned", ca.Spec)
+			}
+			var caIssuer struct {
+				Spec struct {
+					CA struct {
+						SecretName string `json:"secretName"`
+					} `json:"ca"`
+				} `json:"spec"`
+			}
+			objs.decode(t, "Issuer/metrics-server-ca", &caIssuer)
+			objs.decode(t, "Issuer/metrics-server-selfsigned", &map[string]any{})
+			if caIssuer.Spec.CA.SecretName != ca.Spec.SecretName {
+				t.Errorf("the CA Issuer signs with Secret %q, the CA is in %q", caIssuer.Spec.CA.SecretName, ca.Spec.SecretName)
+			}
+			if serving.Spec.IssuerRef.Name != "metrics-server-ca" || serving.Spec.IssuerRef.Kind != "Issuer" || serving.Spec.IsCA {
+				t.Errorf("serving Certificate issued by %+v, want Issuer metrics-server-ca", serving.Spec.IssuerRef)
+			}
+			wantNames := []string{"metrics-server", "metrics-server.kube-system", "metrics-server.kube-system.svc", "metrics-server.kube-system.svc.cluster.local"}
+			if diff := cmp.Diff(wantNames, serving.Spec.DNSNames); diff != "" {
+				t.Errorf("serving certificate's DNS names (-want +got):\n%s", diff)
+			}
+			d := deployment(t, objs)
+			checkServesSecret(t, d, serving.Spec.SecretName)
+			checkVerified(t, objs, map[string]string{"cert-manager.io/inject-ca-from": "kube-system/metrics-server"})
+			for _, key := range append(objs.ofKind("Role"), objs.ofKind("ClusterRole")...) {
+				if strings.Contains(key, "tls-bootstrap") {
+					t.Errorf("%s rendered: cert-manager needs no bootstrap permissions", key)
+				}
+			}
+		},
+	}, {
+		name:   "tls.type=certManager with an existing issuer",
+		values: []string{"tls.type=certManager", "tls.certManager.existingIssuer.name=corp-ca", "tls.certManager.existingIssuer.kind=ClusterIssuer"},
+		check: func(t *testing.T, objs objects) {
+			var serving certificate
+			objs.decode(t, "Certificate/metrics-server", &serving)
+			if serving.Spec.IssuerRef.Name != "corp-ca" || serving.Spec.IssuerRef.Kind != "ClusterIssuer" {
+				t.Errorf("issuerRef %+v, want ClusterIssuer corp-ca", serving.Spec.IssuerRef)
+			}
+			if _, ok := objs["Certificate/metrics-server-ca"]; ok || len(objs.ofKind("Issuer")) > 0 {
+				t.Errorf("the chart's own chain is rendered beside an existing issuer: %v", append(objs.ofKind("Issuer"), objs.ofKind("Certificate")...))
+			}
+		},
+	}, {
+		name:   "tls.type=existingSecret with apiService.caBundle is verified, not skipped",
+		values: []string{"tls.type=existingSecret", "tls.existingSecret.name=ms-serving", "--set-file=apiService.caBundle=" + caFile},
+		check: func(t *testing.T, objs objects) {
+			checkServesSecret(t, deployment(t, objs), "ms-serving")
 			for _, v := range []string{"v1", "v1beta1"} {
 				var a apiService
 				objs.decode(t, "APIService/"+v+".metrics.k8s.io", &a)
@@ -207,6 +330,21 @@ func TestValues(t *testing.T) {
 				}
 				if a.Spec.InsecureSkipTLSVerify {
 					t.Errorf("%s: insecureSkipTLSVerify with a caBundle", v)
+				}
+			}
+			if keys := append(objs.ofKind("Role"), objs.ofKind("Certificate")...); len(keys) > 0 {
+				t.Errorf("rendered %v for an existing Secret", keys)
+			}
+		},
+	}, {
+		name:   "tls.type=existingSecret with apiService.insecureSkipTLSVerify",
+		values: []string{"tls.type=existingSecret", "tls.existingSecret.name=ms-serving", "apiService.insecureSkipTLSVerify=true"},
+		check: func(t *testing.T, objs objects) {
+			for _, v := range []string{"v1", "v1beta1"} {
+				var a apiService
+				objs.decode(t, "APIService/"+v+".metrics.k8s.io", &a)
+				if !a.Spec.InsecureSkipTLSVerify || len(a.Spec.CABundle) > 0 {
+					t.Errorf("%s: insecureSkipTLSVerify %v, caBundle %q; want skipped", v, a.Spec.InsecureSkipTLSVerify, a.Spec.CABundle)
 				}
 			}
 		},
@@ -253,10 +391,56 @@ func TestValues(t *testing.T) {
 			if !d.Spec.Template.Spec.HostNetwork {
 				t.Error("hostNetwork not set")
 			}
-			if port := httpsPort(t, d); port == 10250 {
-				t.Errorf("containerPort %d is the kubelet's on the host network", port)
+			if port := httpsPort(t, d); port != 4443 {
+				t.Errorf("containerPort %d on the host network, want 4443 (the kubelet holds 10250)", port)
+			}
+			if p := d.Spec.Template.Spec.DNSPolicy; p != corev1.DNSClusterFirstWithHostNet {
+				t.Errorf("dnsPolicy %q on the host network, want ClusterFirstWithHostNet", p)
 			}
 			checkFlags(t, d)
+		},
+	}, {
+		name:   "hostNetwork with containerPort",
+		values: []string{"hostNetwork.enabled=true", "containerPort=8443", "dnsPolicy=Default"},
+		check: func(t *testing.T, objs objects) {
+			d := deployment(t, objs)
+			if port := httpsPort(t, d); port != 8443 {
+				t.Errorf("containerPort %d, want 8443", port)
+			}
+			if p := d.Spec.Template.Spec.DNSPolicy; p != corev1.DNSDefault {
+				t.Errorf("dnsPolicy %q, want the value's Default", p)
+			}
+			checkFlags(t, d)
+		},
+	}, {
+		name:   "replicas=2 without placement spreads over nodes",
+		values: []string{"replicas=2", "podDisruptionBudget.enabled=true"},
+		check: func(t *testing.T, objs objects) {
+			s := deployment(t, objs).Spec.Template
+			if len(s.Spec.TopologySpreadConstraints) != 1 {
+				t.Fatalf("topologySpreadConstraints %+v, want the chart's one", s.Spec.TopologySpreadConstraints)
+			}
+			c := s.Spec.TopologySpreadConstraints[0]
+			if c.TopologyKey != "kubernetes.io/hostname" || c.WhenUnsatisfiable != corev1.ScheduleAnyway || c.MaxSkew != 1 || !cmp.Equal(c.MatchLabelKeys, []string{"pod-template-hash"}) {
+				t.Errorf("spread %+v, want maxSkew 1 by hostname, ScheduleAnyway, per ReplicaSet", c)
+			}
+			checkSelects(t, "the spread's selector", c.LabelSelector.MatchLabels, s.Labels)
+		},
+	}, {
+		name: "one replica, or placement given, is not spread by the chart",
+		check: func(t *testing.T, objs objects) {
+			for _, values := range [][]string{
+				nil,
+				{"replicas=2", "affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey=kubernetes.io/hostname", "affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].labelSelector.matchLabels.k8s-app=metrics-server"},
+				{"replicas=2", "topologySpreadConstraints[0].maxSkew=1", "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone", "topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule"},
+			} {
+				s := deployment(t, mustRender(t, values...)).Spec.Template.Spec
+				for _, c := range s.TopologySpreadConstraints {
+					if c.TopologyKey == "kubernetes.io/hostname" {
+						t.Errorf("%v: the chart added its spread %+v", values, c)
+					}
+				}
+			}
 		},
 	}, {
 		name:   "containerPort",
@@ -276,6 +460,12 @@ func TestValues(t *testing.T) {
 			objs.decode(t, "ServiceMonitor/metrics-server", &sm)
 			var svc corev1.Service
 			objs.decode(t, "Service/metrics-server", &svc)
+			if len(sm.Spec.Endpoints) == 1 {
+				tc := sm.Spec.Endpoints[0].TLSConfig
+				if tc.InsecureSkipVerify || tc.CA.Secret.Name != "metrics-server-tls" || tc.CA.Secret.Key != "ca.crt" || tc.ServerName != "metrics-server.kube-system.svc" {
+					t.Errorf("tlsConfig %+v, want the CA of Secret metrics-server-tls and the Service's name", tc)
+				}
+			}
 			checkSelects(t, "the ServiceMonitor's selector", sm.Spec.Selector.MatchLabels, svc.Labels)
 			if len(sm.Spec.Endpoints) != 1 || sm.Spec.Endpoints[0].Port != "https" || sm.Spec.Endpoints[0].Path != "/metrics" || sm.Spec.Endpoints[0].Scheme != "https" {
 				t.Errorf("endpoints %+v, want https /metrics on the port named https", sm.Spec.Endpoints)
@@ -401,7 +591,26 @@ func TestRefusedValues(t *testing.T) {
 		want   string
 	}{
 		{[]string{"hostNetwork.enabled=true", "containerPort=10250"}, "collides with the kubelet's port"},
-		{[]string{"podDisruptionBudget.enabled=true", "podDisruptionBudget.minAvailable=1", "podDisruptionBudget.maxUnavailable=1"}, "not both"},
+		{[]string{"replicas=2", "podDisruptionBudget.enabled=true", "podDisruptionBudget.minAvailable=1", "podDisruptionBudget.maxUnavailable=1"}, "not both"},
+		// A budget that no eviction can satisfy hangs every drain.
+		{[]string{"podDisruptionBudget.enabled=true"}, "replicas=1 never lets a replica be evicted"},
+		{[]string{"replicas=2", "podDisruptionBudget.enabled=true", "podDisruptionBudget.minAvailable=2"}, "replicas=2 never lets a replica be evicted"},
+		{[]string{"replicas=3", "podDisruptionBudget.enabled=true", "podDisruptionBudget.maxUnavailable=0"}, "maxUnavailable=0"},
+		// TLS: the kube-apiserver verifies the server unless told not to
+		// for an existing Secret, and each type gets what it needs.
+		{[]string{"tls.type=selfsigned"}, "/tls/type"},
+		{[]string{"apiService.insecureSkipTLSVerify=true"}, "/apiService/insecureSkipTLSVerify"},
+		{[]string{"tls.type=certManager", "apiService.caBundle=LS0t"}, "/apiService/caBundle"},
+		{[]string{"tls.type=existingSecret", "apiService.insecureSkipTLSVerify=true"}, "/tls/existingSecret/name"},
+		{[]string{"tls.type=existingSecret", "tls.existingSecret.name=ms-serving"}, "tls.type=existingSecret needs apiService.caBundle"},
+		{[]string{"tls.type=existingSecret", "tls.existingSecret.name=ms-serving", "apiService.caBundle=LS0t", "apiService.insecureSkipTLSVerify=true"}, "contradict each other"},
+		{[]string{"tls.certManager.existingIssuer.kind=Issuers"}, "/tls/certManager/existingIssuer/kind"},
+		// NetworkPolicy: it must admit the kube-apiserver, and Prometheus
+		// when something scrapes.
+		{[]string{"networkPolicy.enabled=true"}, "needs networkPolicy.ingress.apiServer"},
+		{[]string{"networkPolicy.enabled=true", "networkPolicy.ingress.apiServer.cidrs={10.0.0.0/24}", "serviceMonitor.enabled=true"}, "needs networkPolicy.ingress.prometheus"},
+		{[]string{"networkPolicy.enabled=true", "networkPolicy.ingress.apiServer.cidrs={10.0.0.0}"}, "/networkPolicy/ingress/apiServer/cidrs/0"},
+		{[]string{"prometheusRule.enabled=true", "prometheusRule.for=15 minutes"}, "/prometheusRule/for"},
 		// values.schema.json: a misspelled or mistyped value is refused,
 		// not ignored.
 		{[]string{"replica=2"}, "'replica' not allowed"},
@@ -415,6 +624,95 @@ func TestRefusedValues(t *testing.T) {
 				t.Errorf("error %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// mountOf returns the container's volume mount named name, or nil.
+func mountOf(d appsv1.Deployment, name string) *corev1.VolumeMount {
+	for _, m := range d.Spec.Template.Spec.Containers[0].VolumeMounts {
+		if m.Name == name {
+			return &m
+		}
+	}
+	return nil
+}
+
+// checkServesSecret checks that the server serves the certificate of
+// Secret secret, mounted read-only, instead of bootstrapping its own.
+func checkServesSecret(t *testing.T, d appsv1.Deployment, secret string) {
+	t.Helper()
+	flags := checkFlags(t, d)
+	m := mountOf(d, "tls")
+	if m == nil || !m.ReadOnly {
+		t.Fatalf("volume mounts %+v, want the Secret read-only at tls", d.Spec.Template.Spec.Containers[0].VolumeMounts)
+	}
+	var found bool
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Name == "tls" {
+			found = v.Secret != nil && v.Secret.SecretName == secret
+		}
+	}
+	if !found {
+		t.Errorf("volumes %+v, want tls from Secret %s", d.Spec.Template.Spec.Volumes, secret)
+	}
+	for flag, file := range map[string]string{"tls-cert-file": "tls.crt", "tls-private-key-file": "tls.key"} {
+		if got, want := flags.Lookup(flag).Value.String(), m.MountPath+"/"+file; got != want {
+			t.Errorf("--%s=%s, want %s", flag, got, want)
+		}
+	}
+	if got := flags.Lookup("tls-bootstrap-secret").Value.String(); got != "" {
+		t.Errorf("--tls-bootstrap-secret=%s beside a mounted certificate", got)
+	}
+}
+
+// checkVerified checks that both APIServices leave verification on and
+// carry no caBundle of the chart's (the server or cert-manager writes it),
+// with annotations.
+func checkVerified(t *testing.T, objs objects, annotations map[string]string) {
+	t.Helper()
+	for _, v := range []string{"v1", "v1beta1"} {
+		var a struct {
+			apiService
+			Metadata metav1ObjectMeta `json:"metadata"`
+		}
+		objs.decode(t, "APIService/"+v+".metrics.k8s.io", &a)
+		if a.Spec.InsecureSkipTLSVerify || len(a.Spec.CABundle) > 0 {
+			t.Errorf("%s: insecureSkipTLSVerify %v, caBundle %q; want neither", v, a.Spec.InsecureSkipTLSVerify, a.Spec.CABundle)
+		}
+		if diff := cmp.Diff(annotations, a.Metadata.Annotations, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s: annotations (-want +got):\n%s", v, diff)
+		}
+	}
+}
+
+type metav1ObjectMeta struct {
+	Annotations map[string]string `json:"annotations"`
+}
+
+// checkBootstrapRBAC checks that the server's ServiceAccount may get,
+// update and patch exactly the Secret namespace/secret, create Secrets
+// there, and get and patch exactly the APIServices named.
+func checkBootstrapRBAC(t *testing.T, objs objects, namespace, secret string, apiServices ...string) {
+	t.Helper()
+	var granted []string
+	for _, p := range permissions(t, objs)["ServiceAccount "+namespace+"/metrics-server"] {
+		if strings.Contains(p, "secrets") || strings.Contains(p, "apiservices") {
+			granted = append(granted, p)
+		}
+	}
+	names := strings.Join(apiServices, ",")
+	want := []string{
+		`"" secrets create in ` + namespace,
+		`"" secrets get ` + secret + ` in ` + namespace,
+		`"" secrets patch ` + secret + ` in ` + namespace,
+		`"" secrets update ` + secret + ` in ` + namespace,
+		`"apiregistration.k8s.io" apiservices get ` + names,
+		`"apiregistration.k8s.io" apiservices patch ` + names,
+	}
+	sort.Strings(want)
+	sort.Strings(granted)
+	if diff := cmp.Diff(want, granted); diff != "" {
+		t.Errorf("the bootstrap's permissions (-want +got):\n%s", diff)
 	}
 }
 
@@ -460,6 +758,16 @@ func checkFlags(t *testing.T, d appsv1.Deployment) *pflag.FlagSet {
 	return fs
 }
 
+// flagValues parses the container's args with the server's flags and
+// returns every flag's value, set or default, by name.
+func flagValues(t *testing.T, d appsv1.Deployment) map[string]string {
+	t.Helper()
+	fs := checkFlags(t, d)
+	out := map[string]string{}
+	fs.VisitAll(func(f *pflag.Flag) { out[f.Name] = f.Value.String() })
+	return out
+}
+
 // checkSelects fails unless every label of selector is in labels.
 func checkSelects(t *testing.T, what string, selector, labels map[string]string) {
 	t.Helper()
@@ -481,12 +789,19 @@ func checkSelects(t *testing.T, what string, selector, labels map[string]string)
 // aggregated roles, their aggregation labels and rules.
 func permissions(t *testing.T, objs objects) map[string][]string {
 	t.Helper()
+	// roles are the rendered roles by "ClusterRole name" or "Role
+	// namespace/name".
 	roles := map[string]rbacv1.ClusterRole{}
 	out := map[string][]string{}
+	for _, key := range objs.ofKind("Role") {
+		var r rbacv1.ClusterRole // a Role has the same fields
+		objs.decode(t, key, &r)
+		roles["Role "+r.Namespace+"/"+r.Name] = r
+	}
 	for _, key := range objs.ofKind("ClusterRole") {
 		var r rbacv1.ClusterRole
 		objs.decode(t, key, &r)
-		roles[r.Name] = r
+		roles["ClusterRole "+r.Name] = r
 		var aggregates []string
 		for l, v := range r.Labels {
 			if strings.HasPrefix(l, "rbac.authorization.k8s.io/aggregate-to-") && v == "true" {
@@ -513,8 +828,19 @@ func permissions(t *testing.T, objs objects) map[string][]string {
 				t.Errorf("%s binds %v, not the server's ServiceAccount", key, b.Subjects)
 				continue
 			}
-			if r, ok := roles[b.RoleRef.Name]; ok && b.RoleRef.Kind == "ClusterRole" {
-				out[server] = append(out[server], rules(r.Rules)...)
+			ref := "ClusterRole " + b.RoleRef.Name
+			if b.RoleRef.Kind == "Role" {
+				ref = "Role " + b.Namespace + "/" + b.RoleRef.Name
+			}
+			if r, ok := roles[ref]; ok {
+				// Where a Role's rules apply matters: the Secret's namespace.
+				in := ""
+				if b.RoleRef.Kind == "Role" {
+					in = " in " + b.Namespace
+				}
+				for _, rule := range rules(r.Rules) {
+					out[server] = append(out[server], rule+in)
+				}
 			} else {
 				out[server] = append(out[server], kind+" "+b.Namespace+" -> "+b.RoleRef.Kind+" "+b.RoleRef.Name)
 			}
@@ -524,14 +850,21 @@ func permissions(t *testing.T, objs objects) map[string][]string {
 	return out
 }
 
-// rules flattens RBAC rules into "group resource verb" triples.
+// rules flattens RBAC rules into "group resource verb" triples, followed
+// by the resource names a rule is limited to.
 func rules(rs []rbacv1.PolicyRule) []string {
 	var out []string
 	for _, r := range rs {
+		names := ""
+		if len(r.ResourceNames) > 0 {
+			sorted := append([]string(nil), r.ResourceNames...)
+			sort.Strings(sorted)
+			names = " " + strings.Join(sorted, ",")
+		}
 		for _, g := range r.APIGroups {
 			for _, res := range r.Resources {
 				for _, v := range r.Verbs {
-					out = append(out, strconv.Quote(g)+" "+res+" "+v)
+					out = append(out, strconv.Quote(g)+" "+res+" "+v+names)
 				}
 			}
 		}

@@ -70,3 +70,76 @@ and 4443 on the host network, where the kubelet holds 10250.
 {{- end }}
 {{- $port }}
 {{- end }}
+
+{{/* The Secret holding the serving certificate, for every tls.type. */}}
+{{- define "metrics-server.tlsSecret" -}}
+{{- if eq .Values.tls.type "existingSecret" }}
+{{- .Values.tls.existingSecret.name }}
+{{- else }}
+{{- printf "%s-tls" (include "metrics-server.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/* The names of the APIServices the chart registers (or would register). */}}
+{{- define "metrics-server.apiServiceNames" -}}
+{{- if .Values.apiService.v1 }}v1.metrics.k8s.io,{{ end }}v1beta1.metrics.k8s.io
+{{- end }}
+
+{{/* Where the Secret's certificate is mounted (certManager, existingSecret). */}}
+{{- define "metrics-server.tlsMountPath" -}}
+/etc/metrics-server/tls
+{{- end }}
+
+{{/*
+The DNS names the kube-apiserver and Prometheus dial: the Service's, in
+every form a resolver in the cluster completes.
+*/}}
+{{- define "metrics-server.dnsNames" -}}
+{{- $svc := include "metrics-server.fullname" . }}
+{{- $ns := include "metrics-server.namespace" . }}
+- {{ $svc }}
+- {{ $svc }}.{{ $ns }}
+- {{ $svc }}.{{ $ns }}.svc
+- {{ $svc }}.{{ $ns }}.svc.cluster.local
+{{- end }}
+
+{{/*
+Checks the values JSON schema cannot relate, failing the render with a
+message that names them. Included by the Deployment.
+*/}}
+{{- define "metrics-server.validate" -}}
+{{- $type := .Values.tls.type }}
+{{- $api := .Values.apiService }}
+{{- if and (ne $type "existingSecret") (or $api.caBundle $api.insecureSkipTLSVerify) }}
+{{- fail (printf "apiService.caBundle and apiService.insecureSkipTLSVerify are for tls.type=existingSecret only: with tls.type=%s the CA is written into the APIServices for you; unset them" $type) }}
+{{- end }}
+{{- if eq $type "existingSecret" }}
+{{- if not .Values.tls.existingSecret.name }}
+{{- fail "tls.type=existingSecret needs tls.existingSecret.name, a kubernetes.io/tls Secret in the release's namespace" }}
+{{- end }}
+{{- if and $api.create (not $api.caBundle) (not $api.insecureSkipTLSVerify) }}
+{{- fail "tls.type=existingSecret needs apiService.caBundle (the PEM of the CA that signed the Secret's certificate, for example --set-file apiService.caBundle=ca.crt), or apiService.insecureSkipTLSVerify=true on a test cluster" }}
+{{- end }}
+{{- if and $api.caBundle $api.insecureSkipTLSVerify }}
+{{- fail "apiService.caBundle and apiService.insecureSkipTLSVerify=true contradict each other (the API refuses both): set one" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A NetworkPolicy peer of one namespaceSelector and one podSelector (ANDed),
+as a one-item YAML list; empty when both are empty, since an empty selector
+would admit everything.
+*/}}
+{{- define "metrics-server.networkPeer" -}}
+{{- $peer := dict }}
+{{- with .namespaceSelector }}
+{{- $_ := set $peer "namespaceSelector" . }}
+{{- end }}
+{{- with .podSelector }}
+{{- $_ := set $peer "podSelector" . }}
+{{- end }}
+{{- if $peer }}
+{{- toYaml (list $peer) }}
+{{- end }}
+{{- end }}
