@@ -1,0 +1,180 @@
+package e2edoctor
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubemetrics/metrics-server/certs/pki"
+	"github.com/kubemetrics/metrics-server/pkg/doctor"
+)
+
+const (
+	v1beta1 = "v1beta1.metrics.k8s.io"
+	v1      = "v1.metrics.k8s.io"
+	sa      = "serviceaccount/kube-system/metrics-server"
+	authCM  = "configmap/kube-system/extension-apiserver-authentication"
+)
+
+// want is one finding expected in full.
+type want struct {
+	check, target   string
+	status          doctor.Status
+	message, fixVal string
+}
+
+// expect fails t unless r has a finding of w's check and target with w's
+// status, message and fix, to the letter.
+func expect(t *testing.T, r doctorRun, w want) {
+	t.Helper()
+	fs := r.find(w.check, w.target)
+	for _, f := range fs {
+		if f.Status == w.status && f.Message == w.message && f.Fix == w.fixVal {
+			return
+		}
+	}
+	t.Errorf("no %s %s finding %s:\n  message %q\n  fix     %q\nin %v", w.check, w.target, w.status, w.message, w.fixVal, r)
+}
+
+func hasCheck(check, target string, status doctor.Status) func(doctorRun) bool {
+	return func(r doctorRun) bool {
+		for _, f := range r.find(check, target) {
+			if f.Status == status {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// TestHealthyClusterAllOK: on the cluster as set up, every check is ok
+// and the doctor exits 0.
+func TestHealthyClusterAllOK(t *testing.T) {
+	r := runDoctor(t)
+	if r.code != 0 {
+		t.Errorf("exit status %d on the healthy cluster, want 0", r.code)
+	}
+	for _, f := range r.findings {
+		if f.Status != doctor.StatusOK {
+			t.Errorf("%s %s is %s on the healthy cluster: %s (fix: %s; detail: %s)", f.Check, f.Target, f.Status, f.Message, f.Fix, f.Detail)
+		}
+	}
+	for _, c := range []struct{ check, target string }{
+		{"apiservice", v1beta1}, {"apiservice", v1}, {"aggregation-layer", authCM}, {"rbac", sa},
+	} {
+		if len(r.find(c.check, c.target)) == 0 {
+			t.Errorf("no %s finding for %s in %v", c.check, c.target, r)
+		}
+	}
+	if n := len(r.find("rbac", sa)); n != 3 {
+		t.Errorf("%d rbac findings, want 3 (server ClusterRole, auth-delegator, authentication reader)", n)
+	}
+	for _, f := range r.find("aggregation-layer", authCM) {
+		if !strings.Contains(f.Message, "allowed names [front-proxy-client] (published by the kube-apiserver); user headers [X-Remote-User], group headers [X-Remote-Group]") {
+			t.Errorf("aggregation-layer says %q, want the kube-apiserver's allowed name and headers", f.Message)
+		}
+	}
+}
+
+// TestWrongAllowedName: our server restarted with a request-header CA and
+// an allowed name that is not the kube-apiserver's proxy client's CN
+// refuses the kube-apiserver; the doctor names the proxy client
+// certificate and the allowed names.
+func TestWrongAllowedName(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	t.Cleanup(func() { restoreServer(t) })
+	e.cluster.StopMetricsServer()
+	if err := e.cluster.KeepMetricsServerLog(); err != nil {
+		t.Fatal(err)
+	}
+	broken := e.server
+	broken.Args = append(append([]string{}, e.server.Args...),
+		"--requestheader-client-ca-file="+e.cluster.PKI.Path(pki.FrontProxyCA+".crt"),
+		"--requestheader-allowed-names=somebody-else")
+	if _, err := e.cluster.StartMetricsServerBroken(ctx, broken); err != nil {
+		t.Fatal(err)
+	}
+	r := waitDoctor(t, 2*time.Minute, func(r doctorRun) bool {
+		return hasCheck("aggregation-layer", "kube-apiserver proxy client certificate", doctor.StatusFail)(r)
+	})
+	if r.code != 1 {
+		t.Errorf("exit status %d, want 1", r.code)
+	}
+	expect(t, r, want{"apiservice", v1beta1, doctor.StatusFail,
+		"metrics-server refused the kube-apiserver's request with 401: it did not accept the kube-apiserver's proxy client certificate as a front proxy (the aggregation layer's request-header authentication)",
+		"see the aggregation-layer finding: the CN of the kube-apiserver's --proxy-client-cert-file must be in --requestheader-allowed-names and the certificate signed by --requestheader-client-ca-file"})
+	expect(t, r, want{"aggregation-layer", "kube-apiserver proxy client certificate", doctor.StatusFail,
+		"metrics-server answered the kube-apiserver's proxied discovery with 401: the CN of the kube-apiserver's proxy client certificate is probably not in the kube-apiserver's --requestheader-allowed-names [front-proxy-client]",
+		"make the CN of the kube-apiserver's --proxy-client-cert-file (openssl x509 -noout -subject -in <file>) one of the kube-apiserver's --requestheader-allowed-names, and give metrics-server no --requestheader-allowed-names of its own unless it lists that CN"})
+}
+
+// TestMissingRBAC: without the ClusterRoleBinding system:metrics-server
+// the server may not list nodes and pods nor read the kubelets; the doctor
+// names each permission and the binding, and its fix, run as printed,
+// restores it.
+func TestMissingRBAC(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	binding, err := e.cluster.Kubectl(ctx, "get", "clusterrolebinding", "system:metrics-server", "-o", "yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := false
+	t.Cleanup(func() {
+		if restored {
+			return
+		}
+		if _, err := e.cluster.KubectlAs(context.Background(), e.cluster.AdminKubeconfig, []byte(binding), "apply", "-f", "-"); err != nil {
+			t.Errorf("restoring the binding: %v", err)
+		}
+	})
+	if _, err := e.cluster.Kubectl(ctx, "delete", "clusterrolebinding", "system:metrics-server"); err != nil {
+		t.Fatal(err)
+	}
+	fix := "kubectl create clusterrolebinding system:metrics-server --clusterrole=system:metrics-server --serviceaccount=kube-system:metrics-server (the ClusterRole and binding are in manifests/base/rbac.yaml)"
+	r := waitDoctor(t, time.Minute, hasCheck("rbac", sa, doctor.StatusFail))
+	if r.code != 1 {
+		t.Errorf("exit status %d, want 1", r.code)
+	}
+	expect(t, r, want{"rbac", sa, doctor.StatusFail,
+		"service account kube-system/metrics-server may not list nodes, watch nodes, list pods, watch pods, get nodes/metrics, get nodes/stats (ClusterRole system:metrics-server (nodes, pods, nodes/metrics, nodes/stats))",
+		fix})
+	for _, f := range r.find("rbac", sa) {
+		if f.Status != doctor.StatusFail && !strings.Contains(f.Message, "has ") {
+			t.Errorf("other rbac finding %+v", f)
+		}
+	}
+
+	// The fix, as printed, without its parenthesis.
+	command, _, _ := strings.Cut(fix, " (")
+	args := strings.Fields(command)
+	if _, err := e.cluster.Kubectl(ctx, args[1:]...); err != nil {
+		t.Fatalf("running the fix %q: %v", command, err)
+	}
+	restored = true
+	r = waitDoctor(t, time.Minute, func(r doctorRun) bool { return !hasCheck("rbac", sa, doctor.StatusFail)(r) })
+	for _, f := range r.find("rbac", sa) {
+		if f.Status != doctor.StatusOK {
+			t.Errorf("after the fix: %s %s", f.Status, f.Message)
+		}
+	}
+}
+
+// TestStoppedServer: with our server stopped the kube-apiserver's
+// connection is refused; the doctor says so for both APIServices.
+func TestStoppedServer(t *testing.T) {
+	t.Cleanup(func() { restoreServer(t) })
+	e.cluster.StopMetricsServer()
+	message := "the kube-apiserver's connection to service kube-system/metrics-server was refused: nothing listens there; the server is not running, or its --secure-port differs from the Service's targetPort"
+	fix := "start metrics-server, or make the Service's targetPort its --secure-port: kubectl -n kube-system get pods,endpointslices -l k8s-app=metrics-server; kubectl -n kube-system logs -l k8s-app=metrics-server"
+	r := waitDoctor(t, 2*time.Minute, func(r doctorRun) bool {
+		return hasCheck("apiservice", v1beta1, doctor.StatusFail)(r) && hasCheck("apiservice", v1, doctor.StatusFail)(r)
+	})
+	if r.code != 1 {
+		t.Errorf("exit status %d, want 1", r.code)
+	}
+	expect(t, r, want{"apiservice", v1beta1, doctor.StatusFail, message, fix})
+	expect(t, r, want{"apiservice", v1, doctor.StatusFail, message, fix})
+}
