@@ -33,7 +33,7 @@ type Config struct {
 	// APIServiceNames are the APIServices whose spec.caBundle is kept equal
 	// to the CA; empty means none.
 	APIServiceNames []string
-	// CertDir is where tls.crt, tls.key and ca.crt are written.
+	// CertDir is where FileServing and FileCA are written.
 	CertDir string
 
 	// Secrets and APIServices reach the kube-apiserver.
@@ -95,10 +95,11 @@ func DNSNames(service, namespace string) []string {
 	return []string{service, ns, ns + ".svc", ns + ".svc.cluster.local"}
 }
 
-// CertFile, KeyFile and CAFile are the paths of the files Init writes.
-func (b *Bootstrapper) CertFile() string { return filepath.Join(b.cfg.CertDir, FileCert) }
-func (b *Bootstrapper) KeyFile() string  { return filepath.Join(b.cfg.CertDir, FileKey) }
-func (b *Bootstrapper) CAFile() string   { return filepath.Join(b.cfg.CertDir, FileCA) }
+// ServingFile is the path of the file Init writes with the serving
+// certificate and its key, to be served as both --tls-cert-file and
+// --tls-private-key-file; CAFile is the path of the CA's certificate.
+func (b *Bootstrapper) ServingFile() string { return filepath.Join(b.cfg.CertDir, FileServing) }
+func (b *Bootstrapper) CAFile() string      { return filepath.Join(b.cfg.CertDir, FileCA) }
 
 // initAttempts and initBackoff bound Init's retries of errors that may pass
 // (the kube-apiserver restarting): about 30s in all.

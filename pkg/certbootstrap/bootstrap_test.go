@@ -3,6 +3,7 @@ package certbootstrap
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"strings"
@@ -36,10 +37,14 @@ func TestInitCreates(t *testing.T) {
 		t.Errorf("Secret lacks the annotation %s", AnnotationOwner)
 	}
 	files := readFiles(t, dir)
-	for _, k := range []string{KeyCA, KeyCert, KeyKey} {
-		if !bytes.Equal(files[k], s.Data[k]) {
-			t.Errorf("file %s differs from the Secret's %s", k, k)
-		}
+	if !bytes.Equal(files[FileCA], s.Data[KeyCA]) {
+		t.Errorf("file %s differs from the Secret's %s", FileCA, KeyCA)
+	}
+	if want := append(append([]byte{}, s.Data[KeyCert]...), s.Data[KeyKey]...); !bytes.Equal(files[FileServing], want) {
+		t.Errorf("file %s is not the Secret's %s followed by its %s", FileServing, KeyCert, KeyKey)
+	}
+	if _, err := tls.LoadX509KeyPair(b.ServingFile(), b.ServingFile()); err != nil {
+		t.Errorf("%s does not load as a certificate and key: %v", FileServing, err)
 	}
 	if len(s.Data[KeyCAKey]) == 0 {
 		t.Errorf("Secret has no %s", KeyCAKey)
@@ -56,8 +61,8 @@ func TestInitCreates(t *testing.T) {
 				name, bytes.Equal(a.Spec.CABundle, s.Data[KeyCA]), a.Spec.InsecureSkipTLSVerify)
 		}
 	}
-	if b.CertFile() != dir+"/tls.crt" || b.KeyFile() != dir+"/tls.key" || b.CAFile() != dir+"/ca.crt" {
-		t.Errorf("file paths %s %s %s", b.CertFile(), b.KeyFile(), b.CAFile())
+	if b.ServingFile() != dir+"/tls.pem" || b.CAFile() != dir+"/ca.crt" {
+		t.Errorf("file paths %s %s", b.ServingFile(), b.CAFile())
 	}
 }
 
@@ -203,7 +208,7 @@ func TestDamagedSecret(t *testing.T) {
 			if gotNew := !bytes.Equal(after.Data[KeyCA], oldCA); gotNew != tc.newCA {
 				t.Errorf("new CA %v, want %v", gotNew, tc.newCA)
 			}
-			if !bytes.Equal(readFiles(t, dir)[FileCert], after.Data[KeyCert]) {
+			if !servesCert(readFiles(t, dir), after.Data[KeyCert]) {
 				t.Error("the files are not the Secret's")
 			}
 			for _, name := range []string{v1API, v1beta1API} {
@@ -239,7 +244,7 @@ func TestReplicasRaceToCreate(t *testing.T) {
 	}
 	s := c.secret(t)
 	for i, dir := range dirs {
-		if !bytes.Equal(readFiles(t, dir)[FileCert], s.Data[KeyCert]) {
+		if !servesCert(readFiles(t, dir), s.Data[KeyCert]) {
 			t.Errorf("replica %d serves a certificate that is not the Secret's", i)
 		}
 	}
@@ -290,7 +295,7 @@ func TestReplicasRaceToRenew(t *testing.T) {
 		t.Error("the CA changed")
 	}
 	for i, dir := range dirs {
-		if !bytes.Equal(readFiles(t, dir)[FileCert], after.Data[KeyCert]) {
+		if !servesCert(readFiles(t, dir), after.Data[KeyCert]) {
 			t.Errorf("replica %d serves a certificate that is not the Secret's", i)
 		}
 	}
@@ -464,16 +469,16 @@ func TestRunRenewsAndAdopts(t *testing.T) {
 	for {
 		renewed := c.secret(t).Data[KeyCert]
 		if !bytes.Equal(renewed, first) &&
-			bytes.Equal(readFiles(t, dirA)[FileCert], renewed) && bytes.Equal(readFiles(t, dirB)[FileCert], renewed) {
+			servesCert(readFiles(t, dirA), renewed) && servesCert(readFiles(t, dirB), renewed) {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("within 5s: Secret renewed %v, A serves it %v, B serves it %v", !bytes.Equal(renewed, first),
-				bytes.Equal(readFiles(t, dirA)[FileCert], renewed), bytes.Equal(readFiles(t, dirB)[FileCert], renewed))
+				servesCert(readFiles(t, dirA), renewed), servesCert(readFiles(t, dirB), renewed))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	leaf, err := parseCerts(readFiles(t, dirB)[FileCert])
+	leaf, err := parseCerts(readFiles(t, dirB)[FileServing])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,4 +490,10 @@ func TestRunRenewsAndAdopts(t *testing.T) {
 	if n := c.writes("update"); n != 1 {
 		t.Errorf("%d updates of the Secret, want 1 (A's renewal; B adopts it)", n)
 	}
+}
+
+// servesCert reports whether the files hold certPEM as the serving
+// certificate.
+func servesCert(files map[string][]byte, certPEM []byte) bool {
+	return bytes.HasPrefix(files[FileServing], certPEM)
 }

@@ -152,11 +152,11 @@ func metricsAPIService(name string) *apiregv1.APIService {
 
 func ptr[T any](v T) *T { return &v }
 
-// readFiles returns the three files in dir.
+// readFiles returns the files in dir.
 func readFiles(t *testing.T, dir string) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
-	for _, name := range []string{FileCA, FileCert, FileKey} {
+	for _, name := range []string{FileCA, FileServing} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)

@@ -8,23 +8,26 @@ import (
 	"path/filepath"
 )
 
-// The files written into the certificate directory, named as the Secret's
-// keys. The CA key is never written to disk.
+// The files written into the certificate directory. The serving
+// certificate and its key share one file, so that one rename replaces both:
+// with two files, a reader between the renames would find a certificate
+// and a key that do not match (k8s.io/apiserver logs that, and keeps the
+// old pair until the second rename). The CA key is never written to disk.
 const (
-	FileCert = KeyCert
-	FileKey  = KeyKey
-	FileCA   = KeyCA
+	// FileServing holds tls.crt followed by tls.key.
+	FileServing = "tls.pem"
+	// FileCA is ca.crt.
+	FileCA = KeyCA
 )
 
 // errWrite is the error of a file that cannot be written.
 var errWrite = errors.New("cannot write the serving certificate")
 
-// writeFiles writes the bundle's CA, serving key and serving certificate
+// writeFiles writes the bundle's CA and its serving certificate with its key
 // into dir, each only when its content differs from the file's, by writing a
 // temporary file beside it and renaming it over the old one, so a reader
 // (k8s.io/apiserver's file watch) sees the old content or the new, never a
-// part. The key goes before the certificate. It reports whether any file
-// changed.
+// part. It reports whether any file changed.
 func writeFiles(dir string, b *bundle) (changed bool, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return false, fmt.Errorf("%w: creating the certificate directory %s (--cert-dir): %w", errWrite, dir, err)
@@ -35,8 +38,7 @@ func writeFiles(dir string, b *bundle) (changed bool, err error) {
 		mode os.FileMode
 	}{
 		{FileCA, b.caPEM, 0o644},
-		{FileKey, b.keyPEM, 0o600},
-		{FileCert, b.certPEM, 0o644},
+		{FileServing, servingPEM(b), 0o600},
 	} {
 		path := filepath.Join(dir, f.name)
 		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, f.data) {
@@ -74,4 +76,9 @@ func replaceFile(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// servingPEM is the content of FileServing.
+func servingPEM(b *bundle) []byte {
+	return append(append([]byte{}, b.certPEM...), b.keyPEM...)
 }

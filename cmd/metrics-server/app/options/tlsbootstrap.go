@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -11,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	apiregv1client "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset/typed/apiregistration/v1"
+	"k8s.io/utils/clock"
 
 	"github.com/kubemetrics/metrics-server/pkg/certbootstrap"
 )
@@ -25,6 +27,11 @@ type TLSBootstrapOptions struct {
 	Service string
 	// APIServices are kept verifying the server with the bootstrap's CA.
 	APIServices []string
+
+	// Clock and Interval are certbootstrap.Config's, not flags: tests set
+	// them, the command leaves them zero (the real clock, every minute).
+	Clock    clock.PassiveClock
+	Interval time.Duration
 }
 
 // NewTLSBootstrapOptions returns the defaults: off.
@@ -90,7 +97,8 @@ func (o *TLSBootstrapOptions) validateWith(serving *genericoptions.SecureServing
 // BootstrapServingCert runs the bootstrap's first sync when
 // --tls-bootstrap-secret asks for it (and --tls-cert-file is not given): the
 // Secret is created or reused, its certificate and key are written into
-// --cert-dir and set as the serving certificate files of o, and the
+// --cert-dir (one file, tls.pem, beside ca.crt) and set as the serving
+// certificate and key files of o, and the
 // APIServices' caBundle is set. It returns the loop that keeps all of that
 // in step until its context is done (renewal, another replica's writes,
 // drifted APIServices), to be run beside the server; nil when the
@@ -112,6 +120,8 @@ func (o *Options) BootstrapServingCert(ctx context.Context, kube kubernetes.Inte
 		CertDir:         o.SecureServing.ServerCert.CertDirectory,
 		Secrets:         kube.CoreV1(),
 		APIServices:     apiServices,
+		Interval:        o.TLSBootstrap.Interval,
+		Clock:           o.TLSBootstrap.Clock,
 	})
 	if err != nil {
 		return nil, err
@@ -119,6 +129,6 @@ func (o *Options) BootstrapServingCert(ctx context.Context, kube kubernetes.Inte
 	if err := b.Init(ctx); err != nil {
 		return nil, err
 	}
-	o.SecureServing.ServerCert.CertKey = genericoptions.CertKey{CertFile: b.CertFile(), KeyFile: b.KeyFile()}
+	o.SecureServing.ServerCert.CertKey = genericoptions.CertKey{CertFile: b.ServingFile(), KeyFile: b.ServingFile()}
 	return b.Run, nil
 }

@@ -98,8 +98,8 @@ func TestBootstrapServingCert(t *testing.T) {
 				}
 				return
 			}
-			if got := o.SecureServing.ServerCert.CertKey; got.CertFile != dir+"/tls.crt" || got.KeyFile != dir+"/tls.key" {
-				t.Errorf("serving files %+v, want tls.crt and tls.key in %s", got, dir)
+			if got := o.SecureServing.ServerCert.CertKey; got.CertFile != dir+"/tls.pem" || got.KeyFile != dir+"/tls.pem" {
+				t.Errorf("serving files %+v, want tls.pem in %s as both", got, dir)
 			}
 		})
 	}
