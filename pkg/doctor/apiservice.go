@@ -20,8 +20,18 @@ var APIServiceResource = schema.GroupVersionResource{Group: "apiregistration.k8s
 // first: the HPA controller reads only v1beta1, kubectl 1.37 prefers v1.
 var MetricsAPIServices = []string{"v1beta1.metrics.k8s.io", "v1.metrics.k8s.io"}
 
+// injectCAFrom is cert-manager's annotation: its CA injector copies the CA
+// of Certificate <namespace>/<name> into the APIService's caBundle.
+const injectCAFrom = "cert-manager.io/inject-ca-from"
+
+func namespaceOf(ref string) string { ns, _, _ := strings.Cut(ref, "/"); return ns }
+func nameOf(ref string) string      { _, n, _ := strings.Cut(ref, "/"); return n }
+
 // apiService holds the fields of an APIService the checks read.
 type apiService struct {
+	Metadata struct {
+		Annotations map[string]string `json:"annotations"`
+	} `json:"metadata"`
 	Spec struct {
 		Service *struct {
 			Namespace string `json:"namespace"`
@@ -48,6 +58,9 @@ type APIServiceState struct {
 	Name string
 	// Found is false when the APIService does not exist or could not be read.
 	Found bool
+	// Service is the Service it routes to ("namespace/name"); empty when
+	// not found or local.
+	Service string
 	// Cause is the decoded Available condition; CauseNone when Available.
 	Cause Cause
 }
@@ -104,12 +117,17 @@ func checkAPIService(ctx context.Context, client dynamic.Interface, name string)
 			Fix:     fmt.Sprintf("kubectl delete apiservice %s, then apply the manifests again (kubectl apply -k manifests/base)", name)}}, st
 	}
 	svc := fmt.Sprintf("%s/%s", as.Spec.Service.Namespace, as.Spec.Service.Name)
+	st.Service = svc
 
 	var findings []Finding
 	if as.Spec.InsecureSkipTLSVerify {
 		findings = append(findings, Finding{Check: "apiservice-tls", Target: name, Status: StatusWarn,
 			Message: fmt.Sprintf("APIService %s sets insecureSkipTLSVerify: the kube-apiserver sends every user's identity to service %s without verifying who answers", name, svc),
 			Fix:     "let the server create and publish its CA (--tls-bootstrap-secret=kube-system/metrics-server-tls, the default of manifests/base and the chart) or use cert-manager (manifests/components/cert-manager, chart tls.type=certManager)"})
+	} else if from := as.Metadata.Annotations[injectCAFrom]; len(as.Spec.CABundle) == 0 && from != "" {
+		findings = append(findings, Finding{Check: "apiservice-tls", Target: name, Status: StatusFail,
+			Message: fmt.Sprintf("APIService %s has no caBundle yet: cert-manager's CA injector has not filled it from Certificate %s", name, from),
+			Fix:     fmt.Sprintf("check that cert-manager (with its cainjector) runs and the Certificate is Ready: kubectl -n %s describe certificate %s", namespaceOf(from), nameOf(from))})
 	} else if len(as.Spec.CABundle) == 0 {
 		findings = append(findings, Finding{Check: "apiservice-tls", Target: name, Status: StatusWarn,
 			Message: fmt.Sprintf("APIService %s has no caBundle: the kube-apiserver verifies service %s against its own trust roots only, which rarely signed a serving certificate", name, svc),

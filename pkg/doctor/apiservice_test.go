@@ -96,6 +96,19 @@ func TestCheckAPIServices(t *testing.T) {
 			wantTexts: []string{"is Available", "has no caBundle", "does not exist"},
 			wantCause: []CauseKind{CauseNone, CauseNone},
 		},
+		{
+			name: "cert-manager has not injected the CA",
+			objects: []runtime.Object{
+				withAnnotation(apiServiceObject("v1beta1.metrics.k8s.io", "False", "FailedDiscoveryCheck",
+					`failing or missing response from https://10.96.14.7:443/apis/metrics.k8s.io/v1beta1: Get "https://10.96.14.7:443/apis/metrics.k8s.io/v1beta1": tls: failed to verify certificate: x509: certificate signed by unknown authority`,
+					map[string]any{"service": map[string]any{"namespace": "kube-system", "name": "metrics-server", "port": int64(443)}}),
+					"cert-manager.io/inject-ca-from", "kube-system/metrics-server"),
+				apiServiceObject("v1.metrics.k8s.io", "True", "Passed", "all checks passed", nil),
+			},
+			want:      []string{"apiservice v1beta1.metrics.k8s.io fail", "apiservice-tls v1beta1.metrics.k8s.io fail", "apiservice v1.metrics.k8s.io ok"},
+			wantTexts: []string{"caBundle of APIService v1beta1.metrics.k8s.io is not the CA that signed it", "kubectl -n kube-system describe certificate metrics-server", "is Available"},
+			wantCause: []CauseKind{CauseTLSUnknownCA, CauseNone},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,4 +133,9 @@ func TestCheckAPIServices(t *testing.T) {
 			}
 		})
 	}
+}
+
+func withAnnotation(u *unstructured.Unstructured, key, value string) *unstructured.Unstructured {
+	u.SetAnnotations(map[string]string{key: value})
+	return u
 }

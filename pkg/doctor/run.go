@@ -3,6 +3,7 @@ package doctor
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/dynamic"
@@ -19,8 +20,10 @@ type Config struct {
 	Client  kubernetes.Interface
 	Dynamic dynamic.Interface
 	// Namespace and Service locate metrics-server's Service (and through
-	// its selector, its Deployment).
+	// its selector, its Deployment). Unless ServiceSet, the Service the
+	// first APIService routes to replaces them.
 	Namespace, Service string
+	ServiceSet         bool
 	// ServiceAccount ("namespace/name") is the server's identity when its
 	// Deployment is not found, or always when ServiceAccountSet.
 	ServiceAccount    string
@@ -35,8 +38,8 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Run runs every check in order (the APIServices, the aggregation layer,
-// the server's RBAC, the nodes) and returns their findings in that order.
+// Run runs every check in order (the kube-apiserver's reachability, the
+// APIServices, the aggregation layer, the server's RBAC, the nodes) and returns their findings in that order.
 // Each check is bounded by CheckTimeout and all by ctx; a check cut short
 // reports what it could not check as a warning or failure of its own.
 func Run(ctx context.Context, cfg Config) []Finding {
@@ -55,6 +58,20 @@ func Run(ctx context.Context, cfg Config) []Finding {
 	if f, ok := reachable(ctx, cfg); !ok {
 		return []Finding{f}
 	}
+	var states []APIServiceState
+	bounded(func(ctx context.Context) {
+		var f []Finding
+		f, states = CheckAPIServices(ctx, cfg.Dynamic, cfg.APIServices)
+		findings = append(findings, f...)
+	})
+	if !cfg.ServiceSet {
+		for _, st := range states {
+			if ns, name, ok := strings.Cut(st.Service, "/"); ok {
+				cfg.Namespace, cfg.Service = ns, name
+				break
+			}
+		}
+	}
 	var server Server
 	bounded(func(ctx context.Context) {
 		var err error
@@ -65,12 +82,6 @@ func Run(ctx context.Context, cfg Config) []Finding {
 				Fix:     "run the doctor with a kubeconfig that may get services and list deployments in " + cfg.Namespace + ", or pass --service-account",
 				Detail:  err.Error()})
 		}
-	})
-	var states []APIServiceState
-	bounded(func(ctx context.Context) {
-		var f []Finding
-		f, states = CheckAPIServices(ctx, cfg.Dynamic, cfg.APIServices)
-		findings = append(findings, f...)
 	})
 	bounded(func(ctx context.Context) {
 		findings = append(findings, CheckAggregationLayer(ctx, cfg.Client, AggregationInput{ServerArgs: server.Args, APIServices: states, Now: cfg.Now()})...)

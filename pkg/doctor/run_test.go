@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -69,5 +70,63 @@ func TestRunOrderAndVerdict(t *testing.T) {
 	}
 	if diff := cmp.Diff(Server{Namespace: "kube-system", Service: "metrics-server", ServiceAccount: "kube-system/metrics-server"}, nodeServer); diff != "" {
 		t.Errorf("server given to the node checker (-want +got):\n%s", diff)
+	}
+}
+
+// TestRunFollowsTheAPIServicesService: a chart release names the Service,
+// Deployment and ServiceAccount after itself; unless told otherwise the
+// doctor follows the Service v1beta1.metrics.k8s.io routes to and checks
+// the RBAC of that Deployment's ServiceAccount, bootstrap included.
+func TestRunFollowsTheAPIServicesService(t *testing.T) {
+	spec := map[string]any{
+		"service":  map[string]any{"namespace": "monitoring", "name": "ops-metrics-server", "port": int64(443)},
+		"caBundle": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==",
+	}
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{APIServiceResource: "APIServiceList"},
+		apiServiceObject("v1beta1.metrics.k8s.io", "True", "Passed", "all checks passed", spec),
+		apiServiceObject("v1.metrics.k8s.io", "True", "Passed", "all checks passed", spec))
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "monitoring", Name: "ops-metrics-server"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app.kubernetes.io/instance": "ops"}}}
+	dep := deployment("ops-metrics-server", "ops-metrics-server", map[string]string{"app.kubernetes.io/instance": "ops"},
+		corev1.Container{Name: "metrics-server", Args: []string{"--tls-bootstrap-secret=monitoring/ops-metrics-server-tls"}})
+	client := fake.NewClientset(svc, dep, authConfigMap(map[string]string{
+		"requestheader-client-ca-file":   caPEM(t, "front-proxy-ca", now.AddDate(5, 0, 0)),
+		"requestheader-allowed-names":    `["front-proxy-client"]`,
+		"requestheader-username-headers": `["X-Remote-User"]`,
+		"requestheader-group-headers":    `["X-Remote-Group"]`,
+	}))
+	reviewer(t, client, "system:serviceaccount:monitoring:ops-metrics-server", nil, nil)
+	for _, tt := range []struct {
+		name       string
+		serviceSet bool
+		wantTarget string
+		wantRBAC   int
+	}{
+		{"followed", false, "serviceaccount/monitoring/ops-metrics-server", 5},
+		{"flags given", true, "serviceaccount/kube-system/metrics-server", 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.serviceSet {
+				client = fake.NewClientset()
+				reviewer(t, client, "system:serviceaccount:kube-system:metrics-server", nil, nil)
+			}
+			findings := Run(context.Background(), Config{
+				Client: client, Dynamic: dyn, Namespace: "kube-system", Service: "metrics-server", ServiceSet: tt.serviceSet,
+				ServiceAccount: "kube-system/metrics-server", Now: func() time.Time { return now },
+			})
+			n := 0
+			for _, f := range findings {
+				if f.Check == "rbac" {
+					n++
+					if f.Target != tt.wantTarget {
+						t.Errorf("rbac finding for %s, want %s", f.Target, tt.wantTarget)
+					}
+				}
+			}
+			if n != tt.wantRBAC {
+				t.Errorf("%d rbac findings, want %d: %+v", n, tt.wantRBAC, findings)
+			}
+		})
 	}
 }

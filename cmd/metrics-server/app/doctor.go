@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubemetrics/metrics-server/pkg/doctor"
+	"github.com/kubemetrics/metrics-server/pkg/doctor/nodecheck"
 )
 
 // Exit statuses of metrics-server doctor.
@@ -30,8 +31,11 @@ type doctorOptions struct {
 	namespace, service  string
 	serviceAccount      string
 	serviceAccountSet   bool
+	serviceSet          bool
 	apiServices         []string
 	timeout             time.Duration
+	// nodes are the per-node checks' flags; run sets their clients.
+	nodes nodecheck.Input
 }
 
 // newDoctorCommand returns `metrics-server doctor`: it checks, with the
@@ -57,6 +61,7 @@ func newDoctorCommand(out io.Writer) *cobra.Command {
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.serviceAccountSet = cmd.Flags().Changed("service-account")
+			o.serviceSet = cmd.Flags().Changed("service") || cmd.Flags().Changed("namespace")
 			return o.run(cmd.Context(), out)
 		},
 	}
@@ -76,11 +81,12 @@ func newDoctorCommand(out io.Writer) *cobra.Command {
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "Path to the kubeconfig to use; default $KUBECONFIG or ~/.kube/config.")
 	fs.StringVar(&o.context, "context", "", "The kubeconfig context to use; default its current context.")
 	fs.StringVarP(&o.output, "output", "o", "table", "Output format: table (for people) or json (for machines).")
-	fs.StringVar(&o.namespace, "namespace", "kube-system", "Namespace of metrics-server's Service and Deployment.")
-	fs.StringVar(&o.service, "service", "metrics-server", "Name of metrics-server's Service; its selector finds the Deployment.")
+	fs.StringVar(&o.namespace, "namespace", "kube-system", "Namespace of metrics-server's Service and Deployment; default the one v1beta1.metrics.k8s.io routes to, else this.")
+	fs.StringVar(&o.service, "service", "metrics-server", "Name of metrics-server's Service, whose selector finds the Deployment; default the one v1beta1.metrics.k8s.io routes to, else this.")
 	fs.StringVar(&o.serviceAccount, "service-account", "kube-system/metrics-server", "namespace/name of the server's ServiceAccount, whose RBAC is checked; default the Deployment's, else this.")
 	fs.StringSliceVar(&o.apiServices, "apiservices", doctor.MetricsAPIServices, "The APIServices to check.")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "Time limit of the whole run.")
+	o.nodes.AddFlags(fs)
 	return cmd
 }
 
@@ -107,6 +113,7 @@ func (o *doctorOptions) run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return &ExitError{Code: doctorExitUsage, Err: fmt.Errorf("building a client from the kubeconfig: %w", err)}
 	}
+	o.nodes.Client, o.nodes.Rest = client, cfg
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	findings := doctor.Run(ctx, o.config(client, dyn))
@@ -117,10 +124,11 @@ func (o *doctorOptions) run(ctx context.Context, out io.Writer) error {
 func (o *doctorOptions) config(client kubernetes.Interface, dyn dynamic.Interface) doctor.Config {
 	return doctor.Config{
 		Client: client, Dynamic: dyn,
-		Namespace: o.namespace, Service: o.service,
+		Namespace: o.namespace, Service: o.service, ServiceSet: o.serviceSet,
 		ServiceAccount: o.serviceAccount, ServiceAccountSet: o.serviceAccountSet,
 		APIServices:  o.apiServices,
 		CheckTimeout: min(30*time.Second, o.timeout/3),
+		Nodes:        nodecheck.NewChecker(o.nodes),
 	}
 }
 
