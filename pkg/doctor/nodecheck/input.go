@@ -90,6 +90,7 @@ func (in *Input) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&in.NodeTimeout, "node-timeout", DefaultNodeTimeout, "Time limit of the checks of one node.")
 	fs.StringVar(&in.KubeletCAFile, "kubelet-certificate-authority", "", "PEM file of the CA that signs the kubelets' serving certificates (the server's --kubelet-certificate-authority); default: the CA the server uses, where this machine can read it.")
 	fs.BoolVar(&in.Detail, "all-node-findings", false, "Report every node's every finding, ok ones included, instead of one finding per check and cause.")
+	fs.Var(argsValue{&in.ServerArgs}, "server-args", "The server's arguments, for a server that does not run from a Deployment (or to check other ones than its Deployment's), such as \"--kubelet-preferred-address-types=InternalIP --kubelet-use-node-status-port\"; default the Deployment's.")
 }
 
 // withDefaults returns in with its zero limits defaulted.
