@@ -361,6 +361,9 @@ func TestValues(t *testing.T) {
 			if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 || pdb.Spec.MaxUnavailable != nil {
 				t.Errorf("minAvailable %v, maxUnavailable %v; want minAvailable 1 as the high-availability component", pdb.Spec.MinAvailable, pdb.Spec.MaxUnavailable)
 			}
+			if p := pdb.Spec.UnhealthyPodEvictionPolicy; p == nil || *p != policyv1.AlwaysAllow {
+				t.Errorf("unhealthyPodEvictionPolicy %v, want AlwaysAllow as the high-availability component, so an unready replica cannot block a drain", p)
+			}
 			checkSelects(t, "the budget's selector", pdb.Spec.Selector.MatchLabels, d.Spec.Template.Labels)
 		},
 	}, {
