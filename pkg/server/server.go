@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	apimetrics "k8s.io/apiserver/pkg/endpoints/metrics"
 	genericapiserver "k8s.io/apiserver/pkg/server"
@@ -16,8 +17,10 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubemetrics/metrics-server/pkg/api"
+	"github.com/kubemetrics/metrics-server/pkg/nodeevents"
 	"github.com/kubemetrics/metrics-server/pkg/scraper"
 	"github.com/kubemetrics/metrics-server/pkg/scraper/kubelet"
+	"github.com/kubemetrics/metrics-server/pkg/status"
 	"github.com/kubemetrics/metrics-server/pkg/storage"
 )
 
@@ -30,6 +33,7 @@ type Server struct {
 	podInformer  cache.SharedIndexInformer
 	scraper      *scraper.Scraper
 	store        *storage.Store
+	nodeEvents   *nodeevents.Recorder
 }
 
 // New builds a Server. Nothing runs until Run.
@@ -54,6 +58,7 @@ func (c CompletedConfig) New() (*Server, error) {
 		Clock:             c.Clock,
 	})
 	sink := newCountingSink(store, registry)
+	nodeEvents := nodeevents.New(nodeevents.Config{Client: c.Kube, Clock: c.Clock})
 	scr := scraper.New(scraper.Config{
 		Resolution:  c.Resolution,
 		Timeout:     c.ScrapeTimeout,
@@ -62,6 +67,7 @@ func (c CompletedConfig) New() (*Server, error) {
 		FollowUp:    followUpFor(c.Resolution),
 		Selector:    c.NodeSelector,
 		Classify:    func(err error) string { return string(kubelet.ReasonOf(err)) },
+		Observer:    nodeEvents,
 	}, nodes.Lister(), client, sink, scraper.NewMetrics(registry, c.Resolution.Seconds()), c.Clock)
 
 	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -74,6 +80,7 @@ func (c CompletedConfig) New() (*Server, error) {
 			// scrape in flight cannot store it again.
 			scr.ForgetNode(name)
 			client.Forget(name)
+			nodeEvents.Forget(name)
 			klog.V(2).InfoS("Forgot deleted node", "node", klog.KRef("", name))
 		},
 	}); err != nil {
@@ -99,6 +106,11 @@ func (c CompletedConfig) New() (*Server, error) {
 	}
 	apimetrics.Register()
 	generic.Handler.NonGoRestfulMux.Handle("/metrics", metricsHandler(registry))
+	generic.Handler.NonGoRestfulMux.HandlePrefix(status.Prefix, status.NewHandler(status.Config{
+		Nodes:   scr,
+		Pods:    store,
+		Running: runningIn(podInformer.Lister()),
+	}))
 
 	if err := api.Install(generic, c.Scheme, c.Codecs, api.Config{
 		Metrics:      store,
@@ -133,6 +145,7 @@ func (c CompletedConfig) New() (*Server, error) {
 		podInformer:  podInformer.Informer(),
 		scraper:      scr,
 		store:        store,
+		nodeEvents:   nodeEvents,
 	}, nil
 }
 
@@ -144,6 +157,9 @@ func (s *Server) Run(ctx context.Context) error {
 	go s.podInformer.RunWithContext(ctx)
 	if !cache.WaitForCacheSync(ctx.Done(), s.nodeInformer.HasSynced) {
 		return fmt.Errorf("the node informer did not sync before shutdown: %w", context.Cause(ctx))
+	}
+	if err := s.nodeEvents.Start(ctx); err != nil {
+		return err
 	}
 	klog.InfoS("Nodes synced; starting to scrape")
 	go s.scraper.Run(ctx)
@@ -166,6 +182,20 @@ func podsRunning(pods cache.SharedIndexInformer, nodeSelector labels.Selector) f
 	}
 	return func() bool {
 		return len(pods.GetIndexer().ListIndexFuncValues(cache.NamespaceIndex)) > 0
+	}
+}
+
+// runningIn reports whether the pod cache (Running pods only) holds a pod.
+func runningIn(pods cache.GenericLister) func(namespace, name string) (bool, error) {
+	return func(namespace, name string) (bool, error) {
+		_, err := pods.ByNamespace(namespace).Get(name)
+		switch {
+		case apierrors.IsNotFound(err):
+			return false, nil
+		case err != nil:
+			return false, err
+		}
+		return true, nil
 	}
 }
 

@@ -47,6 +47,7 @@ func NewCommand(ctx context.Context, out io.Writer) *cobra.Command {
 	}
 	cmd.SetContext(ctx)
 	cmd.AddCommand(newDoctorCommand(out))
+	cmd.AddCommand(newStatusCommand(out))
 
 	fs := cmd.Flags()
 	nfs := opts.Flags()
