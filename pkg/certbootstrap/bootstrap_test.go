@@ -181,6 +181,7 @@ func TestDamagedSecret(t *testing.T) {
 	}{
 		{"serving certificate", KeyCert, false, []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")},
 		{"serving key emptied", KeyKey, false, nil},
+		{"serving certificate emptied (docs/tls.md)", KeyCert, false, []byte{}},
 		{"CA key", KeyCAKey, true, []byte("not a key")},
 		{"CA certificate", KeyCA, true, []byte{}},
 	} {
