@@ -28,6 +28,9 @@ type Config struct {
 	// Deployment is not found, or always when ServiceAccountSet.
 	ServiceAccount    string
 	ServiceAccountSet bool
+	// ServerArgs, when not nil, replace the arguments of the server's
+	// Deployment: for a server that runs outside the cluster.
+	ServerArgs []string
 	// APIServices to check; empty means MetricsAPIServices.
 	APIServices []string
 	// Nodes runs the per-node checks; nil skips them.
@@ -83,6 +86,9 @@ func Run(ctx context.Context, cfg Config) []Finding {
 				Detail:  err.Error()})
 		}
 	})
+	if cfg.ServerArgs != nil {
+		server.Args = cfg.ServerArgs
+	}
 	bounded(func(ctx context.Context) {
 		findings = append(findings, CheckAggregationLayer(ctx, cfg.Client, AggregationInput{ServerArgs: server.Args, APIServices: states, Now: cfg.Now()})...)
 	})
