@@ -22,7 +22,8 @@
 // Usage follows a load model a test controls: the annotation
 // fleet.kubemetrics.io/usage on a pod ("cpu=250m,memory=18Gi", per
 // container). Faults per node (faults.go): SetMode (slow, hang, 500, 404
-// on one endpoint, garbage, wrong TLS name), SetDelay, SetFlap,
+// on one endpoint, garbage, wrong TLS name; authfaults.go: a certificate
+// without the IP SAN, tokens refused), SetDelay, SetFlap,
 // SetClockSkew; DeleteNode and AddNode take a node away and bring it back
 // under its name at a new address.
 package fleet

@@ -51,6 +51,9 @@ func (f *Fleet) serveNode(ctx context.Context, n *node) error {
 		if m == ModeWrongTLSName {
 			return f.wrongCert, nil
 		}
+		if c, err := f.modeCert(n, m); c != nil || err != nil {
+			return c, err
+		}
 		return &cert, nil
 	}}
 	lis, err := net.Listen("tcp", net.JoinHostPort(ip.String(), strconv.Itoa(f.cfg.Port)))
@@ -111,6 +114,9 @@ func (f *Fleet) handler(n *node) http.Handler {
 			sub = "metrics"
 		default:
 			http.NotFound(w, r)
+			return
+		}
+		if n.refusesToken(w) {
 			return
 		}
 		if f.auth != nil {
