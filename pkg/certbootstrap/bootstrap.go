@@ -55,6 +55,7 @@ type Bootstrapper struct {
 	dnsNames         []string
 	current          *bundle
 	apiServiceStates map[string]apiServiceState
+	lastSyncErr      string // the last error of Run's syncs, "" after a success
 }
 
 // New checks cfg and returns a Bootstrapper; nothing is read or written
@@ -138,7 +139,9 @@ func (b *Bootstrapper) Init(ctx context.Context) error {
 // serving certificate when less than a third of its lifetime is left,
 // adopting what another replica wrote) into the files, and the APIServices'
 // caBundle. Errors are logged and tried again at the next sync; the files
-// keep the last good certificate. Init must have succeeded.
+// keep the last good certificate. While the Secret is not ours (another
+// issuer took it over) the APIServices are left alone. Init must have
+// succeeded.
 func (b *Bootstrapper) Run(ctx context.Context) {
 	t := time.NewTicker(b.cfg.Interval)
 	defer t.Stop()
@@ -149,12 +152,32 @@ func (b *Bootstrapper) Run(ctx context.Context) {
 		case <-t.C:
 		}
 		syncCtx, cancel := context.WithTimeout(ctx, b.cfg.Interval)
-		if err := b.syncFiles(syncCtx); err != nil {
-			klog.ErrorS(err, "Cannot sync the serving certificate; serving the last one", "secret", klog.KRef(b.cfg.Namespace, b.cfg.Name),
-				"notAfter", b.current.cert.NotAfter.UTC().Format(time.RFC3339))
+		err := b.syncFiles(syncCtx)
+		b.logSync(err)
+		// A Secret no longer ours means another issuer (cert-manager) took
+		// over, whose CA the APIServices must keep.
+		if !errors.Is(err, errNotOurs) {
+			b.syncAPIServices(syncCtx, b.current.caPEM)
 		}
-		b.syncAPIServices(syncCtx, b.current.caPEM)
 		cancel()
+	}
+}
+
+// logSync logs the outcome of a sync of Run when it differs from the last
+// one's: an error when it starts or changes, and when it ends.
+func (b *Bootstrapper) logSync(err error) {
+	ref := klog.KRef(b.cfg.Namespace, b.cfg.Name)
+	switch {
+	case err == nil && b.lastSyncErr != "":
+		klog.InfoS("The serving certificate syncs again", "secret", ref)
+		b.lastSyncErr = ""
+	case err == nil:
+	case err.Error() == b.lastSyncErr:
+		klog.V(4).InfoS("Still cannot sync the serving certificate", "secret", ref, "err", err)
+	default:
+		klog.ErrorS(err, "Cannot sync the serving certificate; serving the last one and trying again every interval", "secret", ref,
+			"interval", b.cfg.Interval, "notAfter", b.current.cert.NotAfter.UTC().Format(time.RFC3339))
+		b.lastSyncErr = err.Error()
 	}
 }
 

@@ -498,3 +498,52 @@ func TestRunRenewsAndAdopts(t *testing.T) {
 func servesCert(files map[string][]byte, certPEM []byte) bool {
 	return bytes.HasPrefix(files[FileServing], certPEM)
 }
+
+// TestRunKeepsServingWhenTakenOver: a Secret replaced while the server runs
+// by one that is not ours (cert-manager installed over the bootstrap) is
+// left alone, and so are the APIServices, whose caBundle is now the other
+// issuer's; the server keeps serving its last certificate.
+func TestRunKeepsServingWhenTakenOver(t *testing.T) {
+	c := newCluster(t, metricsAPIService(v1API), metricsAPIService(v1beta1API))
+	dir := t.TempDir()
+	b := c.bootstrapper(t, dir, nil, 10*time.Millisecond)
+	if err := b.Init(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	served := readFiles(t, dir)
+	theirs := c.secret(t)
+	theirs.Annotations = map[string]string{"cert-manager.io/certificate-name": "metrics-server"}
+	theirs.Data = map[string][]byte{KeyCert: []byte("theirs"), KeyKey: []byte("theirs"), KeyCA: []byte("theirs")}
+	if _, err := c.kube.CoreV1().Secrets(testNS).Update(t.Context(), theirs, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	updates := c.writes("update")
+	injected := []byte("-----BEGIN CERTIFICATE-----\ncert-manager's CA\n-----END CERTIFICATE-----\n")
+	a := c.apiService(t, v1API)
+	a.Spec.CABundle = injected
+	if _, err := c.agg.ApiregistrationV1().APIServices().Update(t.Context(), a, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	b.Run(ctx)
+	if b.lastSyncErr == "" || !strings.Contains(b.lastSyncErr, "not made by the serving-certificate bootstrap") {
+		t.Errorf("last sync error %q, want the Secret refused as not ours", b.lastSyncErr)
+	}
+	if n := c.writes("update"); n != updates {
+		t.Errorf("%d updates of a Secret that is not ours", n-updates)
+	}
+	if got := c.secret(t); string(got.Data[KeyCert]) != "theirs" {
+		t.Error("the Secret's content changed")
+	}
+	now := readFiles(t, dir)
+	for k := range served {
+		if !bytes.Equal(now[k], served[k]) {
+			t.Errorf("file %s changed", k)
+		}
+	}
+	if got := c.apiService(t, v1API).Spec.CABundle; !bytes.Equal(got, injected) {
+		t.Errorf("the APIService's caBundle was set back to the bootstrap's CA")
+	}
+}
