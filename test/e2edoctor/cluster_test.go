@@ -67,6 +67,17 @@ func TestHealthyClusterAllOK(t *testing.T) {
 			t.Errorf("no %s finding for %s in %v", c.check, c.target, r)
 		}
 	}
+	nodeChecks := map[string]bool{}
+	for _, f := range r.findings {
+		if strings.HasPrefix(f.Check, "node-") {
+			nodeChecks[f.Check] = true
+		}
+	}
+	for _, c := range []string{"node-tls", "node-authz", "node-endpoint"} {
+		if !nodeChecks[c] {
+			t.Errorf("no %s finding: the per-node checks did not run (%v)", c, r)
+		}
+	}
 	if n := len(r.find("rbac", sa)); n != 3 {
 		t.Errorf("%d rbac findings, want 3 (server ClusterRole, auth-delegator, authentication reader)", n)
 	}
@@ -107,6 +118,20 @@ func TestWrongAllowedName(t *testing.T) {
 		"see the aggregation-layer finding: the CN of the kube-apiserver's --proxy-client-cert-file must be in --requestheader-allowed-names and the certificate signed by --requestheader-client-ca-file"})
 	expect(t, r, want{"aggregation-layer", "kube-apiserver proxy client certificate", doctor.StatusFail,
 		"metrics-server answered the kube-apiserver's proxied discovery with 401: the CN of the kube-apiserver's proxy client certificate is probably not in the kube-apiserver's --requestheader-allowed-names [front-proxy-client]",
+		"make the CN of the kube-apiserver's --proxy-client-cert-file (openssl x509 -noout -subject -in <file>) one of the kube-apiserver's --requestheader-allowed-names, and give metrics-server no --requestheader-allowed-names of its own unless it lists that CN"})
+
+	// Told the server's flags (as its Deployment would give them), the
+	// doctor names the server's own allowed names and the contradiction.
+	own := append(append([]string{}, serverKubeletArgs...), broken.Args[len(broken.Args)-2:]...)
+	r = runDoctor(t, "--server-args", strings.Join(own, " "))
+	if r.code != 1 {
+		t.Errorf("exit status %d with the server's flags, want 1", r.code)
+	}
+	expect(t, r, want{"aggregation-layer", authCM, doctor.StatusFail,
+		"metrics-server's --requestheader-allowed-names=somebody-else replaces the kube-apiserver's [front-proxy-client] and shares no name with it: the kube-apiserver's proxy client certificate is refused",
+		"drop --requestheader-client-ca-file and --requestheader-allowed-names from metrics-server's args (it then reads configmap/kube-system/extension-apiserver-authentication), or list the proxy client certificate's CN in them"})
+	expect(t, r, want{"aggregation-layer", "kube-apiserver proxy client certificate", doctor.StatusFail,
+		"metrics-server answered the kube-apiserver's proxied discovery with 401: the CN of the kube-apiserver's proxy client certificate is probably not in metrics-server's own --requestheader-allowed-names [somebody-else]",
 		"make the CN of the kube-apiserver's --proxy-client-cert-file (openssl x509 -noout -subject -in <file>) one of the kube-apiserver's --requestheader-allowed-names, and give metrics-server no --requestheader-allowed-names of its own unless it lists that CN"})
 }
 

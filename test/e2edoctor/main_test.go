@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,13 +188,20 @@ func (r doctorRun) String() string {
 	return b.String()
 }
 
+// serverKubeletArgs are the kubelet flags localcluster gives our server,
+// which runs outside the cluster (no Deployment to read them from).
+var serverKubeletArgs = []string{"--kubelet-use-node-status-port", "--kubelet-preferred-address-types=InternalIP"}
+
 // runDoctor runs the doctor as an operator would, with the admin's
-// kubeconfig and the kubelet CA, plus extra flags, within a minute.
+// kubeconfig, the kubelet CA and the server's kubelet flags
+// (--server-args; a later --server-args in extra replaces them), plus extra
+// flags, within a minute.
 func runDoctor(t *testing.T, extra ...string) doctorRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	args := append([]string{"doctor", "--kubeconfig", e.cluster.AdminKubeconfig, "-o", "json", "--timeout", "60s"}, extra...)
+	args := append([]string{"doctor", "--kubeconfig", e.cluster.AdminKubeconfig, "-o", "json", "--timeout", "60s",
+		"--kubelet-certificate-authority", e.kubeletCA, "--server-args", strings.Join(serverKubeletArgs, " ")}, extra...)
 	cmd := exec.CommandContext(ctx, e.binary, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
