@@ -170,6 +170,39 @@ func TestDefaultsRenderTheBase(t *testing.T) {
 		}
 	})
 
+	t.Run("roles by name", func(t *testing.T) {
+		// Every role of the base, and the status reader of
+		// components/status-reader (which operators bind themselves), is
+		// in the chart under the same name with the same rules; but the
+		// reader aggregated into view, edit and admin, which the chart
+		// names after the release and "permissions" compares.
+		b, err := os.ReadFile(filepath.Join(repoRoot(t), "manifests/components/status-reader/status-reader.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := loadBase(t)
+		for k, o := range parse(t, "status-reader.yaml", b) {
+			base[k] = o
+		}
+		for _, kind := range []string{"ClusterRole", "Role"} {
+			for _, key := range base.ofKind(kind) {
+				var want, got rbacv1.ClusterRole // a Role has the same fields
+				base.decode(t, key, &want)
+				if want.Labels["rbac.authorization.k8s.io/aggregate-to-view"] == "true" {
+					continue
+				}
+				if _, ok := chart[key]; !ok {
+					t.Errorf("%s of the base is not in the chart", key)
+					continue
+				}
+				chart.decode(t, key, &got)
+				if diff := cmp.Diff(rules(want.Rules), rules(got.Rules)); diff != "" {
+					t.Errorf("%s rules (-base +chart):\n%s", key, diff)
+				}
+			}
+		}
+	})
+
 	t.Run("Service", func(t *testing.T) {
 		var want, got corev1.Service
 		base.decode(t, "Service/metrics-server", &want)
