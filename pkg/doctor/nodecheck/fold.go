@@ -71,6 +71,7 @@ func fold(perNode [][]result, total int, in Input) []doctor.Finding {
 		out = append(out, f)
 	}
 	out = append(out, clockHint(perNode, in)...)
+	out = append(out, connectHint(perNode)...)
 	rank := func(s doctor.Status) int {
 		switch s {
 		case doctor.StatusFail:
@@ -120,6 +121,32 @@ func clockHint(perNode [][]result, in Input) []doctor.Finding {
 		Check: CheckClock, Target: "this machine", Status: doctor.StatusWarn,
 		Message: fmt.Sprintf("the clocks of all %s nodes compared are more than %v %s this machine's: this machine's clock is probably the one that is off", count(compared), in.SkewWarn, dir),
 		Fix:     "sync this machine's clock (NTP) and run doctor again",
+	}}
+}
+
+// connectHint says that this machine may be outside the nodes' network
+// when at least two nodes were dialled and not one accepted: every
+// kubelet down at once is less likely than a doctor run from a laptop.
+func connectHint(perNode [][]result) []doctor.Finding {
+	var dialled, failed int
+	for _, rs := range perNode {
+		for _, r := range rs {
+			if r.Check != CheckConnect {
+				continue
+			}
+			dialled++
+			if r.Status == doctor.StatusFail {
+				failed++
+			}
+		}
+	}
+	if dialled < 2 || failed != dialled {
+		return nil
+	}
+	return []doctor.Finding{{
+		Check: CheckConnect, Target: "this machine", Status: doctor.StatusWarn,
+		Message: fmt.Sprintf("not one of the %s kubelets dialled accepts connections from this machine: if kubectl top works, this machine is outside the nodes' network rather than every kubelet down", count(dialled)),
+		Fix:     "run doctor where the server runs: on a node, or in a pod of the cluster",
 	}}
 }
 

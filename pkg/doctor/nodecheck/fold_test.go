@@ -135,6 +135,30 @@ func TestClockHint(t *testing.T) {
 	}
 }
 
+// TestConnectHint: no node accepting a connection points at where doctor
+// runs; one node accepting does not.
+func TestConnectHint(t *testing.T) {
+	dial := func(node string, s doctor.Status) []result {
+		return []result{{node: node, Finding: doctor.Finding{Check: CheckConnect, Target: "node/" + node, Status: s}}}
+	}
+	for _, tt := range []struct {
+		name    string
+		results [][]result
+		want    bool
+	}{
+		{name: "none accepts", results: [][]result{dial("a", doctor.StatusFail), dial("b", doctor.StatusFail), dial("c", doctor.StatusFail)}, want: true},
+		{name: "one accepts", results: [][]result{dial("a", doctor.StatusFail), dial("b", doctor.StatusOK)}},
+		{name: "one node only", results: [][]result{dial("a", doctor.StatusFail)}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := connectHint(tt.results)
+			if has := len(got) == 1 && got[0].Target == "this machine" && containsAll(got[0].Message, []string{"not one of the 3 kubelets dialled accepts connections from this machine"}); has != tt.want {
+				t.Errorf("hint %+v, want one: %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestCount(t *testing.T) {
 	for n, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 5000: "5,000", 1234567: "1,234,567", -4500: "-4,500"} {
 		if got := count(n); got != want {
