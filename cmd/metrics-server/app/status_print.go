@@ -121,8 +121,14 @@ func at(t *time.Time) string {
 	return t.Format(time.RFC3339) + " (" + ago(t) + ")"
 }
 
+// seconds renders a request's duration: to the millisecond, or to the
+// microsecond under one (a refused connection takes a tenth of one).
 func seconds(s float64) string {
-	return time.Duration(s * float64(time.Second)).Round(time.Millisecond).String()
+	d := time.Duration(s * float64(time.Second))
+	if d < time.Millisecond {
+		return d.Round(time.Microsecond).String()
+	}
+	return d.Round(time.Millisecond).String()
 }
 
 func orDash(s string) string {
