@@ -2,6 +2,8 @@ package e2edoctor
 
 import (
 	"context"
+	"errors"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -202,4 +204,25 @@ func TestStoppedServer(t *testing.T) {
 	}
 	expect(t, r, want{"apiservice", v1beta1, doctor.StatusFail, message, fix})
 	expect(t, r, want{"apiservice", v1, doctor.StatusFail, message, fix})
+
+	// The table people read says the same, and exits the same.
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, e.binary, "doctor", "--kubeconfig", e.cluster.AdminKubeconfig, "--skip-nodes")
+	out, err := cmd.Output()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Errorf("table run: %v, want exit status 1", err)
+	}
+	table := string(out)
+	for _, line := range []string{
+		"apiservice         v1beta1.metrics.k8s.io",
+		"FAIL    " + message,
+		"fix: " + fix,
+		"detail: Available=False reason=FailedDiscoveryCheck: failing or missing response from https://localhost:",
+	} {
+		if !strings.Contains(table, line) {
+			t.Errorf("table lacks %q:\n%s", line, table)
+		}
+	}
 }
