@@ -185,8 +185,9 @@ func unescape(s string) string {
 // levels lists the directories to read, the process's cgroup first, then
 // each ancestor up to the mount point. The cgroup path is relative to the
 // hierarchy's root; the mount shows m.root at m.point, so the part of the
-// path below m.root is what lies below m.point. A path outside m.root (a
-// cgroup namespace or bind mount that hides it) leaves only m.point.
+// path below m.root is what lies below m.point. A path outside m.root or
+// above m.point (a cgroup namespace or bind mount that hides it; a
+// namespace shows an outside cgroup with "..") leaves only m.point.
 func levels(m mount, cgPath string) []string {
 	rel := "/"
 	switch {
@@ -197,6 +198,9 @@ func levels(m mount, cgPath string) []string {
 		rel = strings.TrimPrefix(cgPath, m.root)
 	}
 	dir := path.Join(m.point, rel)
+	if dir != m.point && !strings.HasPrefix(dir, m.point+"/") {
+		dir = m.point // a path with "..", as a cgroup namespace shows an outside cgroup
+	}
 	out := []string{dir}
 	for dir != m.point && strings.HasPrefix(dir, m.point+"/") {
 		dir = path.Dir(dir)

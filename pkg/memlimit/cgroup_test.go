@@ -130,6 +130,15 @@ func TestRead(t *testing.T) {
 		},
 		want: Limit{Bytes: 3 * gib, File: "/run/my cgroup/job/memory.max", Version: "v2"},
 	}, {
+		name: "v2 cgroup outside the namespace's root, shown with ..",
+		files: fstest.MapFS{
+			"proc/self/cgroup":                file("0::/../sibling.scope\n"),
+			"proc/self/mountinfo":             file(v2Mounts),
+			"sys/fs/cgroup/memory.max":        file("1073741824\n"),
+			"sys/fs/sibling.scope/memory.max": file("4096\n"),
+		},
+		want: Limit{Bytes: gib, File: "/sys/fs/cgroup/memory.max", Version: "v2"},
+	}, {
 		name: "no memory controller at all",
 		files: fstest.MapFS{
 			"proc/self/cgroup":    file("1:cpu:/\n2:pids:/\n"),
