@@ -67,6 +67,14 @@ func NewCommand(ctx context.Context, out io.Writer) *cobra.Command {
 	})
 	cmd.SetHelpFunc(func(cmd *cobra.Command, _ []string) {
 		_, _ = fmt.Fprintf(cmd.OutOrStdout(), "%s\n\nUsage:\n  %s\n", cmd.Long, cmd.UseLine())
+		if cmd.HasAvailableSubCommands() {
+			_, _ = fmt.Fprintf(cmd.OutOrStdout(), "\nCommands:\n")
+			for _, c := range cmd.Commands() {
+				if c.IsAvailableCommand() {
+					_, _ = fmt.Fprintf(cmd.OutOrStdout(), "  %-*s  %s\n", cmd.NamePadding(), c.Name(), c.Short)
+				}
+			}
+		}
 		cliflag.PrintSections(cmd.OutOrStdout(), nfs, cols)
 	})
 	return cmd

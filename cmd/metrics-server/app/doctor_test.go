@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -130,5 +131,21 @@ func TestDoctorReportExitStatus(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestRootHelpListsDoctor: the server's --help, which prints its own flag
+// sections, names the doctor so operators find it.
+func TestRootHelpListsDoctor(t *testing.T) {
+	var out bytes.Buffer
+	cmd := NewCommand(context.Background(), &out)
+	cmd.SetArgs([]string{"--help"})
+	cmd.SetOut(&out)
+	if err := cmd.Execute(); err != nil {
+		t.Fatalf("--help: %v", err)
+	}
+	want := regexp.MustCompile(`\nCommands:\n(  .*\n)*  doctor +Check why the metrics API does not work, and say how to fix it\n`)
+	if !want.MatchString(out.String()) {
+		t.Errorf("--help lacks %q:\n%s", want, out.String())
 	}
 }
