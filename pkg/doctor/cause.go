@@ -34,6 +34,7 @@ const (
 	CauseUnauthorized      CauseKind = "unauthorized" // our server answered 401
 	CauseForbidden         CauseKind = "forbidden"    // our server answered 403
 	CauseNotReady          CauseKind = "not-ready"    // our server answered 503
+	CauseNotServed         CauseKind = "not-served"   // our server answered 404: not this version
 	CauseBadStatus         CauseKind = "bad-status"   // another status outside 2xx and 3xx
 	CauseRoutingType       CauseKind = "routing-service-type"
 	CauseDiscovery         CauseKind = "failed-discovery" // FailedDiscoveryCheck not recognised further
@@ -91,6 +92,8 @@ func DecodeAvailable(reason, message string) Cause {
 			c.Kind = CauseForbidden
 		case 503:
 			c.Kind = CauseNotReady
+		case 404:
+			c.Kind = CauseNotServed
 		default:
 			c.Kind = CauseBadStatus
 		}
@@ -182,6 +185,9 @@ func (c Cause) finding(name, svc string) Finding {
 	case CauseNotReady:
 		f.Message = fmt.Sprintf("metrics-server behind service %s answered 503: it runs but is not ready (ready once its first scrapes of the nodes are done)", svc)
 		f.Fix = fmt.Sprintf("see why scrapes fail in the node checks below and in %s", logs)
+	case CauseNotServed:
+		f.Message = fmt.Sprintf("the server behind service %s does not serve %s (404): an older metrics-server, such as upstream's, serves only metrics.k8s.io/v1beta1", svc, strings.Replace(name, ".", " of ", 1))
+		f.Fix = fmt.Sprintf("run kubemetrics' metrics-server behind service %s, or, to keep the older server, kubectl delete apiservice %s", svc, name)
 	case CauseBadStatus:
 		f.Message = fmt.Sprintf("metrics-server behind service %s answered the kube-apiserver's discovery request with %d", svc, c.Status)
 		f.Fix = fmt.Sprintf("see %s", logs)

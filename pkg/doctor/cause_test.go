@@ -73,6 +73,7 @@ func TestDecodeAvailableFromRealErrors(t *testing.T) {
 		{"401", discoveryError(t, trusting(status(401), "", 5*time.Second), status(401).URL+"/apis/metrics.k8s.io/v1beta1"), CauseUnauthorized, 401},
 		{"403", discoveryError(t, trusting(status(403), "", 5*time.Second), status(403).URL+"/apis/metrics.k8s.io/v1"), CauseForbidden, 403},
 		{"503", discoveryError(t, trusting(status(503), "", 5*time.Second), status(503).URL+"/apis/metrics.k8s.io/v1beta1"), CauseNotReady, 503},
+		{"404", discoveryError(t, trusting(status(404), "", 5*time.Second), status(404).URL+"/apis/metrics.k8s.io/v1"), CauseNotServed, 404},
 		{"500", discoveryError(t, trusting(status(500), "", 5*time.Second), status(500).URL+"/apis/metrics.k8s.io/v1beta1"), CauseBadStatus, 500},
 		{"expired", "failing or missing response from https://10.96.14.7:443/apis/metrics.k8s.io/v1beta1: " + expiredError(t, ok), CauseTLSExpired, 0},
 		{"no answer in 6 s", "timed out waiting for https://10.96.14.7:443/apis/metrics.k8s.io/v1beta1", CauseTimeout, 0},
@@ -107,6 +108,19 @@ func expiredError(t *testing.T, s *httptest.Server) string {
 		t.Fatalf("verifying after NotAfter: %v, want an expiry error", err)
 	}
 	return "tls: failed to verify certificate: " + err.Error()
+}
+
+// TestNotServedNamesTheVersion: the v1 APIService in front of a server that
+// serves only v1beta1 (upstream's) says so and how to keep that server.
+func TestNotServedNamesTheVersion(t *testing.T) {
+	c := DecodeAvailable("FailedDiscoveryCheck", "failing or missing response from https://10.96.14.7:443/apis/metrics.k8s.io/v1: bad status from https://10.96.14.7:443/apis/metrics.k8s.io/v1: 404")
+	f := c.finding("v1.metrics.k8s.io", "kube-system/metrics-server")
+	if want := "the server behind service kube-system/metrics-server does not serve v1 of metrics.k8s.io (404): an older metrics-server, such as upstream's, serves only metrics.k8s.io/v1beta1"; f.Message != want {
+		t.Errorf("message %q, want %q", f.Message, want)
+	}
+	if want := "run kubemetrics' metrics-server behind service kube-system/metrics-server, or, to keep the older server, kubectl delete apiservice v1.metrics.k8s.io"; f.Fix != want {
+		t.Errorf("fix %q, want %q", f.Fix, want)
+	}
 }
 
 func TestDecodeAvailableServiceReasons(t *testing.T) {
