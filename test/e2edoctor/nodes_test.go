@@ -102,7 +102,7 @@ func TestNodeSummaryFails(t *testing.T) {
 	if r.code != 0 {
 		t.Errorf("exit status %d with /metrics/resource working, want 0: %v", r.code, r)
 	}
-	summaryFix := fmt.Sprintf("see the kubelet's log on node %s (journalctl -u kubelet) for this error (a container runtime's stats failing, such as cri-o's imageFs error); the server can use /metrics/resource instead (--kubelet-endpoint=auto or resource)", name)
+	const summaryFix = "see the kubelet's log on the node (journalctl -u kubelet) for this error (a container runtime's stats failing, such as cri-o's imageFs error); the server can use /metrics/resource instead (--kubelet-endpoint=auto or resource)"
 	expect(t, r, want{"node-endpoint", "node/" + name, doctor.StatusWarn,
 		fmt.Sprintf("node %s: /stats/summary fails: http status 500: %s; the server uses /metrics/resource, which works, and falls back to /stats/summary only when it fails", name, crio),
 		summaryFix})
@@ -116,7 +116,7 @@ func TestNodeSummaryFails(t *testing.T) {
 	}
 	expect(t, r, want{"node-endpoint", "node/" + name, doctor.StatusFail,
 		fmt.Sprintf("node %s: /metrics/resource fails: http status 500: %s; the other endpoint fails too, so the server gets no metrics from this node", name, crio),
-		fmt.Sprintf("see the kubelet's log on node %s (journalctl -u kubelet) for this error; with --kubelet-endpoint=auto the server falls back to /stats/summary", name)})
+		"see the kubelet's log on the node (journalctl -u kubelet) for this error; with --kubelet-endpoint=auto the server falls back to /stats/summary"})
 	expect(t, r, want{"node-endpoint", "node/" + name, doctor.StatusFail,
 		fmt.Sprintf("node %s: /stats/summary fails: http status 500: %s; the other endpoint fails too, so the server gets no metrics from this node", name, crio),
 		summaryFix})

@@ -233,7 +233,7 @@ func (p *probe) endpoint(a *answer, resource bool, used map[bool]bool, nodeWorks
 		cause, fix = kubelet.ExplainTLS(a.err, p.addr)
 		if cause == "" {
 			cause = "no answer: " + shortErr(a.err)
-			fix = fmt.Sprintf("check the kubelet's load and log on node %s (journalctl -u kubelet)", p.node.Name)
+			fix = "check the kubelet's load and log on the node (journalctl -u kubelet)"
 		}
 		what = fmt.Sprintf("%s fails: %s", a.pathName(), cause)
 	case a.status >= 300 && a.status < 400:
@@ -273,11 +273,11 @@ func (p *probe) statusFix(a *answer) string {
 	case a.status == http.StatusNotFound:
 		return "the kubelet does not serve /stats/summary: use --kubelet-endpoint=auto or resource"
 	case a.status >= 500 && a.resource:
-		return fmt.Sprintf("see the kubelet's log on node %s (journalctl -u kubelet) for this error; with --kubelet-endpoint=auto the server falls back to /stats/summary", p.node.Name)
+		return "see the kubelet's log on the node (journalctl -u kubelet) for this error; with --kubelet-endpoint=auto the server falls back to /stats/summary"
 	case a.status >= 500:
-		return fmt.Sprintf("see the kubelet's log on node %s (journalctl -u kubelet) for this error (a container runtime's stats failing, such as cri-o's imageFs error); the server can use /metrics/resource instead (--kubelet-endpoint=auto or resource)", p.node.Name)
+		return "see the kubelet's log on the node (journalctl -u kubelet) for this error (a container runtime's stats failing, such as cri-o's imageFs error); the server can use /metrics/resource instead (--kubelet-endpoint=auto or resource)"
 	}
-	return fmt.Sprintf("see the kubelet's log on node %s (journalctl -u kubelet)", p.node.Name)
+	return "see the kubelet's log on the node (journalctl -u kubelet)"
 }
 
 // shortErr drops the method and URL net/http puts before a transport
@@ -318,7 +318,7 @@ func (p *probe) clock(res, sum *answer) {
 	}
 	p.add(CheckClock, doctor.StatusWarn, fmt.Sprintf("the kubelet's clock is more than %v %s this machine's", p.r.in.SkewWarn, dir),
 		fmt.Sprintf("the newest sample of node %s's kubelet (%s) is %.0f s %s this machine's clock (warned above %v): the node's clock or this machine's is off (a sample far behind can also be stale stats)", p.node.Name, a.pathName(), skew.Abs().Seconds(), dir, p.r.in.SkewWarn),
-		fmt.Sprintf("sync the clocks (chrony or systemd-timesyncd) of node %s and of this machine; the server's rates use the kubelet's own times, but the timestamps it serves the HPA are the kubelet's", p.node.Name),
+		"sync the clocks (chrony or systemd-timesyncd) of the node and of this machine; the server's rates use the kubelet's own times, but the timestamps it serves the HPA are the kubelet's",
 		"sample at "+stamp(time.Unix(0, ts))+", received at "+stamp(a.received))
 }
 

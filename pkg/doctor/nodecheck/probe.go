@@ -175,7 +175,7 @@ func (p *probe) connectCause(err error) (cause, fix string) {
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		cause = "connection refused: nothing listens on that port"
-		fix = fmt.Sprintf("check that the kubelet of node %s runs (systemctl status kubelet)", p.node.Name)
+		fix = "check that the node's kubelet runs (systemctl status kubelet)"
 		if sp := p.node.Status.DaemonEndpoints.KubeletEndpoint.Port; sp > 0 && strconv.Itoa(int(sp)) != portOf(p.addr) {
 			fix += fmt.Sprintf("; the node reports its kubelet on port %d: add --kubelet-use-node-status-port to the server's args", sp)
 		} else {
@@ -242,7 +242,7 @@ func (p *probe) tls(ctx context.Context, conn net.Conn) bool {
 		case cause != "":
 		case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout():
 			cause = "the kubelet accepted the connection but did not complete the TLS handshake in time"
-			fix = fmt.Sprintf("check the kubelet's load and log on node %s (journalctl -u kubelet)", p.node.Name)
+			fix = "check the kubelet's load and log on the node (journalctl -u kubelet)"
 		default:
 			cause, fix = "the TLS handshake failed", "see the detail; the kubelet's log on the node may say more"
 		}

@@ -3,6 +3,7 @@ package nodecheck
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -362,4 +363,42 @@ func TestRunRefusesRedirects(t *testing.T) {
 
 func portOfNode(n *corev1.Node) string {
 	return strconv.Itoa(int(n.Status.DaemonEndpoints.KubeletEndpoint.Port))
+}
+
+// TestRunFoldsManyNodes: 120 kubelets, every tenth serving a certificate
+// without the IP SAN and every fifteenth a summary that fails: beyond
+// ListUpTo nodes the findings fold into one per check and cause, counted.
+func TestRunFoldsManyNodes(t *testing.T) {
+	const n = 120
+	ca := newTestCA(t, "kubernetes-kubelet-ca")
+	good := certSpec{cn: "system:node:pool-a", ips: []net.IP{net.ParseIP("127.0.0.1")}, ca: ca}.make(t)
+	noIP := certSpec{cn: "pool-a@1764470000", dns: []string{"pool-a"}, ca: ca}.make(t)
+	crio := &fakeKubelet{token: saToken, fail: map[string]answerSpec{"/stats/summary": {500, `Internal Error: failed to get imageFs stats: "unable to find data in memory cache"`}}}
+	var nodes []*corev1.Node
+	for i := range n {
+		name := fmt.Sprintf("pool-a-%05d", i)
+		switch {
+		case i%10 == 3:
+			nodes = append(nodes, startKubelet(t, name, &fakeKubelet{token: saToken}, noIP))
+		case i%15 == 7:
+			nodes = append(nodes, startKubelet(t, name, crio, good))
+		default:
+			nodes = append(nodes, startKubelet(t, name, &fakeKubelet{token: saToken}, good))
+		}
+	}
+	c := newCluster(t, nodes, nil, nil, nil)
+	start := time.Now()
+	got := Run(context.Background(), Input{Client: c, Rest: &rest.Config{}, ServerArgs: serverArgs, KubeletCA: ca.pem(), NodeTimeout: 5 * time.Second})
+	t.Logf("%d nodes checked in %v", n, time.Since(start))
+	checkFindings(t, got, []want{
+		{check: CheckTLS, status: doctor.StatusFail, target: "nodes",
+			says: []string{"12 of 120 nodes: the kubelet's serving certificate has no IP SAN for the address asked (pool-a-00003, pool-a-00013, pool-a-00023, pool-a-00033, pool-a-00043 and 7 more)"},
+			fix:  "serverTLSBootstrap: true"},
+		{check: CheckEndpoint, status: doctor.StatusWarn, target: "nodes",
+			says: []string{"8 of 120 nodes: /stats/summary fails with http status 500 (pool-a-00007, pool-a-00022, pool-a-00037, pool-a-00052, pool-a-00067 and 3 more)"},
+			fix:  "journalctl -u kubelet"},
+	})
+	if len(got) > 12 {
+		t.Errorf("%d findings for %d nodes, want them folded:\n%s", len(got), n, dump(got))
+	}
 }
