@@ -3,6 +3,7 @@ package e2edoctor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -79,6 +80,18 @@ func TestHealthyClusterAllOK(t *testing.T) {
 		if !nodeChecks[c] {
 			t.Errorf("no %s finding: the per-node checks did not run (%v)", c, r)
 		}
+	}
+	// The table, for the log, ends with the count.
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	table, err := exec.CommandContext(ctx, e.binary, "doctor", "--kubeconfig", e.cluster.AdminKubeconfig,
+		"--kubelet-certificate-authority", e.kubeletCA, "--server-args", strings.Join(serverKubeletArgs, " ")).Output()
+	if err != nil {
+		t.Errorf("table run: %v", err)
+	}
+	t.Logf("metrics-server doctor on the healthy cluster:\n%s", table)
+	if want := fmt.Sprintf("\n%d ok, 0 warn, 0 fail\n", len(r.findings)); !strings.HasSuffix(string(table), want) {
+		t.Errorf("table does not end with %q", want)
 	}
 	if n := len(r.find("rbac", sa)); n != 3 {
 		t.Errorf("%d rbac findings, want 3 (server ClusterRole, auth-delegator, authentication reader)", n)
