@@ -16,9 +16,11 @@ import (
 // a dynamic client so that this package needs no kube-aggregator clientset.
 var APIServiceResource = schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}
 
-// MetricsAPIServices are the APIServices our server registers, v1beta1
+// MetricsAPIServices returns the APIServices our server registers, v1beta1
 // first: the HPA controller reads only v1beta1, kubectl 1.37 prefers v1.
-var MetricsAPIServices = []string{"v1beta1.metrics.k8s.io", "v1.metrics.k8s.io"}
+func MetricsAPIServices() []string {
+	return []string{"v1beta1.metrics.k8s.io", "v1.metrics.k8s.io"}
+}
 
 // injectCAFrom is cert-manager's annotation: its CA injector copies the CA
 // of Certificate <namespace>/<name> into the APIService's caBundle.
@@ -65,14 +67,14 @@ type APIServiceState struct {
 	Cause Cause
 }
 
-// CheckAPIServices reads each named APIService (MetricsAPIServices when
+// CheckAPIServices reads each named APIService (MetricsAPIServices() when
 // names is empty) and returns one finding each: ok when Available, else the
 // condition decoded into a cause with its fix. A missing v1 is a warning
 // (kubectl falls back to v1beta1; upstream registers only v1beta1), a
 // missing v1beta1 a failure (the HPA controller reads nothing else).
 func CheckAPIServices(ctx context.Context, client dynamic.Interface, names []string) ([]Finding, []APIServiceState) {
 	if len(names) == 0 {
-		names = MetricsAPIServices
+		names = MetricsAPIServices()
 	}
 	var findings []Finding
 	var states []APIServiceState

@@ -31,7 +31,7 @@ type Config struct {
 	// ServerArgs, when not nil, replace the arguments of the server's
 	// Deployment: for a server that runs outside the cluster.
 	ServerArgs []string
-	// APIServices to check; empty means MetricsAPIServices.
+	// APIServices to check; empty means MetricsAPIServices().
 	APIServices []string
 	// Nodes runs the per-node checks; nil skips them.
 	Nodes NodeChecker

@@ -87,7 +87,7 @@ func newDoctorCommand(out io.Writer) *cobra.Command {
 	fs.StringVar(&o.namespace, "namespace", "kube-system", "Namespace of metrics-server's Service and Deployment; default the one v1beta1.metrics.k8s.io routes to, else this.")
 	fs.StringVar(&o.service, "service", "metrics-server", "Name of metrics-server's Service, whose selector finds the Deployment; default the one v1beta1.metrics.k8s.io routes to, else this.")
 	fs.StringVar(&o.serviceAccount, "service-account", "kube-system/metrics-server", "namespace/name of the server's ServiceAccount, whose RBAC is checked; default the Deployment's, else this.")
-	fs.StringSliceVar(&o.apiServices, "apiservices", doctor.MetricsAPIServices, "The APIServices to check.")
+	fs.StringSliceVar(&o.apiServices, "apiservices", doctor.MetricsAPIServices(), "The APIServices to check.")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "Time limit of the whole run.")
 	fs.BoolVar(&o.skipNodes, "skip-nodes", false, "Check the cluster-level chain only, not the nodes' kubelets.")
 	o.nodes.AddFlags(fs)
