@@ -250,8 +250,17 @@ func (p *probe) endpoint(a *answer, resource bool, used map[bool]bool, nodeWorks
 		fix = fmt.Sprintf("check what answers at %s: this is not the kubelet's format", p.addr)
 	}
 	groupCause := fmt.Sprintf("%s fails", a.pathName())
-	if a.status != 0 {
+	switch {
+	case a.status != 0 && a.status != http.StatusOK:
 		groupCause += fmt.Sprintf(" with http status %d", a.status)
+	case a.tooLarge:
+		groupCause += ": the answer is too large"
+	case a.decodeErr != nil:
+		groupCause += ": the answer does not decode"
+	case errors.Is(a.err, context.DeadlineExceeded):
+		groupCause += ": no answer in time"
+	case a.err != nil:
+		groupCause += ": no answer"
 	}
 	p.add(CheckEndpoint, status, groupCause, fmt.Sprintf("node %s: %s; %s", p.node.Name, what, after), fix, a.body)
 }

@@ -147,6 +147,10 @@ func TestRun(t *testing.T) {
 			},
 		},
 		{
+			name: "resource answer that does not decode", k: &fakeKubelet{token: saToken, fail: map[string]answerSpec{"/metrics/resource": {200, "<html><body>502 Bad Gateway</body></html>"}}}, cert: good, asked: true,
+			want: []want{{check: CheckEndpoint, status: doctor.StatusWarn, says: []string{"/metrics/resource fails: the answer does not decode: ", "the server falls back to /stats/summary, which works"}, fix: "this is not the kubelet's format"}},
+		},
+		{
 			name: "both endpoints fail", k: &fakeKubelet{token: saToken, fail: map[string]answerSpec{"/stats/summary": {500, crio}, "/metrics/resource": {503, "kubelet is shutting down"}}}, cert: good, asked: true,
 			want: []want{
 				{check: CheckEndpoint, status: doctor.StatusFail, says: []string{"/metrics/resource fails: http status 503: kubelet is shutting down", "the other endpoint fails too"}},
