@@ -25,6 +25,12 @@ import (
 	"github.com/kubemetrics/metrics-server/pkg/status"
 )
 
+// Exit statuses of metrics-server status, as the doctor's.
+const (
+	statusExitFailed = 1 // the server could not be asked or refused
+	statusExitUsage  = 2 // bad flags or arguments
+)
+
 // statusOptions are the flags of metrics-server status.
 type statusOptions struct {
 	kubeconfig, context string
@@ -60,13 +66,25 @@ func newStatusCommand(out io.Writer) *cobra.Command {
 			"non-resource URLs /status/* (ClusterRole system:metrics-server-status-reader).",
 		SilenceUsage: true,
 		Args: func(_ *cobra.Command, args []string) error {
-			_, _, err := statusPath(args, false, 1)
-			return err
+			if _, _, err := statusPath(args, false, 1); err != nil {
+				return &ExitError{Code: statusExitUsage, Err: err}
+			}
+			return nil
 		},
+		// Errors are printed plainly (app.Run), not as log lines.
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.run(cmd.Context(), args, out)
+			if err := o.validate(); err != nil {
+				return &ExitError{Code: statusExitUsage, Err: err}
+			}
+			if err := o.run(cmd.Context(), args, out); err != nil {
+				return &ExitError{Code: statusExitFailed, Err: err}
+			}
+			return nil
 		},
 	}
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &ExitError{Code: statusExitUsage, Err: fmt.Errorf("%w; see metrics-server status --help", err)}
+	})
 	// Not the server's help, which the root command sets and a subcommand
 	// would inherit.
 	cmd.SetHelpFunc(func(c *cobra.Command, _ []string) {
@@ -115,16 +133,23 @@ func statusPath(args []string, failing bool, limit int) (path string, pod bool, 
 	return "", false, fmt.Errorf("unexpected arguments %q: give nothing (every node), a node's name, or pod NAMESPACE/NAME", args)
 }
 
-func (o *statusOptions) run(ctx context.Context, args []string, out io.Writer) error {
-	if o.output != "table" && o.output != "json" {
+// validate checks the flags alone.
+func (o *statusOptions) validate() error {
+	switch {
+	case o.output != "table" && o.output != "json":
 		return fmt.Errorf("--output=%q: use table or json", o.output)
-	}
-	if o.limit <= 0 || o.limit > 5000 {
+	case o.limit <= 0 || o.limit > 5000:
 		return fmt.Errorf("--limit=%d: give 1 to 5000", o.limit)
-	}
-	if o.insecure && o.caFile != "" {
+	case o.insecure && o.caFile != "":
 		return errors.New("--insecure-skip-tls-verify and --certificate-authority contradict each other: give one")
+	case o.timeout <= 0:
+		return fmt.Errorf("--timeout=%v: give a positive duration, such as 30s", o.timeout)
 	}
+	return nil
+}
+
+// run asks the server what args ask and prints the answer.
+func (o *statusOptions) run(ctx context.Context, args []string, out io.Writer) error {
 	path, isPod, err := statusPath(args, o.failing, o.limit)
 	if err != nil {
 		return err

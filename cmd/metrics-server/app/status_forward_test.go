@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -112,6 +113,32 @@ func TestStatusArgs(t *testing.T) {
 			}
 			if err != nil || got != tt.want || pod != tt.wantPod {
 				t.Errorf("path %q pod %v err %v, want %q %v", got, pod, err, tt.want, tt.wantPod)
+			}
+		})
+	}
+}
+
+// TestStatusUsageErrors: flags and arguments refused before anything is
+// asked, with exit status 2.
+func TestStatusUsageErrors(t *testing.T) {
+	tests := []struct {
+		args     []string
+		wantText string
+	}{
+		{[]string{"-o", "yaml"}, `--output="yaml"`},
+		{[]string{"--limit", "0"}, "--limit=0"},
+		{[]string{"--limit", "5001"}, "--limit=5001"},
+		{[]string{"--insecure-skip-tls-verify", "--certificate-authority", "/etc/ca.crt"}, "contradict"},
+		{[]string{"--timeout", "0s"}, "--timeout=0s"},
+		{[]string{"--no-such-flag"}, "unknown flag"},
+		{[]string{"pod", "web-0"}, "NAMESPACE/NAME"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			_, err := runStatus(t, tt.args...)
+			var exit *ExitError
+			if !errors.As(err, &exit) || exit.Code != statusExitUsage || !strings.Contains(err.Error(), tt.wantText) {
+				t.Errorf("error %v, want exit status %d saying %q", err, statusExitUsage, tt.wantText)
 			}
 		})
 	}
