@@ -39,6 +39,8 @@ var needed = map[grant]string{
 	{Resource: "pods", Verb: "watch"}:                                                      "pod metadata informer",
 	{Resource: "nodes/metrics", Verb: "get"}:                                               "the kubelet's /metrics/resource",
 	{Resource: "nodes/stats", Verb: "get"}:                                                 "the kubelet's /stats/summary",
+	{Group: "events.k8s.io", Resource: "events", Verb: "create"}:                           "Node events when a scrape starts or stops failing (pkg/nodeevents)",
+	{Group: "events.k8s.io", Resource: "events", Verb: "patch"}:                            "a repeated Node event counted up in its series",
 	{Group: "authentication.k8s.io", Resource: "tokenreviews", Verb: "create"}:             "delegated authentication of bearer tokens",
 	{Group: "authorization.k8s.io", Resource: "subjectaccessreviews", Verb: "create"}:      "delegated authorization",
 	{Namespace: "kube-system", Resource: "configmaps", Name: authConfigMap, Verb: "get"}:   "requestheader and client CAs",
