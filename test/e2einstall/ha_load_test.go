@@ -29,25 +29,28 @@ const loadWorkers = 2
 type counts struct {
 	typedOK, typedFailed int // API reads
 	topOK, topFailed     int // kubectl top runs
-	hpaInactive          int // HPA polls (1 s) without ScalingActive=True
-	unavailable          int // APIService polls (1 s) not Available
-	errs                 []string
+	// hpaEpisodes counts the times HPA polls (1 s) started seeing
+	// ScalingActive other than True; hpaLongest is the longest such time.
+	hpaEpisodes int
+	hpaLongest  time.Duration
+	unavailable int // APIService polls (1 s) not Available
+	errs        []string
 }
 
 func (c counts) failed() int {
-	return c.typedFailed + c.topFailed + c.hpaInactive + c.unavailable
+	return c.typedFailed + c.topFailed + c.hpaEpisodes + c.unavailable
 }
 
 func (c counts) sub(o counts) counts {
 	return counts{typedOK: c.typedOK - o.typedOK, typedFailed: c.typedFailed - o.typedFailed,
 		topOK: c.topOK - o.topOK, topFailed: c.topFailed - o.topFailed,
-		hpaInactive: c.hpaInactive - o.hpaInactive, unavailable: c.unavailable - o.unavailable,
+		hpaEpisodes: c.hpaEpisodes - o.hpaEpisodes, hpaLongest: c.hpaLongest, unavailable: c.unavailable - o.unavailable,
 		errs: c.errs[min(len(o.errs), len(c.errs)):]}
 }
 
 func (c counts) String() string {
-	return fmt.Sprintf("API reads %d ok %d failed; kubectl top %d ok %d failed; HPA inactive %d; APIService unavailable %d",
-		c.typedOK, c.typedFailed, c.topOK, c.topFailed, c.hpaInactive, c.unavailable)
+	return fmt.Sprintf("API reads %d ok %d failed; kubectl top %d ok %d failed; HPA not ScalingActive %d times, longest %v; APIService unavailable %d",
+		c.typedOK, c.typedFailed, c.topOK, c.topFailed, c.hpaEpisodes, c.hpaLongest, c.unavailable)
 }
 
 func (c counts) examples() string { return strings.Join(c.errs, "; ") }
@@ -59,6 +62,27 @@ type load struct {
 	began  time.Time
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// inactiveSince is when the HPA was first seen not ScalingActive in
+	// the current episode; zero when it is active. Guarded by mu.
+	inactiveSince time.Time
+}
+
+// hpaSeen records one poll of the HPA's ScalingActive condition.
+func (l *load) hpaSeen(active bool, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	switch {
+	case !active && l.inactiveSince.IsZero():
+		l.inactiveSince = now
+		l.c.hpaEpisodes++
+		if len(l.c.errs) < 20 {
+			l.c.errs = append(l.c.errs, fmt.Sprintf("at %v: %v", now.Sub(l.began).Round(time.Millisecond), err))
+		}
+	case active && !l.inactiveSince.IsZero():
+		l.c.hpaLongest = max(l.c.hpaLongest, now.Sub(l.inactiveSince))
+		l.inactiveSince = time.Time{}
+	}
 }
 
 func (l *load) note(f func(*counts), err error) {
@@ -78,10 +102,12 @@ func (l *load) snapshot() counts {
 	return c
 }
 
-// stop ends the load and returns what it saw since since.
+// stop ends the load and returns what it saw since since. An HPA episode
+// still open counts until now.
 func (l *load) stop(since counts) counts {
 	l.cancel()
 	l.wg.Wait()
+	l.hpaSeen(true, nil)
 	return l.snapshot().sub(since)
 }
 
@@ -143,11 +169,12 @@ func startLoad(ctx context.Context, t *testing.T, hpaNS string, apiServices []st
 	})
 	loop(time.Second, func(ctx context.Context) {
 		h, err := e.client.AutoscalingV2().HorizontalPodAutoscalers(hpaNS).Get(ctx, haApp, metav1.GetOptions{})
-		if ctx.Err() == nil && (err != nil || !scalingActive(h)) {
-			if err == nil {
+		if ctx.Err() == nil {
+			active := err == nil && scalingActive(h)
+			if err == nil && !active {
 				err = fmt.Errorf("HPA conditions %+v", h.Status.Conditions)
 			}
-			l.note(func(c *counts) { c.hpaInactive++ }, err)
+			l.hpaSeen(active, err)
 		}
 		for _, name := range apiServices {
 			raw, err := rest.Get().AbsPath("/apis/apiregistration.k8s.io/v1/apiservices/"+name).SetHeader("Accept", "application/json").Do(ctx).Raw()
@@ -265,8 +292,9 @@ func establishedOn(t *testing.T, pid, port int) int {
 }
 
 // holdConnections opens TLS connections to port (up to 32) until every
-// process in pids has accepted one, and returns how many each accepted.
-func holdConnections(t *testing.T, port int, pids map[*localcluster.Replica]int) map[*localcluster.Replica]int {
+// process in pids has accepted one, and returns how many each accepted and
+// how many different serving certificates the connections were shown.
+func holdConnections(t *testing.T, port int, pids map[*localcluster.Replica]int) (map[*localcluster.Replica]int, int) {
 	t.Helper()
 	var held []net.Conn
 	defer func() {
@@ -275,6 +303,7 @@ func holdConnections(t *testing.T, port int, pids map[*localcluster.Replica]int)
 		}
 	}()
 	got := map[*localcluster.Replica]int{}
+	certs := map[string]bool{}
 	for i := 0; i < 32; i++ {
 		// Only counting who accepts: no credentials are sent.
 		c, err := tls.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec
@@ -282,6 +311,7 @@ func holdConnections(t *testing.T, port int, pids map[*localcluster.Replica]int)
 			t.Fatalf("connecting to the shared port %d: %v", port, err)
 		}
 		held = append(held, c)
+		certs[string(c.ConnectionState().PeerCertificates[0].Raw)] = true
 		ours := map[int]bool{}
 		for _, h := range held {
 			ours[h.LocalAddr().(*net.TCPAddr).Port] = true
@@ -299,9 +329,9 @@ func holdConnections(t *testing.T, port int, pids map[*localcluster.Replica]int)
 			all = all && n > 0
 		}
 		if all {
-			return got
+			return got, len(certs)
 		}
 	}
 	t.Fatalf("32 connections to port %d and not every replica accepted one: %v", port, got)
-	return nil
+	return nil, 0
 }
