@@ -43,6 +43,10 @@ type grant struct {
 	// binding named by binding exists (checked only when something is missing).
 	binding string
 	fix     func(bindingExists bool) string
+	// missingWarns, when set, says what goes without the grant while the
+	// server works on: a missing permission is then a warning, not a
+	// failure.
+	missingWarns string
 }
 
 // RBACInput says whose permissions CheckRBAC checks.
@@ -59,8 +63,10 @@ type RBACInput struct {
 // nodes and pods, get nodes/metrics and nodes/stats (its ClusterRole), create
 // tokenreviews and subjectaccessreviews (system:auth-delegator), read
 // kube-system/extension-apiserver-authentication (the authentication
-// reader), and with --tls-bootstrap-secret the bootstrap's secrets and
-// apiservices. It returns one finding per grant: ok, or fail naming each
+// reader), create and patch events.k8s.io events in namespace default (Node
+// events; without them a warning, as the server scrapes on), and with
+// --tls-bootstrap-secret the bootstrap's secrets and apiservices. It returns
+// one finding per grant: ok, or fail (warn for the events) naming each
 // missing permission and the binding or rule that grants it.
 func CheckRBAC(ctx context.Context, client kubernetes.Interface, in RBACInput) []Finding {
 	ns, sa, ok := strings.Cut(in.ServiceAccount, "/")
@@ -96,9 +102,14 @@ func CheckRBAC(ctx context.Context, client kubernetes.Interface, in RBACInput) [
 				_, err := client.RbacV1().ClusterRoleBindings().Get(ctx, g.binding, metav1.GetOptions{})
 				exists = err == nil || !apierrors.IsNotFound(err)
 			}
-			findings = append(findings, Finding{Check: "rbac", Target: target, Status: StatusFail,
+			f := Finding{Check: "rbac", Target: target, Status: StatusFail,
 				Message: fmt.Sprintf("service account %s may not %s (%s)", in.ServiceAccount, strings.Join(missing, ", "), g.what),
-				Fix:     g.fix(exists)})
+				Fix:     g.fix(exists)}
+			if g.missingWarns != "" {
+				f.Status = StatusWarn
+				f.Message = fmt.Sprintf("service account %s may not %s: %s", in.ServiceAccount, strings.Join(missing, ", "), g.missingWarns)
+			}
+			findings = append(findings, f)
 		default:
 			findings = append(findings, Finding{Check: "rbac", Target: target, Status: StatusOK,
 				Message: fmt.Sprintf("service account %s has %s", in.ServiceAccount, g.what)})
@@ -149,6 +160,24 @@ func grantsFor(ns, sa string, args map[string]string) []grant {
 			},
 			fix: func(bool) string {
 				return "kubectl -n kube-system create rolebinding metrics-server-auth-reader --role=extension-apiserver-authentication-reader --serviceaccount=" + subject
+			},
+		},
+		{
+			// pkg/nodeevents: a Node's events live in namespace default.
+			what: "create and patch on events.k8s.io events in default (Node events)",
+			perms: []permission{
+				{verb: "create", group: "events.k8s.io", resource: "events", namespace: "default"},
+				{verb: "patch", group: "events.k8s.io", resource: "events", namespace: "default"},
+			},
+			missingWarns: "Node events (MetricsScrapeFailed, MetricsScrapeRecovered) will not be written; scraping goes on without them",
+			binding:      "system:metrics-server",
+			fix: func(exists bool) string {
+				const rule = `{apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"]}`
+				if !exists {
+					return "kubectl create clusterrolebinding system:metrics-server --clusterrole=system:metrics-server --serviceaccount=" + subject +
+						" (its ClusterRole has the rule " + rule + " since the server writes Node events; manifests/base/rbac.yaml)"
+				}
+				return "add to ClusterRole system:metrics-server the rule " + rule + " (manifests/base/rbac.yaml)"
 			},
 		},
 	}

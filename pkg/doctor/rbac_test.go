@@ -45,6 +45,7 @@ func TestCheckRBAC(t *testing.T) {
 		"get configmaps extension-apiserver-authentication in kube-system",
 		"list configmaps extension-apiserver-authentication in kube-system",
 		"watch configmaps extension-apiserver-authentication in kube-system",
+		"create events.events.k8s.io in default", "patch events.events.k8s.io in default",
 	}
 	bootstrap := []string{
 		"get secrets metrics-server-tls in kube-system", "update secrets metrics-server-tls in kube-system",
@@ -78,30 +79,41 @@ func TestCheckRBAC(t *testing.T) {
 		want []string
 	}{
 		{"manifests/base", all, nil, []runtime.Object{binding}, nil, []string{
-			"ok: has ClusterRole system:metrics-server", "ok: has ClusterRole system:auth-delegator", "ok: has Role kube-system/extension-apiserver-authentication-reader"}},
+			"ok: has ClusterRole system:metrics-server", "ok: has ClusterRole system:auth-delegator", "ok: has Role kube-system/extension-apiserver-authentication-reader",
+			"ok: has create and patch on events.k8s.io events in default (Node events)"}},
 		{"binding deleted", without(all, "list nodes", "watch nodes", "list pods", "watch pods", "get nodes/metrics", "get nodes/stats"), nil, nil, nil, []string{
 			"fail: fix:kubectl create clusterrolebinding system:metrics-server --clusterrole=system:metrics-server --serviceaccount=kube-system:metrics-server",
-			"ok: auth-delegator", "ok: reader"}},
+			"ok: auth-delegator", "ok: reader", "ok: Node events"}},
+		{"binding and events deleted", without(all, "list nodes", "watch nodes", "list pods", "watch pods", "get nodes/metrics", "get nodes/stats",
+			"create events.events.k8s.io in default", "patch events.events.k8s.io in default"), nil, nil, nil, []string{
+			"fail: may not list nodes", "ok: auth-delegator", "ok: reader",
+			`warn: fix:kubectl create clusterrolebinding system:metrics-server --clusterrole=system:metrics-server --serviceaccount=kube-system:metrics-server (its ClusterRole has the rule {apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"]} since the server writes Node events; manifests/base/rbac.yaml)`}},
 		{"rule missing", without(all, "get nodes/stats"), nil, []runtime.Object{binding}, nil, []string{
 			"fail: service account kube-system/metrics-server may not get nodes/stats (ClusterRole system:metrics-server",
-			"ok: auth-delegator", "ok: reader"}},
+			"ok: auth-delegator", "ok: reader", "ok: Node events"}},
 		{"no auth-delegator", without(all, "create tokenreviews.authentication.k8s.io", "create subjectaccessreviews.authorization.k8s.io"), nil, []runtime.Object{binding}, nil, []string{
 			"ok: system:metrics-server",
 			"fail: fix:kubectl create clusterrolebinding metrics-server:system:auth-delegator --clusterrole=system:auth-delegator --serviceaccount=kube-system:metrics-server",
-			"ok: reader"}},
+			"ok: reader", "ok: Node events"}},
 		{"no reader", without(all, "watch configmaps extension-apiserver-authentication in kube-system"), nil, []runtime.Object{binding}, nil, []string{
 			"ok: system:metrics-server", "ok: auth-delegator",
-			"fail: fix:kubectl -n kube-system create rolebinding metrics-server-auth-reader --role=extension-apiserver-authentication-reader"}},
-		{"bootstrap", append(append([]string{}, all...), bootstrap...), bootArgs, nil, nil, []string{
-			"ok: system:metrics-server", "ok: auth-delegator", "ok: reader", "ok: secret kube-system/metrics-server-tls", "ok: APIServices"}},
-		{"bootstrap without create or patch", without(append(append([]string{}, all...), bootstrap...), "create secrets in kube-system", "patch apiservices.apiregistration.k8s.io v1.metrics.k8s.io"), bootArgs, nil, nil, []string{
+			"fail: fix:kubectl -n kube-system create rolebinding metrics-server-auth-reader --role=extension-apiserver-authentication-reader", "ok: Node events"}},
+		{"no events (a ClusterRole from before Node events)", without(all, "create events.events.k8s.io in default", "patch events.events.k8s.io in default"), nil, []runtime.Object{binding}, nil, []string{
 			"ok: system:metrics-server", "ok: auth-delegator", "ok: reader",
+			"warn: service account kube-system/metrics-server may not create events.events.k8s.io in default, patch events.events.k8s.io in default: Node events (MetricsScrapeFailed, MetricsScrapeRecovered) will not be written; scraping goes on without them"}},
+		{"events created, not patched", without(all, "patch events.events.k8s.io in default"), nil, []runtime.Object{binding}, nil, []string{
+			"ok: system:metrics-server", "ok: auth-delegator", "ok: reader",
+			`warn: fix:add to ClusterRole system:metrics-server the rule {apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"]} (manifests/base/rbac.yaml)`}},
+		{"bootstrap", append(append([]string{}, all...), bootstrap...), bootArgs, nil, nil, []string{
+			"ok: system:metrics-server", "ok: auth-delegator", "ok: reader", "ok: Node events", "ok: secret kube-system/metrics-server-tls", "ok: APIServices"}},
+		{"bootstrap without create or patch", without(append(append([]string{}, all...), bootstrap...), "create secrets in kube-system", "patch apiservices.apiregistration.k8s.io v1.metrics.k8s.io"), bootArgs, nil, nil, []string{
+			"ok: system:metrics-server", "ok: auth-delegator", "ok: reader", "ok: Node events",
 			"fail: may not create secrets in kube-system",
 			"fail: may not patch apiservices.apiregistration.k8s.io v1.metrics.k8s.io"}},
 		{"bootstrap off with a certificate file", all, append([]string{"--tls-cert-file=/certs/tls.crt"}, bootArgs...), nil, nil, []string{
-			"ok: system:metrics-server", "ok: auth-delegator", "ok: reader"}},
+			"ok: system:metrics-server", "ok: auth-delegator", "ok: reader", "ok: Node events"}},
 		{"operator may not review", nil, nil, nil, errors.New(`subjectaccessreviews.authorization.k8s.io is forbidden: User "dev" cannot create resource "subjectaccessreviews"`), []string{
-			"warn: cannot check", "warn: cannot check", "warn: cannot check"}},
+			"warn: cannot check", "warn: cannot check", "warn: cannot check", "warn: cannot check create and patch on events.k8s.io events in default (Node events)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -60,6 +60,7 @@ func TestRunOrderAndVerdict(t *testing.T) {
 		"rbac serviceaccount/kube-system/metrics-server fail",
 		"rbac serviceaccount/kube-system/metrics-server ok",
 		"rbac serviceaccount/kube-system/metrics-server ok",
+		"rbac serviceaccount/kube-system/metrics-server warn",
 		"node-tls node/worker-3 ok",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -103,8 +104,8 @@ func TestRunFollowsTheAPIServicesService(t *testing.T) {
 		wantTarget string
 		wantRBAC   int
 	}{
-		{"followed", false, "serviceaccount/monitoring/ops-metrics-server", 5},
-		{"flags given", true, "serviceaccount/kube-system/metrics-server", 3},
+		{"followed", false, "serviceaccount/monitoring/ops-metrics-server", 6},
+		{"flags given", true, "serviceaccount/kube-system/metrics-server", 4},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.serviceSet {
