@@ -50,11 +50,12 @@ const (
 // must still scale on new load, served by the survivor.
 func TestHAReplicaKilled(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		t.Run(strings.ToUpper(unix(sig)), func(t *testing.T) { haKill(t, sig) })
+		t.Run(strings.ToUpper(sigName(sig)), func(t *testing.T) { haKill(t, sig) })
 	}
 }
 
-func unix(sig syscall.Signal) string {
+// sigName names a signal in lower case, for install and namespace names.
+func sigName(sig syscall.Signal) string {
 	if sig == syscall.SIGKILL {
 		return "sigkill"
 	}
@@ -63,7 +64,7 @@ func unix(sig syscall.Signal) string {
 
 func haKill(t *testing.T, sig syscall.Signal) {
 	ctx := context.Background()
-	in := install(t, "ha-"+unix(sig), renderHA(t))
+	in := install(t, "ha-"+sigName(sig), renderHA(t))
 	d := in.Deployments[0]
 	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
 		t.Fatalf("the HA Deployment has replicas %v, want 2", d.Spec.Replicas)
@@ -91,7 +92,7 @@ func haKill(t *testing.T, sig syscall.Signal) {
 		}
 	}
 
-	ns := "ha-" + unix(sig)
+	ns := "ha-" + sigName(sig)
 	hpaWorkload(t, ns)
 	events := failedMetricEvents(t, ns)
 
