@@ -141,10 +141,12 @@ func haKill(t *testing.T, sig syscall.Signal) {
 	if newEvents > allowed {
 		t.Errorf("%v: %d FailedGetResourceMetric events after the kill, want at most %d", sig, newEvents, allowed)
 	}
-	// A failed sync sets ScalingActive False until the next sync succeeds.
-	if after.hpaEpisodes > allowed || after.hpaLongest > hpaSyncPeriod+2*time.Second {
-		t.Errorf("%v: the HPA lost ScalingActive=True %d times after the kill (longest %v), want at most %d, for at most one sync period (%v) and a poll",
-			sig, after.hpaEpisodes, after.hpaLongest, allowed, hpaSyncPeriod)
+	// A failed sync sets ScalingActive False until the next sync succeeds,
+	// one period later (5.06 s measured); twice that leaves room for a
+	// late sync on the shared cores, not for a second failed one.
+	if after.hpaEpisodes > allowed || after.hpaLongest > 2*hpaSyncPeriod {
+		t.Errorf("%v: the HPA lost ScalingActive=True %d times after the kill (longest %v), want at most %d, each shorter than two sync periods (%v)",
+			sig, after.hpaEpisodes, after.hpaLongest, allowed, 2*hpaSyncPeriod)
 	}
 	if after.unavailable != 0 {
 		t.Errorf("%v: an APIService was seen unavailable %d times: %s", sig, after.unavailable, after.examples())
