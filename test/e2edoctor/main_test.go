@@ -1,13 +1,16 @@
 // Package e2edoctor breaks a local cluster on purpose, one thing at a
 // time, and checks that `metrics-server doctor` names the cause and the fix
 // of each (issue 11 item 4) and exits 1, and that it exits 0 with every
-// check ok on the healthy cluster.
+// check ok on the healthy cluster; and that `metrics-server status` and
+// the Node events name a node whose scrapes fail (issue 11 item 5).
 //
 // It has its own control plane, fleet and server process: its nodes listen
 // on 127.42.x.y, its ports are picked free and its files live in their own
 // temporary folder, so it runs beside test/e2e, test/e2efaults and
 // test/e2einstall. Tests run one after another and leave the cluster
-// healthy when they end.
+// healthy when they end, but for TestStatusPodReason and
+// TestNodeEventsOnScrapeFailure, which run beside each other after all
+// others (each breaks a node of its own and waits for scrape cycles).
 package e2edoctor
 
 import (
