@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -46,7 +45,7 @@ const nodes = 4
 
 // env is what every test shares, set up once by TestMain.
 type env struct {
-	dir     string
+	suite   *localcluster.Suite
 	repo    string
 	binary  string
 	cluster *localcluster.Cluster
@@ -64,79 +63,28 @@ var e *env
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	os.Exit(run(m))
+	os.Exit(localcluster.Main(m, "e2edoctor", func(ctx context.Context, s *localcluster.Suite) error {
+		e = &env{suite: s, repo: s.Repo}
+		return e.setUp(ctx)
+	}))
 }
 
-func run(m *testing.M) int {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	dir, err := os.MkdirTemp("", "kubemetrics-e2edoctor-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	e = &env{dir: dir}
-	keep := false
-	defer func() {
-		if !keep {
-			_ = os.RemoveAll(dir)
-		}
-	}()
-	if err := e.setUp(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "e2edoctor:", err)
-		fmt.Fprintf(os.Stderr, "e2edoctor: logs kept in %s/logs\n", dir)
-		keep = true
-		if e.cluster != nil {
-			e.cluster.Stop()
-		}
-		return 1
-	}
-	defer func() {
-		cancel() // the fleet first: it talks to the apiserver
-		e.cluster.Stop()
-	}()
-	code := m.Run()
-	if code != 0 {
-		keep = true
-		logf("tests failed: logs kept in %s/logs", dir)
-	}
-	return code
-}
-
-func logf(f string, a ...any) {
-	fmt.Printf("e2edoctor [%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(f, a...))
-}
+func logf(f string, a ...any) { e.suite.Logf(f, a...) }
 
 // setUp builds our binary (server and doctor in one), starts the control
 // plane, a fleet whose kubelets check tokens as webhook-authorizing
 // kubelets do, and our server with a ServiceAccount token.
 func (e *env) setUp(ctx context.Context) error {
-	began := time.Now()
-	var err error
-	if e.repo, err = filepath.Abs("../.."); err != nil {
+	s := e.suite
+	if err := s.BuildMetricsServer(ctx); err != nil {
 		return err
 	}
-	e.binary = filepath.Join(e.dir, "metrics-server")
-	build := exec.CommandContext(ctx, "go", "build", "-o", e.binary, "./cmd/metrics-server")
-	build.Dir = e.repo
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("building metrics-server: %w", err)
-	}
-	logf("built metrics-server in %v", time.Since(began).Round(time.Second))
-	e.cluster, err = localcluster.Start(ctx, localcluster.Options{
-		BinDir: filepath.Join(e.repo, "test/.cache/bin/v1.37.2"),
-		Dir:    e.dir,
-		Logf:   logf,
-	})
-	if err != nil {
-		return fmt.Errorf("starting the control plane: %w", err)
-	}
-	if e.client, err = e.cluster.Client(); err != nil {
+	if err := s.StartCluster(ctx); err != nil {
 		return err
 	}
+	e.binary, e.cluster, e.client = s.Binary, s.Cluster, s.Client
 	e.kubeletCA = e.cluster.PKI.Path(pki.KubeletCA + ".crt")
-	ca, err := pki.LoadCA(e.kubeletCA, e.cluster.PKI.Path(pki.KubeletCA+".key"))
+	ca, err := s.LoadCA(pki.KubeletCA)
 	if err != nil {
 		return err
 	}
@@ -148,15 +96,10 @@ func (e *env) setUp(ctx context.Context) error {
 	if err := e.fleet.Run(ctx); err != nil {
 		return fmt.Errorf("starting the fleet: %w", err)
 	}
-	e.server = localcluster.MetricsServer{
-		Binary:    e.binary,
-		Manifests: filepath.Join(e.repo, "manifests/overlays/local"),
-		Args:      []string{"--metric-resolution=15s", "-v=2"},
+	if e.server, e.port, err = s.StartMetricsServer(ctx, "--metric-resolution=15s", "-v=2"); err != nil {
+		return err
 	}
-	if e.port, err = e.cluster.StartMetricsServer(ctx, e.server); err != nil {
-		return fmt.Errorf("starting metrics-server: %w", err)
-	}
-	logf("cluster, %d-node fleet and server ready in %v; logs in %s/logs", nodes, time.Since(began).Round(time.Second), e.dir)
+	logf("cluster, %d-node fleet and server ready in %v; logs in %s/logs", nodes, s.Elapsed(), s.Dir)
 	return nil
 }
 

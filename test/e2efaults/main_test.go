@@ -16,8 +16,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -46,7 +44,7 @@ const addressBase = 40
 
 // env is what every test shares, set up once by TestMain.
 type env struct {
-	dir     string
+	suite   *localcluster.Suite
 	cluster *localcluster.Cluster
 	fleet   *fleet.Fleet
 	client  kubernetes.Interface
@@ -54,85 +52,32 @@ type env struct {
 	server  localcluster.MetricsServer
 	port    int
 	roles   roles
-	// stop ends the fleet and the observers.
-	stop context.CancelFunc
 }
 
 var e *env
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	os.Exit(run(m))
+	os.Exit(localcluster.Main(m, "e2efaults", func(ctx context.Context, s *localcluster.Suite) error {
+		e = &env{suite: s, roles: newRoles()}
+		return e.setUp(ctx)
+	}))
 }
 
-func run(m *testing.M) int {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	dir, err := os.MkdirTemp("", "kubemetrics-e2efaults-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	e = &env{dir: dir, stop: cancel, roles: newRoles()}
-	keep := false
-	defer func() {
-		if !keep {
-			_ = os.RemoveAll(dir)
-		}
-	}()
-	if err := e.setUp(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "e2efaults:", err)
-		fmt.Fprintf(os.Stderr, "e2efaults: logs kept in %s/logs\n", dir)
-		keep = true
-		if e.cluster != nil {
-			e.cluster.Stop()
-		}
-		return 1
-	}
-	defer func() {
-		cancel() // the fleet first: it talks to the apiserver
-		e.cluster.Stop()
-	}()
-	code := m.Run()
-	if code != 0 {
-		keep = true
-		logf("tests failed: logs kept in %s/logs", dir)
-	}
-	return code
-}
-
-func logf(f string, a ...any) {
-	fmt.Printf("e2efaults [%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(f, a...))
-}
+func logf(f string, a ...any) { e.suite.Logf(f, a...) }
 
 // setUp builds our server with the race detector, starts the control plane,
 // the fleet (its faults from the start: the hanging nodes and the clocks
 // that were always off), the workload and our server.
 func (e *env) setUp(ctx context.Context) error {
-	began := time.Now()
-	repo, err := filepath.Abs("../..")
-	if err != nil {
+	s := e.suite
+	if err := s.BuildMetricsServer(ctx, "-race"); err != nil {
 		return err
 	}
-	binary := filepath.Join(e.dir, "metrics-server")
-	build := exec.CommandContext(ctx, "go", "build", "-race", "-o", binary, "./cmd/metrics-server")
-	build.Dir = repo
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("building metrics-server: %w", err)
-	}
-	logf("built metrics-server in %v", time.Since(began).Round(time.Second))
-	e.cluster, err = localcluster.Start(ctx, localcluster.Options{
-		BinDir: filepath.Join(repo, "test/.cache/bin/v1.37.2"),
-		Dir:    e.dir,
-		Logf:   logf,
-	})
-	if err != nil {
-		return fmt.Errorf("starting the control plane: %w", err)
-	}
-	if e.client, err = e.cluster.Client(); err != nil {
+	if err := s.StartCluster(ctx); err != nil {
 		return err
 	}
+	e.cluster, e.client = s.Cluster, s.Client
 	cfg, err := clientcmd.BuildConfigFromFlags("", e.cluster.AdminKubeconfig)
 	if err != nil {
 		return err
@@ -143,7 +88,7 @@ func (e *env) setUp(ctx context.Context) error {
 	if e.metrics, err = metricsclient.NewForConfig(cfg); err != nil {
 		return err
 	}
-	ca, err := pki.LoadCA(e.cluster.PKI.Path(pki.KubeletCA+".crt"), e.cluster.PKI.Path(pki.KubeletCA+".key"))
+	ca, err := s.LoadCA(pki.KubeletCA)
 	if err != nil {
 		return err
 	}
@@ -167,18 +112,14 @@ func (e *env) setUp(ctx context.Context) error {
 	if err := e.deployWorkload(ctx); err != nil {
 		return err
 	}
-	e.server = localcluster.MetricsServer{
-		Binary:    binary,
-		Manifests: filepath.Join(repo, "manifests/overlays/local"),
-		Args: []string{
-			"--metric-resolution=" + resolution.String(),
-			"--kubelet-max-concurrency=" + fmt.Sprint(concurrency),
-			"-v=2",
-		},
+	e.server, e.port, err = s.StartMetricsServer(ctx,
+		"--metric-resolution="+resolution.String(),
+		"--kubelet-max-concurrency="+fmt.Sprint(concurrency),
+		"-v=2",
+	)
+	if err != nil {
+		return err
 	}
-	if e.port, err = e.cluster.StartMetricsServer(ctx, e.server); err != nil {
-		return fmt.Errorf("starting metrics-server: %w", err)
-	}
-	logf("cluster, %d-node fleet and server ready in %v; logs in %s/logs", e.roles.total, time.Since(began).Round(time.Second), e.dir)
+	logf("cluster, %d-node fleet and server ready in %v; logs in %s/logs", e.roles.total, s.Elapsed(), s.Dir)
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -44,7 +43,8 @@ const (
 
 // env is what every test shares, set up once by TestMain.
 type env struct {
-	repo, dir string
+	suite *localcluster.Suite
+	repo  string
 	// binary is our server built with the race detector.
 	binary string
 	// helm is the pinned helm (make k8s builds it).
@@ -58,84 +58,32 @@ var e *env
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	os.Exit(run(m))
+	os.Exit(localcluster.Main(m, "e2einstall", func(ctx context.Context, s *localcluster.Suite) error {
+		e = &env{suite: s, repo: s.Repo, helm: filepath.Join(s.Repo, "test/.cache/bin/helm-v3.22.0/helm")}
+		return e.setUp(ctx)
+	}))
 }
 
-func run(m *testing.M) int {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	dir, err := os.MkdirTemp("", "kubemetrics-e2einstall-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	e = &env{dir: dir}
-	keep := false
-	defer func() {
-		if !keep {
-			_ = os.RemoveAll(dir)
-		}
-	}()
-	if err := e.setUp(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "e2einstall:", err)
-		fmt.Fprintf(os.Stderr, "e2einstall: logs kept in %s/logs\n", dir)
-		keep = true
-		if e.cluster != nil {
-			e.cluster.Stop()
-		}
-		return 1
-	}
-	defer func() {
-		cancel() // the fleet first: it talks to the apiserver
-		e.cluster.Stop()
-	}()
-	code := m.Run()
-	if code != 0 {
-		keep = true
-		logf("tests failed: logs kept in %s/logs", dir)
-	}
-	return code
-}
-
-func logf(f string, a ...any) {
-	fmt.Printf("e2einstall [%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(f, a...))
-}
+func logf(f string, a ...any) { e.suite.Logf(f, a...) }
 
 // setUp builds our server with the race detector, starts the control plane,
 // the fleet and the workload. No metrics server runs: each test installs
 // its own.
 func (e *env) setUp(ctx context.Context) error {
-	began := time.Now()
-	var err error
-	if e.repo, err = filepath.Abs("../.."); err != nil {
+	s := e.suite
+	if err := s.BuildMetricsServer(ctx, "-race"); err != nil {
 		return err
 	}
-	e.helm = filepath.Join(e.repo, "test/.cache/bin/helm-v3.22.0/helm")
-	e.binary = filepath.Join(e.dir, "metrics-server")
-	build := exec.CommandContext(ctx, "go", "build", "-race", "-o", e.binary, "./cmd/metrics-server")
-	build.Dir = e.repo
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("building metrics-server: %w", err)
-	}
-	logf("built metrics-server in %v", time.Since(began).Round(time.Second))
-	e.cluster, err = localcluster.Start(ctx, localcluster.Options{
-		BinDir: filepath.Join(e.repo, "test/.cache/bin/v1.37.2"),
-		Dir:    e.dir,
-		Logf:   logf,
-	})
-	if err != nil {
-		return fmt.Errorf("starting the control plane: %w", err)
-	}
-	if e.client, err = e.cluster.Client(); err != nil {
+	if err := s.StartCluster(ctx); err != nil {
 		return err
 	}
+	e.binary, e.cluster, e.client = s.Binary, s.Cluster, s.Client
 	// The kubelets' serving certificates are signed by the cluster's CA,
 	// as kubelets with serverTLSBootstrap get them signed by the
 	// kubelet-serving signer, so a manifest that verifies kubelet TLS
 	// with the in-cluster CA (no --kubelet-certificate-authority, no
 	// --kubelet-insecure-tls) works unchanged.
-	ca, err := pki.LoadCA(e.cluster.PKI.Path(pki.ClusterCA+".crt"), e.cluster.PKI.Path(pki.ClusterCA+".key"))
+	ca, err := s.LoadCA(pki.ClusterCA)
 	if err != nil {
 		return err
 	}
@@ -150,7 +98,7 @@ func (e *env) setUp(ctx context.Context) error {
 	if err := e.deployWorkload(ctx); err != nil {
 		return err
 	}
-	logf("cluster, %d-node fleet and workload ready in %v; logs in %s/logs", fleetNodes, time.Since(began).Round(time.Second), e.dir)
+	logf("cluster, %d-node fleet and workload ready in %v; logs in %s/logs", fleetNodes, s.Elapsed(), s.Dir)
 	return nil
 }
 
