@@ -291,7 +291,7 @@ func (c *Client) fetch(ctx context.Context, node *corev1.Node, addr string, reso
 			resp.StatusCode, clip(loc, maxLocation)))
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fail(ReasonHTTPStatus, resp.StatusCode, fmt.Errorf("http status %d: %s", resp.StatusCode, snippet(resp.Body)))
+		return nil, fail(ReasonHTTPStatus, resp.StatusCode, statusError(resp.StatusCode, resp.Body))
 	}
 	body := &limitedReader{r: resp.Body, left: c.cfg.MaxResponseBytes}
 	var batch *points.Batch
@@ -334,24 +334,6 @@ func clip(s string, n int) string {
 		n--
 	}
 	return s[:n] + "..."
-}
-
-// snippet returns the start of an error body, printable and short.
-func snippet(r io.Reader) string {
-	buf := make([]byte, 256)
-	n, _ := io.ReadFull(r, buf)
-	b := buf[:n]
-	for !utf8.Valid(b) && len(b) > 0 {
-		b = b[:len(b)-1]
-	}
-	out := make([]rune, 0, len(b))
-	for _, r := range string(b) {
-		if r < 0x20 {
-			r = ' '
-		}
-		out = append(out, r)
-	}
-	return string(out)
 }
 
 // limitedReader reads at most left bytes and remembers why it stopped: the
