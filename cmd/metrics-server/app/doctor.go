@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubemetrics/metrics-server/pkg/doctor"
 	"github.com/kubemetrics/metrics-server/pkg/doctor/nodecheck"
@@ -68,18 +66,7 @@ func newDoctorCommand(out io.Writer) *cobra.Command {
 			return o.run(cmd.Context(), out)
 		},
 	}
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &ExitError{Code: doctorExitUsage, Err: fmt.Errorf("%w; see metrics-server doctor --help", err)}
-	})
-	// Not the server's help, which the root command sets and a subcommand
-	// would inherit.
-	cmd.SetHelpFunc(func(c *cobra.Command, _ []string) {
-		_, _ = fmt.Fprintf(c.OutOrStdout(), "%s\n\nUsage:\n  %s\n\nFlags:\n%s", c.Long, c.UseLine(), c.Flags().FlagUsages())
-	})
-	cmd.SetUsageFunc(func(c *cobra.Command) error {
-		_, err := fmt.Fprintf(c.OutOrStderr(), "Usage:\n  %s\n\nFlags:\n%s", c.UseLine(), c.Flags().FlagUsages())
-		return err
-	})
+	setToolHelp(cmd, doctorExitUsage)
 	fs := cmd.Flags()
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "Path to the kubeconfig to use; default $KUBECONFIG or ~/.kube/config.")
 	fs.StringVar(&o.context, "context", "", "The kubeconfig context to use; default its current context.")
@@ -158,20 +145,13 @@ func (o *doctorOptions) report(out io.Writer, findings []doctor.Finding) error {
 	return nil
 }
 
-// restConfig loads the operator's kubeconfig as kubectl does: --kubeconfig,
-// else $KUBECONFIG, else ~/.kube/config, at --context or the current one.
+// restConfig loads the operator's kubeconfig (see loadKubeconfig) with
+// the doctor's limits: requests of 30 s at most, 50 a second.
 func (o *doctorOptions) restConfig() (*rest.Config, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = o.kubeconfig
-	overrides := &clientcmd.ConfigOverrides{CurrentContext: o.context}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
+	cfg, err := loadKubeconfig(o.kubeconfig, o.context, "metrics-server-doctor")
 	if err != nil {
-		if clientcmd.IsEmptyConfig(err) || errors.Is(err, clientcmd.ErrEmptyConfig) {
-			return nil, fmt.Errorf("no kubeconfig found: pass --kubeconfig or set KUBECONFIG: %w", err)
-		}
-		return nil, fmt.Errorf("loading the kubeconfig (--kubeconfig %q, --context %q): %w", o.kubeconfig, o.context, err)
+		return nil, err
 	}
-	cfg.UserAgent = "metrics-server-doctor"
 	cfg.Timeout = min(30*time.Second, o.timeout)
 	cfg.QPS, cfg.Burst = 50, 100
 	return cfg, nil

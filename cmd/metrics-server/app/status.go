@@ -19,7 +19,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 
 	"github.com/kubemetrics/metrics-server/pkg/status"
@@ -82,18 +81,7 @@ func newStatusCommand(out io.Writer) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &ExitError{Code: statusExitUsage, Err: fmt.Errorf("%w; see metrics-server status --help", err)}
-	})
-	// Not the server's help, which the root command sets and a subcommand
-	// would inherit.
-	cmd.SetHelpFunc(func(c *cobra.Command, _ []string) {
-		_, _ = fmt.Fprintf(c.OutOrStdout(), "%s\n\nUsage:\n  %s\n\nFlags:\n%s", c.Long, c.UseLine(), c.Flags().FlagUsages())
-	})
-	cmd.SetUsageFunc(func(c *cobra.Command) error {
-		_, err := fmt.Fprintf(c.OutOrStderr(), "Usage:\n  %s\n\nFlags:\n%s", c.UseLine(), c.Flags().FlagUsages())
-		return err
-	})
+	setToolHelp(cmd, statusExitUsage)
 	fs := cmd.Flags()
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "Path to the kubeconfig to use; default $KUBECONFIG or ~/.kube/config. Its user's token or client certificate is presented to the server.")
 	fs.StringVar(&o.context, "context", "", "The kubeconfig context to use; default its current context.")
@@ -242,16 +230,13 @@ func (o *statusOptions) print(out io.Writer, v any, table func(io.Writer)) error
 	return tw.Flush()
 }
 
-// restConfig loads the operator's kubeconfig as kubectl does: --kubeconfig,
-// else $KUBECONFIG, else ~/.kube/config, at --context or the current one.
+// restConfig loads the operator's kubeconfig (see loadKubeconfig); a
+// request may take the whole --timeout.
 func (o *statusOptions) restConfig() (*rest.Config, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = o.kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.context}).ClientConfig()
+	cfg, err := loadKubeconfig(o.kubeconfig, o.context, "metrics-server-status")
 	if err != nil {
-		return nil, fmt.Errorf("loading the kubeconfig (--kubeconfig %q, --context %q): %w", o.kubeconfig, o.context, err)
+		return nil, err
 	}
-	cfg.UserAgent = "metrics-server-status"
 	cfg.Timeout = o.timeout
 	return cfg, nil
 }

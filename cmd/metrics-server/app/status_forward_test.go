@@ -130,7 +130,7 @@ func TestStatusUsageErrors(t *testing.T) {
 		{[]string{"--limit", "5001"}, "--limit=5001"},
 		{[]string{"--insecure-skip-tls-verify", "--certificate-authority", "/etc/ca.crt"}, "contradict"},
 		{[]string{"--timeout", "0s"}, "--timeout=0s"},
-		{[]string{"--no-such-flag"}, "unknown flag"},
+		{[]string{"--no-such-flag"}, "unknown flag: --no-such-flag; see metrics-server status --help"},
 		{[]string{"pod", "web-0"}, "NAMESPACE/NAME"},
 	}
 	for _, tt := range tests {
