@@ -12,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
-	metadatafake "k8s.io/client-go/metadata/fake"
 	"k8s.io/client-go/rest"
 	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 
@@ -69,11 +68,7 @@ func TestInProcess(t *testing.T) {
 	}
 	// A running pod the kubelets do not report: it must be NotFound.
 	podObjs = append(podObjs, podMeta("ns1", "pending-metrics", nil))
-	scheme := metadatafake.NewTestScheme()
-	if err := metav1.AddMetaToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	meta := metadatafake.NewSimpleMetadataClient(scheme, podObjs...)
+	meta := fakeMetadata(t, podObjs...)
 
 	opts := options.NewOptions()
 	opts.SecureServing.ServerCert.CertDirectory = t.TempDir()

@@ -14,16 +14,11 @@ import (
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/client-go/kubernetes/fake"
-	metadatafake "k8s.io/client-go/metadata/fake"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/kubemetrics/metrics-server/certs/pki"
-	"github.com/kubemetrics/metrics-server/cmd/metrics-server/app/options"
 )
 
 // Credentials of the security tests: long and distinct, so a test that
@@ -83,34 +78,9 @@ func startSecureServer(t *testing.T) *secureServer {
 	t.Cleanup(authSrv.Close)
 	kubeconfig := writeAuthKubeconfig(t, authSrv)
 
-	k := &fakeKubelet{wantToken: kubeletSecretToken, nodeMilliCores: 23_500, nodeMemoryBytes: 160 << 30, pods: []fakePod{
-		{"ns1", "db-0", []fakeContainer{{"postgres", 6_000, 18 << 30}, {"exporter", 15, 40 << 20}}},
-	}}
-	kubeletSrv := k.serve()
-	t.Cleanup(kubeletSrv.Close)
-	kube := fake.NewClientset(&corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: "node-large"},
-		Status: corev1.NodeStatus{
-			Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}},
-			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: mustPort(t, kubeletSrv.URL)}},
-		},
-	})
-	scheme := metadatafake.NewTestScheme()
-	if err := metav1.AddMetaToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	meta := metadatafake.NewSimpleMetadataClient(scheme, podMeta("ns1", "db-0", map[string]string{"app": "db"}))
-
-	opts := options.NewOptions()
-	opts.SecureServing.ServerCert.CertKey = genericoptions.CertKey{
-		CertFile: files.Path(pki.MetricsServing + ".crt"),
-		KeyFile:  files.Path(pki.MetricsServing + ".key"),
-	}
-	opts.Authentication.RemoteKubeConfigFile = kubeconfig
-	opts.Authentication.ClientCert.ClientCA = files.Path(pki.ClusterCA + ".crt")
-	opts.Authentication.RequestHeader.ClientCAFile = files.Path(pki.FrontProxyCA + ".crt")
-	opts.Authentication.RequestHeader.AllowedNames = []string{pki.ProxyClientName}
-	opts.Authorization.RemoteKubeConfigFile = kubeconfig
+	kube := fake.NewClientset(loopbackNode("node-large", mustPort(t, startDBKubelet(t).URL)))
+	meta := fakeMetadata(t, podMeta("ns1", "db-0", map[string]string{"app": "db"}))
+	opts := secureOptions(files, kubeconfig)
 	addr, stop := runServer(t, opts, kubeletSecretToken, kube, meta)
 
 	s := &secureServer{addr: addr, files: files, auth: auth, Stop: stop}

@@ -18,15 +18,12 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/client-go/kubernetes/fake"
-	metadatafake "k8s.io/client-go/metadata/fake"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 
 	"github.com/kubemetrics/metrics-server/certs/pki"
-	"github.com/kubemetrics/metrics-server/cmd/metrics-server/app/options"
 	"github.com/kubemetrics/metrics-server/pkg/nodeevents"
 	"github.com/kubemetrics/metrics-server/pkg/status"
 )
@@ -71,11 +68,7 @@ func startStatusCluster(t *testing.T) *statusCluster {
 	t.Cleanup(authSrv.Close)
 	authKubeconfig := writeAuthKubeconfig(t, authSrv)
 
-	k := &fakeKubelet{wantToken: kubeletSecretToken, nodeMilliCores: 23_500, nodeMemoryBytes: 160 << 30, pods: []fakePod{
-		{"ns1", "db-0", []fakeContainer{{"postgres", 6_000, 18 << 30}, {"exporter", 15, 40 << 20}}},
-	}}
-	kubeletSrv := k.serve()
-	t.Cleanup(kubeletSrv.Close)
+	kubeletSrv := startDBKubelet(t)
 	// A port nobody listens on: connection refused.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -84,33 +77,10 @@ func startStatusCluster(t *testing.T) *statusCluster {
 	refused := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 
-	node := func(name string, port int32) *corev1.Node {
-		return &corev1.Node{
-			ObjectMeta: metav1.ObjectMeta{Name: name, UID: "uid-" + "name"},
-			Status: corev1.NodeStatus{
-				Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}},
-				DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: port}},
-			},
-		}
-	}
-	kube := fake.NewClientset(node("worker-1", mustPort(t, kubeletSrv.URL)), node("worker-2", int32(refused)))
-	scheme := metadatafake.NewTestScheme()
-	if err := metav1.AddMetaToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
+	kube := fake.NewClientset(loopbackNode("worker-1", mustPort(t, kubeletSrv.URL)), loopbackNode("worker-2", int32(refused)))
 	// The Running pods: db-0 on worker-1, web-0 on worker-2.
-	meta := metadatafake.NewSimpleMetadataClient(scheme, podMeta("ns1", "db-0", nil), podMeta("ns1", "web-0", nil))
-
-	opts := options.NewOptions()
-	opts.SecureServing.ServerCert.CertKey = genericoptions.CertKey{
-		CertFile: files.Path(pki.MetricsServing + ".crt"),
-		KeyFile:  files.Path(pki.MetricsServing + ".key"),
-	}
-	opts.Authentication.RemoteKubeConfigFile = authKubeconfig
-	opts.Authentication.ClientCert.ClientCA = files.Path(pki.ClusterCA + ".crt")
-	opts.Authentication.RequestHeader.ClientCAFile = files.Path(pki.FrontProxyCA + ".crt")
-	opts.Authentication.RequestHeader.AllowedNames = []string{pki.ProxyClientName}
-	opts.Authorization.RemoteKubeConfigFile = authKubeconfig
+	meta := fakeMetadata(t, podMeta("ns1", "db-0", nil), podMeta("ns1", "web-0", nil))
+	opts := secureOptions(files, authKubeconfig)
 	addr, stop := runServer(t, opts, kubeletSecretToken, kube, meta)
 
 	ca, err := os.ReadFile(files.Path(pki.ClusterCA + ".crt"))

@@ -14,10 +14,8 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
-	metadatafake "k8s.io/client-go/metadata/fake"
 	"k8s.io/klog/v2"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	aggfake "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset/fake"
@@ -43,18 +41,8 @@ func TestServingCertBootstrap(t *testing.T) {
 	}}
 	kubeletSrv := k.serve()
 	t.Cleanup(kubeletSrv.Close)
-	kube := fake.NewClientset(&corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: "worker-1"},
-		Status: corev1.NodeStatus{
-			Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}},
-			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: mustPort(t, kubeletSrv.URL)}},
-		},
-	})
-	scheme := metadatafake.NewTestScheme()
-	if err := metav1.AddMetaToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	meta := metadatafake.NewSimpleMetadataClient(scheme, podMeta("shop", "checkout-0", nil))
+	kube := fake.NewClientset(loopbackNode("worker-1", mustPort(t, kubeletSrv.URL)))
+	meta := fakeMetadata(t, podMeta("shop", "checkout-0", nil))
 	agg := aggfake.NewClientset(shippedAPIService("v1", 200), shippedAPIService("v1beta1", 100))
 
 	// The certificates are made 250 days ago by the bootstrap's clock, so
