@@ -79,7 +79,7 @@ func TestStatusPodReason(t *testing.T) {
 	for _, want := range []string{
 		`Pod:\s+default/status-e2e-on-broken$`, `Served:\s+no$`, `Reason:\s+NotReported$`, `Message:\s+no kubelet listed the pod`,
 		`Node:\s+` + regexp.QuoteMeta(name) + `$`,
-		`Node scrapes:\s+failing \(http_status\), last success \S+ ago, \d+ failures in a row$`,
+		`Node scrapes:\s+failing \(http_status\), last success \S+ ago, (1 failure|\d+ failures) in a row$`,
 		`Node error:\s+scraping node "` + regexp.QuoteMeta(name) + `" at ` + regexp.QuoteMeta(kubeletAddr(ip)) + `.*http status 500: Internal Error: `,
 	} {
 		if r.code != 0 || !regexp.MustCompile(`(?m)^`+want).MatchString(r.stdout) {

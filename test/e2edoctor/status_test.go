@@ -139,8 +139,8 @@ func TestStatusNamesFailingNode(t *testing.T) {
 	} else if f, _ := strconv.Atoi(m[1]); f < 2 || !bothRefused.MatchString(m[2]) {
 		t.Errorf("first row counts %d failures and says %q; want 2 or more, and %s", f, m[2], bothRefused)
 	}
-	// A healthy row's empty LAST ERROR cell leaves the padding of its column.
-	healthy := regexp.MustCompile(`^doc-\d{5}\s+ok\s+0\s+\d+s ago\s+\S+\s+fast\s+127\.42\.\S+:10250\s+/metrics/resource *$`)
+	// A healthy row ends with its ENDPOINT: no padding for the empty LAST ERROR.
+	healthy := regexp.MustCompile(`^doc-\d{5}\s+ok\s+0\s+\d+s ago\s+\S+\s+fast\s+127\.42\.\S+:10250\s+/metrics/resource$`)
 	for _, l := range lines[2 : nodes+1] {
 		if !healthy.MatchString(l) {
 			t.Errorf("healthy row %q does not match %s", l, healthy)
@@ -169,7 +169,7 @@ func TestStatusNamesFailingNode(t *testing.T) {
 		t.Errorf("--failing lists %+v, want %s alone of %d", failing.Nodes, name, nodes)
 	}
 	r = runStatusAs(t, e.cluster.AdminKubeconfig, "--failing")
-	if want := fmt.Sprintf("\n\n%d nodes scraped, 1 failing; 1 failing nodes shown\n", nodes); r.code != 0 || !strings.HasSuffix(r.stdout, want) ||
+	if want := fmt.Sprintf("\n\n%d nodes scraped, 1 failing; 1 failing node shown\n", nodes); r.code != 0 || !strings.HasSuffix(r.stdout, want) ||
 		strings.Count(r.stdout, "\n") != 4 {
 		t.Errorf("status --failing: want one row and %q: %v", want, r)
 	}

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -225,9 +226,14 @@ func (o *statusOptions) print(out io.Writer, v any, table func(io.Writer)) error
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	var b bytes.Buffer
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	table(tw)
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := out.Write(trimLineEnds(b.Bytes()))
+	return err
 }
 
 // restConfig loads the operator's kubeconfig (see loadKubeconfig); a

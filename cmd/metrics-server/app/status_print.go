@@ -1,8 +1,10 @@
 package app
 
 import (
+	"bytes"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -26,11 +28,11 @@ func writeNodeList(w io.Writer, list *status.NodeList, failingOnly bool) {
 		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Node, state(n), n.ConsecutiveFailures, ago(n.LastSuccess),
 			seconds(n.DurationSeconds), n.Lane, orDash(n.Address), orDash(n.Endpoint), lastErr)
 	}
-	which := "nodes"
+	shown := counted(len(list.Nodes), "node", "nodes")
 	if failingOnly {
-		which = "failing nodes"
+		shown = counted(len(list.Nodes), "failing node", "failing nodes")
 	}
-	fmt.Fprintf(w, "\n%d nodes scraped, %d failing; %d %s shown", list.Total, list.Failing, len(list.Nodes), which)
+	fmt.Fprintf(w, "\n%s scraped, %d failing; %s shown", counted(list.Total, "node", "nodes"), list.Failing, shown)
 	if list.Truncated {
 		fmt.Fprint(w, " (more with --limit; failing nodes come first)")
 	}
@@ -89,7 +91,8 @@ func writePod(w io.Writer, p *status.Pod) {
 		fmt.Fprintf(w, "Container:\t%s\n", p.Container)
 	}
 	if n := p.NodeStatus; n != nil {
-		fmt.Fprintf(w, "Node scrapes:\t%s, last success %s, %d failures in a row\n", state(n), ago(n.LastSuccess), n.ConsecutiveFailures)
+		fmt.Fprintf(w, "Node scrapes:\t%s, last success %s, %s in a row\n", state(n), ago(n.LastSuccess),
+			counted(n.ConsecutiveFailures, "failure", "failures"))
 		if n.Failing() {
 			fmt.Fprintf(w, "Node error:\t%s\n", oneLine(n.LastError, status.MaxErrorBytes+3))
 		}
@@ -149,4 +152,23 @@ func oneLine(s string, n int) string {
 		n--
 	}
 	return s[:n] + "..."
+}
+
+// counted is n with the noun in its number: "1 node", "0 nodes", "2 nodes".
+func counted(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}
+
+// trimLineEnds drops the blanks that end each line of a table: tabwriter
+// pads a cell followed by an empty last one (a healthy node's LAST ERROR)
+// to its column's width.
+func trimLineEnds(b []byte) []byte {
+	lines := bytes.Split(b, []byte("\n"))
+	for i, l := range lines {
+		lines[i] = bytes.TrimRight(l, " \t")
+	}
+	return bytes.Join(lines, []byte("\n"))
 }
