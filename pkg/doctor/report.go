@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,7 +13,8 @@ import (
 // target, status, message), the fix and, for what is not ok, the raw
 // detail on lines of their own below it, then a count by status.
 func WriteTable(w io.Writer, findings []Finding) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	var b bytes.Buffer
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CHECK\tTARGET\tSTATUS\tMESSAGE")
 	counts := map[Status]int{}
 	for _, f := range findings {
@@ -26,6 +28,15 @@ func WriteTable(w io.Writer, findings []Finding) error {
 		}
 	}
 	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// tabwriter pads a cell followed by an empty last one to its column's
+	// width; no line ends with that padding.
+	lines := strings.Split(b.String(), "\n")
+	for i, line := range lines {
+		lines[i] = strings.TrimRight(line, " ")
+	}
+	if _, err := io.WriteString(w, strings.Join(lines, "\n")); err != nil {
 		return err
 	}
 	_, err := fmt.Fprintf(w, "\n%d ok, %d warn, %d fail\n", counts[StatusOK], counts[StatusWarn], counts[StatusFail])
@@ -45,7 +56,8 @@ func WriteJSON(w io.Writer, findings []Finding) error {
 	}{findings, Failed(findings)})
 }
 
-// oneLine keeps a table row on one line: newlines and tabs become spaces.
+// oneLine keeps a table row on one line: each run of white space (newlines,
+// tabs) becomes one space, and none is left at either end.
 func oneLine(s string) string {
-	return strings.NewReplacer("\r\n", " ", "\n", " ", "\t", " ").Replace(s)
+	return strings.Join(strings.Fields(s), " ")
 }

@@ -71,3 +71,38 @@ func TestWriteJSON(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteTableLineEnds: no line of the table ends with blanks, whether a
+// cell is empty (a finding without target or message) or a kubelet's text
+// ends with its newline; inner lines become one line.
+func TestWriteTableLineEnds(t *testing.T) {
+	findings := []Finding{
+		{Check: "node-endpoint", Target: "node/worker-17", Status: StatusWarn,
+			Message: "/stats/summary fails: http status 500: Internal Error: failed to get imageFs stats\n",
+			Fix:     "cri-o's imageFs error: keep --kubelet-endpoint=auto, the server uses /metrics/resource\n",
+			Detail:  "failed to get imageFs stats:\r\n\tunable to find data in memory cache\n\n"},
+		{Check: "clock-skew", Status: StatusOK},
+	}
+	var b bytes.Buffer
+	if err := WriteTable(&b, findings); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+	for i, l := range lines {
+		if strings.TrimRight(l, " \t") != l {
+			t.Errorf("line %d ends with blanks: %q", i+1, l)
+		}
+	}
+	want := []string{
+		"CHECK          TARGET          STATUS  MESSAGE",
+		"node-endpoint  node/worker-17  WARN    /stats/summary fails: http status 500: Internal Error: failed to get imageFs stats",
+		"                                       fix: cri-o's imageFs error: keep --kubelet-endpoint=auto, the server uses /metrics/resource",
+		"                                       detail: failed to get imageFs stats: unable to find data in memory cache",
+		"clock-skew                     OK",
+		"",
+		"1 ok, 1 warn, 0 fail",
+	}
+	if diff := cmp.Diff(want, lines); diff != "" {
+		t.Errorf("table (-want +got):\n%s", diff)
+	}
+}
