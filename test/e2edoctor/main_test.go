@@ -63,7 +63,7 @@ var e *env
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	os.Exit(localcluster.Main(m, "e2edoctor", func(ctx context.Context, s *localcluster.Suite) error {
+	os.Exit(localcluster.Main(m, "e2edoctor", nil, func(ctx context.Context, s *localcluster.Suite) error {
 		e = &env{suite: s, repo: s.Repo}
 		return e.setUp(ctx)
 	}))
@@ -71,17 +71,12 @@ func TestMain(m *testing.M) {
 
 func logf(f string, a ...any) { e.suite.Logf(f, a...) }
 
-// setUp builds our binary (server and doctor in one), starts the control
-// plane, a fleet whose kubelets check tokens as webhook-authorizing
-// kubelets do, and our server with a ServiceAccount token.
+// setUp starts, beside the control plane localcluster.Main started (and
+// our binary, server and doctor in one, that it built), a fleet whose
+// kubelets check tokens as webhook-authorizing kubelets do, and our server
+// with a ServiceAccount token.
 func (e *env) setUp(ctx context.Context) error {
 	s := e.suite
-	if err := s.BuildMetricsServer(ctx); err != nil {
-		return err
-	}
-	if err := s.StartCluster(ctx); err != nil {
-		return err
-	}
 	e.binary, e.cluster, e.client = s.Binary, s.Cluster, s.Client
 	e.kubeletCA = e.cluster.PKI.Path(pki.KubeletCA + ".crt")
 	ca, err := s.LoadCA(pki.KubeletCA)

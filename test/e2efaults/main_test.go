@@ -58,7 +58,7 @@ var e *env
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	os.Exit(localcluster.Main(m, "e2efaults", func(ctx context.Context, s *localcluster.Suite) error {
+	os.Exit(localcluster.Main(m, "e2efaults", []string{"-race"}, func(ctx context.Context, s *localcluster.Suite) error {
 		e = &env{suite: s, roles: newRoles()}
 		return e.setUp(ctx)
 	}))
@@ -66,17 +66,12 @@ func TestMain(m *testing.M) {
 
 func logf(f string, a ...any) { e.suite.Logf(f, a...) }
 
-// setUp builds our server with the race detector, starts the control plane,
-// the fleet (its faults from the start: the hanging nodes and the clocks
-// that were always off), the workload and our server.
+// setUp starts, beside the control plane localcluster.Main started (and
+// our server, that it built with the race detector), the fleet (its faults
+// from the start: the hanging nodes and the clocks that were always off),
+// the workload and our server.
 func (e *env) setUp(ctx context.Context) error {
 	s := e.suite
-	if err := s.BuildMetricsServer(ctx, "-race"); err != nil {
-		return err
-	}
-	if err := s.StartCluster(ctx); err != nil {
-		return err
-	}
 	e.cluster, e.client = s.Cluster, s.Client
 	cfg, err := clientcmd.BuildConfigFromFlags("", e.cluster.AdminKubeconfig)
 	if err != nil {

@@ -58,7 +58,7 @@ var e *env
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	os.Exit(localcluster.Main(m, "e2einstall", func(ctx context.Context, s *localcluster.Suite) error {
+	os.Exit(localcluster.Main(m, "e2einstall", []string{"-race"}, func(ctx context.Context, s *localcluster.Suite) error {
 		e = &env{suite: s, repo: s.Repo, helm: filepath.Join(s.Repo, "test/.cache/bin/helm-v3.22.0/helm")}
 		return e.setUp(ctx)
 	}))
@@ -66,17 +66,11 @@ func TestMain(m *testing.M) {
 
 func logf(f string, a ...any) { e.suite.Logf(f, a...) }
 
-// setUp builds our server with the race detector, starts the control plane,
-// the fleet and the workload. No metrics server runs: each test installs
-// its own.
+// setUp starts, beside the control plane localcluster.Main started (and
+// our server, that it built with the race detector), the fleet and the
+// workload. No metrics server runs: each test installs its own.
 func (e *env) setUp(ctx context.Context) error {
 	s := e.suite
-	if err := s.BuildMetricsServer(ctx, "-race"); err != nil {
-		return err
-	}
-	if err := s.StartCluster(ctx); err != nil {
-		return err
-	}
 	e.binary, e.cluster, e.client = s.Binary, s.Cluster, s.Client
 	// The kubelets' serving certificates are signed by the cluster's CA,
 	// as kubelets with serverTLSBootstrap get them signed by the

@@ -15,10 +15,10 @@ import (
 )
 
 // Suite is what an end-to-end test package sets up once in its TestMain:
-// a temporary folder, our binary built into it, and a control plane whose
-// files and logs live in it. Main makes it; the package's setUp fills it
-// with the Suite's methods, in the order BuildMetricsServer, StartCluster,
-// then LoadCA and StartMetricsServer as it needs them.
+// a temporary folder, our binary built into it, and a running control
+// plane whose files and logs live in it. Main makes it and hands it to the
+// package's setUp, which adds what the package needs (a fleet, LoadCA,
+// StartMetricsServer).
 type Suite struct {
 	// Name is the package's name ("e2edoctor"): the prefix of every
 	// progress line and of the temporary folder.
@@ -29,11 +29,10 @@ type Suite struct {
 	// Repo is the repository's root, absolute (two folders above the
 	// package, where go test runs it).
 	Repo string
-	// Binary is metrics-server as BuildMetricsServer built it; empty
-	// before.
+	// Binary is metrics-server as BuildMetricsServer built it.
 	Binary string
 	// Cluster and Client (the admin's, see Cluster.Client) are set by
-	// StartCluster; nil before.
+	// StartCluster.
 	Cluster *Cluster
 	Client  kubernetes.Interface
 
@@ -41,14 +40,16 @@ type Suite struct {
 }
 
 // Main runs the tests of m in a new Suite named name and returns the exit
-// status for os.Exit. It makes the folder (os.TempDir()/kubemetrics-<name>-*)
-// and calls setUp with a context that ends when the tests have run, before
-// the cluster stops (a fleet started with it talks to the kube-apiserver).
-// When setUp fails, Main prints its error, stops the cluster if one was
+// status for os.Exit. It makes the folder (os.TempDir()/kubemetrics-<name>-*),
+// builds our binary with the go build flags buildFlags (such as "-race";
+// see BuildMetricsServer), starts the control plane (StartCluster) and
+// calls setUp with a context that ends when the tests have run, before the
+// cluster stops (a fleet started with it talks to the kube-apiserver).
+// When a step fails, Main prints its error, stops the cluster if one was
 // started and returns 1 without running a test. The folder is removed
-// unless setUp or a test failed: then its logs are kept and their path is
+// unless a step or a test failed: then its logs are kept and their path is
 // printed.
-func Main(m *testing.M, name string, setUp func(ctx context.Context, s *Suite) error) int {
+func Main(m *testing.M, name string, buildFlags []string, setUp func(ctx context.Context, s *Suite) error) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir, err := os.MkdirTemp("", "kubemetrics-"+name+"-")
@@ -63,10 +64,7 @@ func Main(m *testing.M, name string, setUp func(ctx context.Context, s *Suite) e
 			_ = os.RemoveAll(dir)
 		}
 	}()
-	if s.Repo, err = filepath.Abs("../.."); err == nil {
-		err = setUp(ctx, s)
-	}
-	if err != nil {
+	if err := s.setUp(ctx, buildFlags, setUp); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		fmt.Fprintf(os.Stderr, "%s: logs kept in %s/logs\n", name, dir)
 		keep = true
@@ -87,6 +85,22 @@ func Main(m *testing.M, name string, setUp func(ctx context.Context, s *Suite) e
 	return code
 }
 
+// setUp is Main's part before the tests: the binary, the control plane,
+// then the package's own setUp.
+func (s *Suite) setUp(ctx context.Context, buildFlags []string, pkgSetUp func(ctx context.Context, s *Suite) error) error {
+	var err error
+	if s.Repo, err = filepath.Abs("../.."); err != nil {
+		return err
+	}
+	if err := s.BuildMetricsServer(ctx, buildFlags...); err != nil {
+		return err
+	}
+	if err := s.StartCluster(ctx); err != nil {
+		return err
+	}
+	return pkgSetUp(ctx, s)
+}
+
 // Logf prints a progress line on standard output: the suite's name, the
 // local time of day and the message.
 func (s *Suite) Logf(format string, a ...any) {
@@ -99,7 +113,7 @@ func (s *Suite) Elapsed() time.Duration {
 	return time.Since(s.began).Round(time.Second)
 }
 
-// BuildMetricsServer builds ./cmd/metrics-server of Repo into
+// BuildMetricsServer (run by Main) builds ./cmd/metrics-server of Repo into
 // Dir/metrics-server with the extra go build flags (such as "-race"),
 // sets Binary and logs how long it took. The compiler's output goes to
 // standard output and error.
@@ -118,7 +132,7 @@ func (s *Suite) BuildMetricsServer(ctx context.Context, flags ...string) error {
 	return nil
 }
 
-// StartCluster starts the control plane from the pinned binaries
+// StartCluster (run by Main) starts the control plane from the pinned binaries
 // (Repo/test/.cache/bin/v1.37.2, built by make k8s) in Dir, logging
 // progress with Logf, and sets Cluster and Client. On error Cluster may be
 // set and running; Main stops it.
@@ -138,7 +152,6 @@ func (s *Suite) StartCluster(ctx context.Context) error {
 
 // LoadCA loads the cluster's CA named name (pki.KubeletCA, pki.ClusterCA)
 // from its PKI folder, to sign a fleet's kubelet serving certificates.
-// StartCluster must have succeeded.
 func (s *Suite) LoadCA(name string) (*pki.CA, error) {
 	return pki.LoadCA(s.Cluster.PKI.Path(name+".crt"), s.Cluster.PKI.Path(name+".key"))
 }
