@@ -2,15 +2,11 @@ package certbootstrap
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"slices"
 	"time"
 )
@@ -132,11 +128,7 @@ func newBundle(now time.Time, dnsNames []string) (*bundle, error) {
 // or nil) follows the new CA in ca.crt so that certificates it signed keep
 // being verified until they are replaced.
 func newCA(now time.Time, old *bundle) (*bundle, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generating the CA key: %w", err)
-	}
-	tmpl := &x509.Certificate{
+	c, err := create("CA", &x509.Certificate{
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: caCNStart + fmt.Sprint(now.Unix())},
 		NotBefore:             now.Add(-backdate),
@@ -144,39 +136,26 @@ func newCA(now time.Time, old *bundle) (*bundle, error) {
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return nil, fmt.Errorf("self-signing the CA: %w", err)
-	}
-	cert, err := x509.ParseCertificate(der)
+	}, nil, nil)
 	if err != nil {
 		return nil, err
 	}
-	kpem, err := keyPEM(key)
-	if err != nil {
-		return nil, err
-	}
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: pemCert, Bytes: der})
+	caPEM := c.certPEM
 	if old != nil && now.Before(old.ca.NotAfter) {
 		caPEM = append(caPEM, pem.EncodeToMemory(&pem.Block{Type: pemCert, Bytes: old.ca.Raw})...)
 	}
-	return &bundle{ca: cert, caKey: key, caPEM: caPEM, caKPEM: kpem}, nil
+	return &bundle{ca: c.cert, caKey: c.key, caPEM: caPEM, caKPEM: c.keyPEM}, nil
 }
 
 // issue returns a copy of the CA bundle b with a new serving certificate for
 // dnsNames, valid from now for ServingValidity or until the CA expires,
 // whichever comes first.
 func (b *bundle) issue(now time.Time, dnsNames []string) (*bundle, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generating the serving key: %w", err)
-	}
 	notAfter := now.Add(ServingValidity)
 	if b.ca.NotAfter.Before(notAfter) {
 		notAfter = b.ca.NotAfter
 	}
-	tmpl := &x509.Certificate{
+	c, err := create("serving", &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: dnsNames[0]},
 		NotBefore:    now.Add(-backdate),
@@ -184,21 +163,12 @@ func (b *bundle) issue(now time.Time, dnsNames []string) (*bundle, error) {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:     dnsNames,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, b.ca, key.Public(), b.caKey)
-	if err != nil {
-		return nil, fmt.Errorf("signing the serving certificate: %w", err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	kpem, err := keyPEM(key)
+	}, b.ca, b.caKey)
 	if err != nil {
 		return nil, err
 	}
 	out := *b
-	out.cert, out.certPEM, out.keyPEM = cert, pem.EncodeToMemory(&pem.Block{Type: pemCert, Bytes: der}), kpem
+	out.cert, out.certPEM, out.keyPEM = c.cert, c.certPEM, c.keyPEM
 	return &out, nil
 }
 
@@ -271,23 +241,4 @@ func parseKey(data []byte) (crypto.Signer, error) {
 func publicKeyMatches(c *x509.Certificate, key crypto.Signer) bool {
 	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
 	return ok && pub.Equal(c.PublicKey)
-}
-
-func keyPEM(key crypto.Signer) ([]byte, error) {
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("encoding a key: %w", err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: pemPKCS8, Bytes: der}), nil
-}
-
-// serial returns a random 128-bit certificate serial number.
-func serial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
-	if err != nil {
-		// crypto/rand does not fail on Linux; a time-based serial is
-		// still unique enough for one CA.
-		return big.NewInt(time.Now().UnixNano())
-	}
-	return n
 }
