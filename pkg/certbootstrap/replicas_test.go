@@ -13,20 +13,7 @@ import (
 // winner's certificate.
 func TestReplicasRaceToCreate(t *testing.T) {
 	c := newCluster(t, metricsAPIService(v1API), metricsAPIService(v1beta1API))
-	dirs := []string{t.TempDir(), t.TempDir()}
-	replicas := []*Bootstrapper{c.bootstrapper(t, dirs[0], nil, 0), c.bootstrapper(t, dirs[1], nil, 0)}
-	holdFirstReads(2, replicas...)
-	errs := make([]error, 2)
-	var wg sync.WaitGroup
-	for i, r := range replicas {
-		wg.Go(func() { errs[i] = r.Init(context.Background()) })
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("replica %d: %v", i, err)
-		}
-	}
+	dirs := initReplicasTogether(t, c)
 	if n := c.writes("create"); n != 2 {
 		t.Errorf("%d creates, want 2 (both replicas found no Secret)", n)
 	}
@@ -52,20 +39,7 @@ func TestReplicasRaceToRenew(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := c.secret(t)
-	dirs := []string{t.TempDir(), t.TempDir()}
-	replicas := []*Bootstrapper{c.bootstrapper(t, dirs[0], nil, 0), c.bootstrapper(t, dirs[1], nil, 0)}
-	holdFirstReads(2, replicas...)
-	errs := make([]error, 2)
-	var wg sync.WaitGroup
-	for i, r := range replicas {
-		wg.Go(func() { errs[i] = r.Init(context.Background()) })
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("replica %d: %v", i, err)
-		}
-	}
+	dirs := initReplicasTogether(t, c)
 	conflicts := 0
 	for _, a := range c.kube.Actions() {
 		if a.GetVerb() == "update" {
@@ -87,4 +61,28 @@ func TestReplicasRaceToRenew(t *testing.T) {
 			t.Errorf("replica %d serves a certificate that is not the Secret's", i)
 		}
 	}
+}
+
+// initReplicasTogether runs Init of two bootstrappers of c at once (real
+// clock, each writing its files to its own folder), each held at its first
+// read of the Secret until both have read it, so that both act on the same
+// state; it fails the test when either Init fails and returns their
+// folders.
+func initReplicasTogether(t *testing.T, c *cluster) []string {
+	t.Helper()
+	dirs := []string{t.TempDir(), t.TempDir()}
+	replicas := []*Bootstrapper{c.bootstrapper(t, dirs[0], nil, 0), c.bootstrapper(t, dirs[1], nil, 0)}
+	holdFirstReads(2, replicas...)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, r := range replicas {
+		wg.Go(func() { errs[i] = r.Init(context.Background()) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("replica %d: %v", i, err)
+		}
+	}
+	return dirs
 }
