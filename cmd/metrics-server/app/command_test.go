@@ -40,29 +40,31 @@ func TestBadFlagsFailNamingTheFlag(t *testing.T) {
 }
 
 func TestVersionPrintsAndExits(t *testing.T) {
-	var out bytes.Buffer
-	cmd := NewCommand(context.Background(), &out)
-	cmd.SetArgs([]string{"--version"})
-	if err := cmd.Execute(); err != nil {
-		t.Fatalf("--version: %v", err)
-	}
-	if got := strings.TrimSpace(out.String()); !strings.HasPrefix(got, "v") {
+	if got := strings.TrimSpace(runRoot(t, "--version")); !strings.HasPrefix(got, "v") {
 		t.Errorf("--version printed %q, want a version starting with v", got)
 	}
 }
 
 func TestHelpListsGroupedFlags(t *testing.T) {
-	var out bytes.Buffer
-	cmd := NewCommand(context.Background(), &out)
-	cmd.SetArgs([]string{"--help"})
-	cmd.SetOut(&out)
-	if err := cmd.Execute(); err != nil {
-		t.Fatalf("--help: %v", err)
-	}
+	out := runRoot(t, "--help")
 	for _, want := range []string{"Metrics server flags:", "Kubelet client flags:", "Apiserver secure serving flags:",
 		"--kubelet-preferred-address-types", "--requestheader-allowed-names", "--kubelet-endpoint", "--zero-usage-pods", "-v, --v Level"} {
-		if !strings.Contains(out.String(), want) {
+		if !strings.Contains(out, want) {
 			t.Errorf("--help does not show %q", want)
 		}
 	}
+}
+
+// runRoot runs metrics-server with args that print and exit (--help,
+// --version) and returns what it printed; it fails the test on an error.
+func runRoot(t *testing.T, args ...string) string {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := NewCommand(context.Background(), &out)
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	if err := cmd.Execute(); err != nil {
+		t.Fatalf("%v: %v", args, err)
+	}
+	return out.String()
 }

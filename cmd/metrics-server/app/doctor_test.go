@@ -137,15 +137,9 @@ func TestDoctorReportExitStatus(t *testing.T) {
 // TestRootHelpListsDoctor: the server's --help, which prints its own flag
 // sections, names the doctor so operators find it.
 func TestRootHelpListsDoctor(t *testing.T) {
-	var out bytes.Buffer
-	cmd := NewCommand(context.Background(), &out)
-	cmd.SetArgs([]string{"--help"})
-	cmd.SetOut(&out)
-	if err := cmd.Execute(); err != nil {
-		t.Fatalf("--help: %v", err)
-	}
+	out := runRoot(t, "--help")
 	want := regexp.MustCompile(`\nCommands:\n(  .*\n)*  doctor +Check why the metrics API does not work, and say how to fix it\n`)
-	if !want.MatchString(out.String()) {
-		t.Errorf("--help lacks %q:\n%s", want, out.String())
+	if !want.MatchString(out) {
+		t.Errorf("--help lacks %q:\n%s", want, out)
 	}
 }
