@@ -72,7 +72,6 @@ func bootstrapGrants(secret string, apiServices []string) map[grant]string {
 	g := map[grant]string{
 		{Namespace: ns, Resource: "secrets", Name: name, Verb: "get"}:    "the bootstrap reads its Secret",
 		{Namespace: ns, Resource: "secrets", Name: name, Verb: "update"}: "the bootstrap renews the serving certificate in its Secret",
-		{Namespace: ns, Resource: "secrets", Name: name, Verb: "patch"}:  "the bootstrap renews the serving certificate in its Secret",
 		{Namespace: ns, Resource: "secrets", Verb: "create"}:             "the bootstrap creates its Secret on the first start",
 	}
 	for _, a := range apiServices {

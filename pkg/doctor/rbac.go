@@ -191,11 +191,10 @@ func grantsFor(ns, sa string, args map[string]string) []grant {
 		perms: []permission{
 			{verb: "get", resource: "secrets", namespace: sns, name: sname},
 			{verb: "update", resource: "secrets", namespace: sns, name: sname},
-			{verb: "patch", resource: "secrets", namespace: sns, name: sname},
 			{verb: "create", resource: "secrets", namespace: sns},
 		},
 		fix: func(bool) string {
-			return fmt.Sprintf("bind to ServiceAccount %s a Role in %s with the rules {apiGroups: [\"\"], resources: [\"secrets\"], resourceNames: [%q], verbs: [\"get\", \"update\", \"patch\"]} and {apiGroups: [\"\"], resources: [\"secrets\"], verbs: [\"create\"]} (manifests/base)", subject, sns, sname)
+			return fmt.Sprintf("bind to ServiceAccount %s a Role in %s with the rules {apiGroups: [\"\"], resources: [\"secrets\"], resourceNames: [%q], verbs: [\"get\", \"update\"]} and {apiGroups: [\"\"], resources: [\"secrets\"], verbs: [\"create\"]} (manifests/base)", subject, sns, sname)
 		},
 	})
 	names := splitList(args["tls-bootstrap-apiservices"])

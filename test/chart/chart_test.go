@@ -725,8 +725,8 @@ type metav1ObjectMeta struct {
 	Annotations map[string]string `json:"annotations"`
 }
 
-// checkBootstrapRBAC checks that the server's ServiceAccount may get,
-// update and patch exactly the Secret namespace/secret, create Secrets
+// checkBootstrapRBAC checks that the server's ServiceAccount may get and
+// update exactly the Secret namespace/secret, create Secrets
 // there, and get and patch exactly the APIServices named.
 func checkBootstrapRBAC(t *testing.T, objs objects, namespace, secret string, apiServices ...string) {
 	t.Helper()
@@ -740,7 +740,6 @@ func checkBootstrapRBAC(t *testing.T, objs objects, namespace, secret string, ap
 	want := []string{
 		`"" secrets create in ` + namespace,
 		`"" secrets get ` + secret + ` in ` + namespace,
-		`"" secrets patch ` + secret + ` in ` + namespace,
 		`"" secrets update ` + secret + ` in ` + namespace,
 		`"apiregistration.k8s.io" apiservices get ` + names,
 		`"apiregistration.k8s.io" apiservices patch ` + names,
