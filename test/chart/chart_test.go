@@ -627,6 +627,11 @@ func TestRefusedValues(t *testing.T) {
 		want   string
 	}{
 		{[]string{"hostNetwork.enabled=true", "containerPort=10250"}, "collides with the kubelet's port"},
+		// The port is containerPort's: a second --secure-port would win
+		// over it while the probes and the Service kept the old one, and
+		// on the host network it could land on the kubelet's.
+		{[]string{"args={--secure-port=4443}"}, "set containerPort instead"},
+		{[]string{"hostNetwork.enabled=true", "args={--kubelet-insecure-tls,--secure-port=10250}"}, "set containerPort instead"},
 		{[]string{"replicas=2", "podDisruptionBudget.enabled=true", "podDisruptionBudget.minAvailable=1", "podDisruptionBudget.maxUnavailable=1"}, "not both"},
 		// A budget that no eviction can satisfy hangs every drain.
 		{[]string{"podDisruptionBudget.enabled=true"}, "replicas=1 never lets a replica be evicted"},
