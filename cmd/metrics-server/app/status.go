@@ -76,6 +76,11 @@ func newStatusCommand(out io.Writer) *cobra.Command {
 			if err := o.validate(); err != nil {
 				return &ExitError{Code: statusExitUsage, Err: err}
 			}
+			// An unreadable kubeconfig or unknown context is a usage
+			// error, as in doctor.
+			if _, err := o.restConfig(); err != nil {
+				return &ExitError{Code: statusExitUsage, Err: err}
+			}
 			if err := o.run(cmd.Context(), args, out); err != nil {
 				return &ExitError{Code: statusExitFailed, Err: err}
 			}

@@ -132,6 +132,8 @@ func TestStatusUsageErrors(t *testing.T) {
 		{[]string{"--timeout", "0s"}, "--timeout=0s"},
 		{[]string{"--no-such-flag"}, "unknown flag: --no-such-flag; see metrics-server status --help"},
 		{[]string{"pod", "web-0"}, "NAMESPACE/NAME"},
+		// The kubeconfig is the operator's input too.
+		{[]string{"--kubeconfig", "/nonexistent/kubeconfig"}, `--kubeconfig "/nonexistent/kubeconfig"`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
