@@ -270,6 +270,11 @@ func (o *statusOptions) serverCA(ctx context.Context, cfg *rest.Config) ([]byte,
 		return nil, fmt.Errorf("building an APIService client: %w", err)
 	}
 	svc, err := agg.ApiregistrationV1().APIServices().Get(ctx, o.apiService, metav1.GetOptions{})
+	var apiErr apierrors.APIStatus
+	if err != nil && !errors.As(err, &apiErr) {
+		// No answer at all: a CA flag would not help.
+		return nil, fmt.Errorf("the kube-apiserver at %s did not answer (check the kubeconfig's server and the network to it): %w", cfg.Host, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading APIService %s for the CA that verifies the server (or pass --certificate-authority): %w", o.apiService, err)
 	}

@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"errors"
+	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // TestReadyBackend: which pod and port the port-forward of metrics-server
@@ -143,5 +147,35 @@ func TestStatusUsageErrors(t *testing.T) {
 				t.Errorf("error %v, want exit status %d saying %q", err, statusExitUsage, tt.wantText)
 			}
 		})
+	}
+}
+
+// TestStatusUnreachableAPIServer: when the kube-apiserver does not answer,
+// status says so and names its address, instead of pointing at a CA flag
+// that would not help; it is a failure (exit 1), not a usage error.
+func TestStatusUnreachableAPIServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["c"] = &clientcmdapi.Cluster{Server: "https://" + addr, InsecureSkipTLSVerify: true}
+	cfg.AuthInfos["u"] = &clientcmdapi.AuthInfo{Token: operatorToken}
+	cfg.Contexts["c"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "u"}
+	cfg.CurrentContext = "c"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	_, err = runStatus(t, "--kubeconfig", path, "--server", "https://127.0.0.1:1", "--timeout", "5s")
+	var exit *ExitError
+	if !errors.As(err, &exit) || exit.Code != statusExitFailed {
+		t.Fatalf("error %v, want exit status %d", err, statusExitFailed)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "the kube-apiserver at https://"+addr+" did not answer") || strings.Contains(msg, "--certificate-authority") {
+		t.Errorf("error %q, want it to say the kube-apiserver at https://%s did not answer, without the CA flag", msg, addr)
 	}
 }
