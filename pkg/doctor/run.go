@@ -76,9 +76,11 @@ func Run(ctx context.Context, cfg Config) []Finding {
 		}
 	}
 	var server Server
+	var findErr error
 	bounded(func(ctx context.Context) {
 		var err error
 		server, err = FindServer(ctx, cfg.Client, cfg.Namespace, cfg.Service, cfg.ServiceAccount, cfg.ServiceAccountSet)
+		findErr = err
 		if err != nil {
 			findings = append(findings, Finding{Check: "server", Target: fmt.Sprintf("service/%s/%s", cfg.Namespace, cfg.Service), Status: StatusWarn,
 				Message: "cannot find metrics-server's Deployment, so its own flags were not checked and its service account is taken as " + cfg.ServiceAccount,
@@ -88,6 +90,13 @@ func Run(ctx context.Context, cfg Config) []Finding {
 	})
 	if cfg.ServerArgs != nil {
 		server.Args = cfg.ServerArgs
+	} else if server.Deployment == "" && findErr == nil {
+		// Without the server's flags every later check assumes its
+		// defaults, whose address types (host names first) differ from
+		// the manifests': say so rather than fail nodes for it.
+		findings = append(findings, Finding{Check: "server", Target: fmt.Sprintf("service/%s/%s", cfg.Namespace, cfg.Service), Status: StatusWarn,
+			Message: "no Deployment runs metrics-server behind service " + cfg.Namespace + "/" + cfg.Service + " (it runs outside the cluster, or from another kind of object): the checks below assume its default flags, such as --kubelet-preferred-address-types=Hostname,InternalDNS,InternalIP,ExternalDNS,ExternalIP",
+			Fix:     `pass the flags it runs with: --server-args="--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname --kubelet-use-node-status-port ..."`})
 	}
 	bounded(func(ctx context.Context) {
 		findings = append(findings, CheckAggregationLayer(ctx, cfg.Client, AggregationInput{ServerArgs: server.Args, APIServices: states, Now: cfg.Now()})...)

@@ -56,6 +56,8 @@ func TestRunOrderAndVerdict(t *testing.T) {
 	want := []string{
 		"apiservice v1beta1.metrics.k8s.io fail",
 		"apiservice v1.metrics.k8s.io fail",
+		// No Deployment and no --server-args: the flags are assumed.
+		"server service/kube-system/metrics-server warn",
 		"aggregation-layer configmap/kube-system/extension-apiserver-authentication ok",
 		"rbac serviceaccount/kube-system/metrics-server fail",
 		"rbac serviceaccount/kube-system/metrics-server ok",
