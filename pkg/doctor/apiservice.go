@@ -10,10 +10,12 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 )
 
 // APIServiceResource is apiregistration.k8s.io/v1 apiservices, read through
-// a dynamic client so that this package needs no kube-aggregator clientset.
+// a dynamic client (so that this package needs no kube-aggregator clientset)
+// into the kube-aggregator's own type.
 var APIServiceResource = schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}
 
 // MetricsAPIServices returns the APIServices our server registers, v1beta1
@@ -28,30 +30,6 @@ const injectCAFrom = "cert-manager.io/inject-ca-from"
 
 func namespaceOf(ref string) string { ns, _, _ := strings.Cut(ref, "/"); return ns }
 func nameOf(ref string) string      { _, n, _ := strings.Cut(ref, "/"); return n }
-
-// apiService holds the fields of an APIService the checks read.
-type apiService struct {
-	Metadata struct {
-		Annotations map[string]string `json:"annotations"`
-	} `json:"metadata"`
-	Spec struct {
-		Service *struct {
-			Namespace string `json:"namespace"`
-			Name      string `json:"name"`
-			Port      *int32 `json:"port"`
-		} `json:"service"`
-		CABundle              []byte `json:"caBundle"`
-		InsecureSkipTLSVerify bool   `json:"insecureSkipTLSVerify"`
-	} `json:"spec"`
-	Status struct {
-		Conditions []struct {
-			Type    string `json:"type"`
-			Status  string `json:"status"`
-			Reason  string `json:"reason"`
-			Message string `json:"message"`
-		} `json:"conditions"`
-	} `json:"status"`
-}
 
 // APIServiceState is what CheckAPIServices learned of one APIService, for
 // the checks that interpret its failure further (the aggregation layer).
@@ -107,7 +85,7 @@ func checkAPIService(ctx context.Context, client dynamic.Interface, name string)
 			Detail:  err.Error()}}, st
 	}
 	st.Found = true
-	var as apiService
+	var as apiregv1.APIService
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &as); err != nil {
 		return []Finding{{Check: "apiservice", Target: name, Status: StatusWarn,
 			Message: fmt.Sprintf("cannot decode APIService %s", name), Detail: err.Error()}}, st
@@ -126,7 +104,7 @@ func checkAPIService(ctx context.Context, client dynamic.Interface, name string)
 		findings = append(findings, Finding{Check: "apiservice-tls", Target: name, Status: StatusWarn,
 			Message: fmt.Sprintf("APIService %s sets insecureSkipTLSVerify: the kube-apiserver sends every user's identity to service %s without verifying who answers", name, svc),
 			Fix:     "let the server create and publish its CA (--tls-bootstrap-secret=kube-system/metrics-server-tls, the default of manifests/base and the chart) or use cert-manager (manifests/components/cert-manager, chart tls.type=certManager)"})
-	} else if from := as.Metadata.Annotations[injectCAFrom]; len(as.Spec.CABundle) == 0 && from != "" {
+	} else if from := as.Annotations[injectCAFrom]; len(as.Spec.CABundle) == 0 && from != "" {
 		findings = append(findings, Finding{Check: "apiservice-tls", Target: name, Status: StatusFail,
 			Message: fmt.Sprintf("APIService %s has no caBundle yet: cert-manager's CA injector has not filled it from Certificate %s", name, from),
 			Fix:     fmt.Sprintf("check that cert-manager (with its cainjector) runs and the Certificate is Ready: kubectl -n %s describe certificate %s", namespaceOf(from), nameOf(from))})
@@ -137,10 +115,10 @@ func checkAPIService(ctx context.Context, client dynamic.Interface, name string)
 	}
 
 	for _, c := range as.Status.Conditions {
-		if c.Type != "Available" {
+		if c.Type != apiregv1.Available {
 			continue
 		}
-		if c.Status == "True" {
+		if c.Status == apiregv1.ConditionTrue {
 			return append([]Finding{{Check: "apiservice", Target: name, Status: StatusOK,
 				Message: fmt.Sprintf("APIService %s is Available (service %s)", name, svc)}}, findings...), st
 		}
