@@ -55,7 +55,8 @@ type Bootstrapper struct {
 	dnsNames         []string
 	current          *bundle
 	apiServiceStates map[string]apiServiceState
-	lastSyncErr      string // the last error of Run's syncs, "" after a success
+	lastSyncErr      string        // the last error of Run's syncs, "" after a success
+	initBackoff      time.Duration // Init's first wait between attempts, doubling
 }
 
 // New checks cfg and returns a Bootstrapper; nothing is read or written
@@ -86,7 +87,7 @@ func New(cfg Config) (*Bootstrapper, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
-	return &Bootstrapper{cfg: cfg, dnsNames: DNSNames(cfg.Service, cfg.Namespace), apiServiceStates: map[string]apiServiceState{}}, nil
+	return &Bootstrapper{cfg: cfg, dnsNames: DNSNames(cfg.Service, cfg.Namespace), apiServiceStates: map[string]apiServiceState{}, initBackoff: initBackoff}, nil
 }
 
 // DNSNames returns the names a serving certificate for service in
@@ -117,7 +118,7 @@ const (
 // 30s.
 func (b *Bootstrapper) Init(ctx context.Context) error {
 	var err error
-	for attempt, wait := 1, initBackoff; ; attempt, wait = attempt+1, 2*wait {
+	for attempt, wait := 1, b.initBackoff; ; attempt, wait = attempt+1, 2*wait {
 		if err = b.syncFiles(ctx); err == nil || !retriable(err) || attempt == initAttempts {
 			break
 		}
@@ -127,6 +128,10 @@ func (b *Bootstrapper) Init(ctx context.Context) error {
 			return fmt.Errorf("serving-certificate bootstrap: %w (stopped: %w)", err, context.Cause(ctx))
 		case <-time.After(wait):
 		}
+	}
+	if err != nil && retriable(err) {
+		return fmt.Errorf("serving-certificate bootstrap: gave up after %d attempts: %w; "+
+			"check that the kube-apiserver is reachable from the server (--kubeconfig, or the in-cluster service account and KUBERNETES_SERVICE_HOST) and not overloaded", initAttempts, err)
 	}
 	if err != nil {
 		return fmt.Errorf("serving-certificate bootstrap: %w", err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -176,5 +177,31 @@ func TestRunKeepsServingWhenTakenOver(t *testing.T) {
 	}
 	if got := c.apiService(t, v1API).Spec.CABundle; !bytes.Equal(got, injected) {
 		t.Errorf("the APIService's caBundle was set back to the bootstrap's CA")
+	}
+}
+
+// TestInitGivesUpSayingWhatToDo: a kube-apiserver that stays unavailable
+// makes Init fail after its attempts with an error that tells the operator
+// what to check, not only the last refusal.
+func TestInitGivesUpSayingWhatToDo(t *testing.T) {
+	c := newCluster(t)
+	reads := 0
+	c.kube.PrependReactor("get", "secrets", func(clienttesting.Action) (bool, runtime.Object, error) {
+		reads++
+		return true, nil, apierrors.NewServiceUnavailable("the kube-apiserver is starting")
+	})
+	b := c.bootstrapper(t, t.TempDir(), nil, 0)
+	b.initBackoff = time.Millisecond
+	err := b.Init(t.Context())
+	if err == nil {
+		t.Fatal("Init succeeded against an unavailable kube-apiserver")
+	}
+	if reads != initAttempts {
+		t.Errorf("Init read the Secret %d times, want %d", reads, initAttempts)
+	}
+	for _, want := range []string{"the kube-apiserver is starting", "--kubeconfig", fmt.Sprint(initAttempts)} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Init's error %q does not contain %q", err, want)
+		}
 	}
 }
