@@ -1,13 +1,11 @@
 package nodeevents
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,7 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2"
-	"k8s.io/klog/v2/textlogger"
+	"k8s.io/klog/v2/ktesting"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
@@ -166,9 +164,10 @@ func TestCapPerMinute(t *testing.T) {
 // TestForbiddenEvents: without permission to write events the recorder
 // logs that once and goes on; once permitted, events are written.
 func TestForbiddenEvents(t *testing.T) {
-	var buf syncBuffer
-	klog.SetLogger(textlogger.NewLogger(textlogger.NewConfig(textlogger.Output(&buf))))
+	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.BufferLogs(true)))
+	klog.SetLogger(logger)
 	t.Cleanup(klog.ClearLogger)
+	buf := logger.GetSink().(ktesting.Underlier).GetBuffer()
 
 	c := fake.NewClientset()
 	var forbidden atomic.Bool
@@ -207,21 +206,4 @@ func TestForbiddenEvents(t *testing.T) {
 	if diff := cmp.Diff([]written{{"worker-9", corev1.EventTypeWarning, ReasonFailed}}, waitEvents(t, c, 1)); diff != "" {
 		t.Errorf("events once permitted (-want +got):\n%s", diff)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
