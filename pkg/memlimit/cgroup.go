@@ -11,6 +11,7 @@ package memlimit
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -85,8 +86,11 @@ func Read(fsys fs.FS) (Limit, error) {
 	for _, dir := range levels(m, h.path) {
 		name := strings.TrimPrefix(path.Join(dir, file), "/")
 		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
 			continue // no limit at this level (cgroup v2's root has no memory.max)
+		}
+		if err != nil {
+			return Limit{}, fmt.Errorf("reading the memory limit in /%s: %w", name, err)
 		}
 		n, limited, err := parseLimit(b)
 		if err != nil {

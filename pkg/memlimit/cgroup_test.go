@@ -1,6 +1,7 @@
 package memlimit
 
 import (
+	"io/fs"
 	"os"
 	"runtime"
 	"strings"
@@ -223,4 +224,35 @@ func TestReadThisMachine(t *testing.T) {
 		t.Errorf("Read() on this machine found no memory controller: %+v", lim)
 	}
 	t.Logf("this machine: %+v", lim)
+}
+
+// deniedFS refuses to open one file, as a read-only or restricted mount
+// does, and serves the rest from FS.
+type deniedFS struct {
+	fs.FS
+	denied string
+}
+
+func (d deniedFS) Open(name string) (fs.File, error) {
+	if name == d.denied {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+	}
+	return d.FS.Open(name)
+}
+
+// TestReadUnreadableLevel: a limit file that exists but cannot be read is an
+// error naming it, not a level without a limit (which would let a larger
+// ancestor's limit stand for the container's).
+func TestReadUnreadableLevel(t *testing.T) {
+	const cg = "/kubepods.slice/pod1/cri-containerd-1.scope"
+	fsys := deniedFS{FS: fstest.MapFS{
+		"proc/self/cgroup":                        file("0::" + cg + "\n"),
+		"proc/self/mountinfo":                     file(v2Mounts),
+		"sys/fs/cgroup/kubepods.slice/memory.max": file("201863462912\n"),
+		"sys/fs/cgroup" + cg + "/memory.max":      file("419430400\n"),
+	}, denied: "sys/fs/cgroup" + cg + "/memory.max"}
+	lim, err := Read(fsys)
+	if err == nil || !strings.Contains(err.Error(), "/sys/fs/cgroup"+cg+"/memory.max") {
+		t.Fatalf("Read() = %+v, %v; want an error naming the unreadable memory.max", lim, err)
+	}
 }
