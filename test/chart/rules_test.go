@@ -117,10 +117,12 @@ func TestPrometheusRulesSelectOurSeries(t *testing.T) {
 		{[]string{`prometheusRule.selector=job="ops-metrics"`}, map[string]string{"job": "ops-metrics"}},
 	} {
 		t.Run(strings.Join(tc.values, ","), func(t *testing.T) {
+			checked := 0
 			for _, sel := range selectors(t, ruleGroups(t, tc.values...)) {
 				if !strings.HasPrefix(sel.metric, "metrics_server_") {
 					continue
 				}
+				checked++
 				got := map[string]string{}
 				for _, m := range sel.matchers {
 					if m.Type == labels.MatchEqual && (m.Name == "job" || m.Name == "namespace") {
@@ -130,6 +132,9 @@ func TestPrometheusRulesSelectOurSeries(t *testing.T) {
 				if diff := cmp.Diff(tc.want, got); diff != "" {
 					t.Errorf("%s: %s selects (-want +got):\n%s", sel.alert, sel.metric, diff)
 				}
+			}
+			if checked == 0 {
+				t.Fatal("no rule reads a metrics_server_ series: nothing was checked")
 			}
 		})
 	}
