@@ -22,6 +22,7 @@ import (
 	aggfake "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset/fake"
 	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
 )
 
 const (
@@ -140,7 +141,7 @@ func metricsAPIService(name string) *apiregv1.APIService {
 	return &apiregv1.APIService{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: apiregv1.APIServiceSpec{
-			Service:               &apiregv1.ServiceReference{Namespace: testNS, Name: "metrics-server", Port: ptr(int32(443))},
+			Service:               &apiregv1.ServiceReference{Namespace: testNS, Name: "metrics-server", Port: ptr.To[int32](443)},
 			Group:                 group,
 			Version:               version,
 			InsecureSkipTLSVerify: true,
@@ -149,8 +150,6 @@ func metricsAPIService(name string) *apiregv1.APIService {
 		},
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // readFiles returns the files in dir.
 func readFiles(t *testing.T, dir string) map[string][]byte {
