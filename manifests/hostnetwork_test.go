@@ -53,10 +53,12 @@ func TestHostNetworkOverlay(t *testing.T) {
 			t.Errorf("%s probe %+v does not name the https port", name, probe)
 		}
 	}
+	services := 0
 	for _, o := range objs {
 		if o.Kind != "Service" {
 			continue
 		}
+		services++
 		var s corev1.Service
 		mustUnmarshal(t, o, &s)
 		for _, p := range s.Spec.Ports {
@@ -64,5 +66,8 @@ func TestHostNetworkOverlay(t *testing.T) {
 				t.Errorf("Service %s port %d targets %q, want the name https", s.Name, p.Port, p.TargetPort.String())
 			}
 		}
+	}
+	if services == 0 {
+		t.Error("the overlay renders no Service: nothing reaches the server")
 	}
 }
