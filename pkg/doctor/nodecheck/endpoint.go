@@ -55,20 +55,13 @@ func (a *answer) subresource() string {
 // headers, no redirect followed, body bounded) and decodes the answer
 // with the server's decoders.
 func (p *probe) ask(ctx context.Context, resource bool) *answer {
-	u := url.URL{Scheme: p.r.cfg.Scheme, Host: p.addr, Path: kubelet.SummaryPath, RawQuery: kubelet.SummaryQuery}
-	accept := "application/json"
-	if resource {
-		u = url.URL{Scheme: p.r.cfg.Scheme, Host: p.addr, Path: kubelet.ResourcePath(p.node)}
-		accept = "text/plain;version=0.0.4;q=0.9,*/*;q=0.1"
-	}
-	a := &answer{resource: resource, path: u.RequestURI(), asked: p.r.in.Clock.Now()}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	a := &answer{resource: resource, asked: p.r.in.Clock.Now()}
+	req, err := kubelet.NewRequest(ctx, p.r.cfg.Scheme, p.addr, p.node, resource)
 	if err != nil {
 		a.err = err
 		return a
 	}
-	req.Header.Set("Accept", accept)
-	req.Header.Set("Accept-Encoding", "identity")
+	a.path = req.URL.RequestURI()
 	resp, err := p.r.http.Do(req)
 	if err != nil {
 		a.err = err

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -250,27 +249,14 @@ func (c *Client) firstPath(node *corev1.Node) string {
 
 // fetch asks one endpoint and decodes its answer.
 func (c *Client) fetch(ctx context.Context, node *corev1.Node, addr string, resource bool) (*points.Batch, error) {
-	u := url.URL{Scheme: c.cfg.Scheme, Host: addr, Path: summaryPath, RawQuery: summaryQuery}
-	accept := acceptJSON
-	if resource {
-		u = url.URL{Scheme: c.cfg.Scheme, Host: addr, Path: c.resourcePathFor(node)}
-		accept = acceptPrometheus
+	req, err := NewRequest(ctx, c.cfg.Scheme, addr, node, resource)
+	if err != nil {
+		return nil, &ScrapeError{Node: node.Name, Address: addr, Reason: ReasonConnection, Err: fmt.Errorf("building the request: %w", err)}
 	}
+	u := req.URL
 	fail := func(reason Reason, status int, err error) error {
 		return &ScrapeError{Node: node.Name, Address: addr, Endpoint: u.Path, Reason: reason, Status: status, Err: err}
 	}
-	// The URL is set as built: rendering it to a string for
-	// NewRequestWithContext to parse back was work done twice per scrape.
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "", nil)
-	if err != nil {
-		return nil, fail(ReasonConnection, 0, fmt.Errorf("building the request: %w", err))
-	}
-	req.URL, req.Host = &u, u.Host
-	req.Header.Set("Accept", accept)
-	// A kubelet compresses /metrics/resource when asked, costing it and us
-	// more CPU than the bytes saved are worth inside a cluster (about
-	// 12 KiB a node per resolution at 30 pods).
-	req.Header.Set("Accept-Encoding", "identity")
 	now := c.cfg.Clock.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -1,6 +1,9 @@
 package kubelet
 
 import (
+	"context"
+	"net/http"
+	"net/url"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -26,6 +29,32 @@ func ResourcePath(node *corev1.Node) string {
 		return p
 	}
 	return resourcePath
+}
+
+// NewRequest builds the GET a Client sends to node's kubelet at addr
+// (host:port) with scheme: ResourcePath(node) when resource, else the
+// summary with its query; with the client's Accept header and
+// Accept-Encoding identity. The error is only for a nil ctx.
+func NewRequest(ctx context.Context, scheme, addr string, node *corev1.Node, resource bool) (*http.Request, error) {
+	u := url.URL{Scheme: scheme, Host: addr, Path: summaryPath, RawQuery: summaryQuery}
+	accept := acceptJSON
+	if resource {
+		u = url.URL{Scheme: scheme, Host: addr, Path: ResourcePath(node)}
+		accept = acceptPrometheus
+	}
+	// The URL is set as built: rendering it to a string for
+	// NewRequestWithContext to parse back was work done twice per scrape.
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.URL, req.Host = &u, u.Host
+	req.Header.Set("Accept", accept)
+	// A kubelet compresses /metrics/resource when asked, costing it and us
+	// more CPU than the bytes saved are worth inside a cluster (about
+	// 12 KiB a node per resolution at 30 pods).
+	req.Header.Set("Accept-Encoding", "identity")
+	return req, nil
 }
 
 // SummaryPath and SummaryQuery are what the client asks for the summary.
