@@ -31,6 +31,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
+	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 )
 
 // testCA is a CA that signs kubelet serving certificates.
@@ -210,26 +211,26 @@ node_memory_working_set_bytes 2.14748364800e+11 ` + ms(2*time.Second) + `
 `
 }
 
-// summaryBody is the same node's /stats/summary?only_cpu_and_memory=true
-// (whole-second times, as the kubelet writes them).
+// summaryBody is the same node's /stats/summary?only_cpu_and_memory=true,
+// built from the kubelet's own type (k8s.io/kubelet stats/v1alpha1), so
+// it marshals as the kubelet does (whole-second times).
 func summaryBody(now time.Time) []byte {
-	at := func(back time.Duration) string { return now.Add(-back).UTC().Format(time.RFC3339) }
-	usage := func(back time.Duration, cores, mem uint64) map[string]any {
-		return map[string]any{
-			"cpu":    map[string]any{"time": at(back), "usageNanoCores": cores / 1000, "usageCoreNanoSeconds": cores},
-			"memory": map[string]any{"time": at(back), "workingSetBytes": mem, "usageBytes": mem + mem/4},
-		}
+	at := func(back time.Duration) metav1.Time { return metav1.NewTime(now.Add(-back)) }
+	u64 := func(v uint64) *uint64 { return &v }
+	cpu := func(back time.Duration, coreNanos uint64) *statsv1alpha1.CPUStats {
+		return &statsv1alpha1.CPUStats{Time: at(back), UsageNanoCores: u64(coreNanos / 1000), UsageCoreNanoSeconds: u64(coreNanos)}
 	}
-	node := usage(2*time.Second, 10368000123456787, 214748364800)
-	node["nodeName"], node["startTime"] = "worker-3", at(400*time.Hour)
-	pg := usage(3*time.Second, 310000123456000, 19327352832)
-	pg["name"], pg["startTime"] = "postgres", at(72*time.Hour)
-	b, _ := json.Marshal(map[string]any{
-		"node": node,
-		"pods": []any{map[string]any{
-			"podRef":     map[string]any{"name": "pg-0", "namespace": "billing", "uid": "4b6e1c2a-3f0d-4d8e-9a51-0c2f7e9b1d23"},
-			"startTime":  at(72 * time.Hour),
-			"containers": []any{pg},
+	mem := func(back time.Duration, ws uint64) *statsv1alpha1.MemoryStats {
+		return &statsv1alpha1.MemoryStats{Time: at(back), WorkingSetBytes: u64(ws), UsageBytes: u64(ws + ws/4)}
+	}
+	b, _ := json.Marshal(statsv1alpha1.Summary{
+		Node: statsv1alpha1.NodeStats{NodeName: "worker-3", StartTime: at(400 * time.Hour),
+			CPU: cpu(2*time.Second, 10368000123456787), Memory: mem(2*time.Second, 214748364800)},
+		Pods: []statsv1alpha1.PodStats{{
+			PodRef:    statsv1alpha1.PodReference{Name: "pg-0", Namespace: "billing", UID: "4b6e1c2a-3f0d-4d8e-9a51-0c2f7e9b1d23"},
+			StartTime: at(72 * time.Hour),
+			Containers: []statsv1alpha1.ContainerStats{{Name: "postgres", StartTime: at(72 * time.Hour),
+				CPU: cpu(3*time.Second, 310000123456000), Memory: mem(3*time.Second, 19327352832)}},
 		}},
 	})
 	return b
