@@ -90,17 +90,23 @@ func TestEveryInstallVerifiesTLS(t *testing.T) {
 // production manifest by the checks above being skipped for the wrong one.
 func TestTestOverlayIsTheInsecureOne(t *testing.T) {
 	objs := render(t, insecureOverlay)
+	apiServices := 0
 	for _, o := range objs {
 		if o.Kind != "APIService" {
 			continue
 		}
+		apiServices++
 		var a apiServiceObject
 		mustUnmarshal(t, o, &a)
 		if !a.Spec.InsecureSkipTLSVerify {
 			t.Errorf("APIService %s of %s verifies the server, which then needs a CA the overlay does not give", a.Metadata.Name, insecureOverlay)
 		}
 	}
-	for _, d := range deployments(t, objs) {
+	ds := deployments(t, objs)
+	if apiServices == 0 || len(ds) == 0 {
+		t.Fatalf("%s renders %d APIServices and %d Deployments: nothing to check", insecureOverlay, apiServices, len(ds))
+	}
+	for _, d := range ds {
 		args := d.Spec.Template.Spec.Containers[0].Args
 		if !slices.Contains(args, "--kubelet-insecure-tls") {
 			t.Errorf("Deployment %s of %s lacks --kubelet-insecure-tls: %v", d.Name, insecureOverlay, args)
