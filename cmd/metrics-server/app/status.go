@@ -358,10 +358,6 @@ func getStatus(ctx context.Context, c *http.Client, base, path string, v any) er
 	return fmt.Errorf("metrics-server at %s answered %d to %s (is it a kubemetrics metrics-server of this version?): %s", base, resp.StatusCode, path, snippetOf(body))
 }
 
-func snippetOf(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > 300 {
-		s = s[:300] + "..."
-	}
-	return s
-}
+// snippetOf is the start of a body quoted in an error: one line of at
+// most 300 bytes, cut on a rune.
+func snippetOf(b []byte) string { return oneLine(string(b), 300) }

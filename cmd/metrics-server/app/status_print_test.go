@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kubemetrics/metrics-server/pkg/status"
 )
@@ -93,5 +94,17 @@ func TestStatusTableLines(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSnippetOfCutsOnARune: an error page quoted in an error stays valid
+// UTF-8 on one line, however long and wherever its multi-byte runes fall.
+func TestSnippetOfCutsOnARune(t *testing.T) {
+	for _, pad := range []int{271, 272, 273, 274} {
+		body := []byte("<html>\n<title>502</title>\n" + strings.Repeat("x", pad) + strings.Repeat("é", 200))
+		got := snippetOf(body)
+		if !utf8.ValidString(got) || strings.Contains(got, "\n") || len(got) > 300 {
+			t.Errorf("pad %d: snippetOf = %q (%d bytes): want valid UTF-8, one line, at most 300 bytes", pad, got, len(got))
+		}
 	}
 }
