@@ -43,6 +43,7 @@ for name in "${names[@]}"; do
   dest="$out" ver="$version"
   [ "$name" != kwok ] || { dest="$kwok_out"; ver="$kwok_version"; }
   [ "$name" != helm ] || { dest="$helm_out"; ver="$helm_version"; }
+  [ "$name" != kubectl-1.32 ] || ver="v1.32.3"
   if [ -x "$dest/$name" ]; then echo "build-k8s: $name $ver cached in $dest"; continue; fi
   echo "build-k8s: building $name $ver (a first build takes minutes on 2 cores)..."
   start=$(date +%s)
@@ -62,8 +63,16 @@ for name in "${names[@]}"; do
   if [ "$name" = kwok ] || [ "$name" = helm ]; then
     # kwok and helm from their own modules and go.mod files (go install
     # pkg@version), into a scratch folder first so a failed build leaves
-    # nothing behind.
-    build=(env GOBIN="$dest/.tmp" CGO_ENABLED=0 nice -n 10 go install -trimpath -ldflags "-s -w" "$pkg")
+    # nothing behind. Helm's release builds stamp its version and commit;
+    # without them `helm version` says v3.22 and no commit. The module proxy
+    # gives no commit, so it says where the source came from instead.
+    flags="-s -w"
+    if [ "$name" = helm ]; then
+      flags+=" -X helm.sh/helm/v3/internal/version.version=$helm_version"
+      flags+=" -X helm.sh/helm/v3/internal/version.gitCommit=go-module-proxy"
+      flags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+    fi
+    build=(env GOBIN="$dest/.tmp" CGO_ENABLED=0 nice -n 10 go install -trimpath -ldflags "$flags" "$pkg")
   else
     build=(env CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "$flags" -o "$dest/.tmp/$name" "$pkg")
   fi

@@ -106,11 +106,12 @@ func run() error {
 		}
 		fmt.Printf("\n$ kubectl top %s%s\n%s", what, map[string]string{"pods": " -A"}[what], out)
 	}
-	fmt.Printf("\nThe cluster keeps running until Ctrl-C (or `make demo-down` from another shell). Try:\n"+
-		"  export KUBECONFIG=%s\n  export PATH=%s:$PATH\n"+
-		"  kubectl top pods -A --containers\n  kubectl get --raw /apis/metrics.k8s.io/v1/nodes\n"+
-		"  kubectl annotate pods -n demo -l app=worker --overwrite %s=cpu=900m,memory=300Mi\n"+
-		"Logs: %s/logs\n", c.AdminKubeconfig, absBin, fleet.UsageAnnotation, *dir)
+	helmDir := filepath.Join(repo, "test/.cache/bin/helm-v3.22.0")
+	serverBin, err := filepath.Abs(*server)
+	if err != nil {
+		return err
+	}
+	fmt.Print(nextSteps(c.AdminKubeconfig, absBin, helmDir, serverBin, c.PKI.Path(pki.KubeletCA+".crt"), port, *dir))
 	<-ctx.Done()
 	logf("stopping")
 	return nil
@@ -187,4 +188,23 @@ func waitTop(ctx context.Context, c *localcluster.Cluster, what string) (string,
 		}
 	}
 	return "", fmt.Errorf("kubectl top %s: %w", what, last)
+}
+
+// nextSteps is what the playground prints once it is ready: the
+// environment for the kubectl and helm it built, things to try, and the
+// troubleshooting commands with this run's port and paths, ready to paste.
+func nextSteps(kubeconfig, binDir, helmDir, server, kubeletCA string, port int, dir string) string {
+	return fmt.Sprintf(`
+The cluster keeps running until Ctrl-C (or `+"`make demo-down`"+` from another shell). In another shell:
+  export KUBECONFIG=%[1]s
+  export PATH=%[2]s:%[3]s:$PATH    # kubectl v1.37.2 and helm v3.22.0, as built here
+  kubectl top pods -A --containers
+  kubectl get --raw /apis/metrics.k8s.io/v1/nodes
+  kubectl annotate pods -n demo -l app=worker --overwrite %[4]s=cpu=900m,memory=300Mi
+Troubleshooting (the server runs as a process here, so doctor gets its flags and status its address):
+  %[5]s doctor --server-args "--kubelet-preferred-address-types=InternalIP --kubelet-use-node-status-port" \
+    --kubelet-certificate-authority %[6]s
+  %[5]s status --server https://127.0.0.1:%[7]d --tls-server-name metrics-server.kube-system.svc
+Logs: %[8]s/logs
+`, kubeconfig, binDir, helmDir, fleet.UsageAnnotation, server, kubeletCA, port, dir)
 }
