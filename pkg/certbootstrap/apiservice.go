@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -22,23 +23,44 @@ const (
 	statePatched  apiServiceState = "patched"
 	stateMissing  apiServiceState = "missing"
 	stateFailed   apiServiceState = "failed"
+	stateForeign  apiServiceState = "foreign" // not ours to patch: left alone
 )
+
+// caInjectionAnnotations ask cert-manager's cainjector to keep an
+// APIService's caBundle: someone else's CA goes there.
+var caInjectionAnnotations = []string{
+	"cert-manager.io/inject-ca-from",
+	"cert-manager.io/inject-ca-from-secret",
+	"cert-manager.io/inject-apiserver-ca",
+}
 
 // errLocal is the error of an APIService served by the kube-apiserver
 // itself, which may have no caBundle.
 var errLocal = errors.New("it has no spec.service: the kube-apiserver serves it itself, so it cannot have a caBundle; remove it from --tls-bootstrap-apiservices")
 
-// syncAPIServices makes every configured APIService verify the server with
-// caPEM: spec.caBundle = caPEM and spec.insecureSkipTLSVerify = false,
-// patched only when either differs. A missing or failing APIService is
-// logged (once when its state changes) and tried again at the next sync;
-// it never stops the others.
+// syncAPIServices makes every configured APIService that is ours verify
+// the server with caPEM: spec.caBundle = caPEM and
+// spec.insecureSkipTLSVerify = false, patched only when either differs. An
+// APIService is ours when its spec.service is the Service the certificate
+// is for (Config.Namespace/Config.Service) and no cert-manager annotation
+// asks for its caBundle to be injected; another is left alone, said once
+// in a log line and a Warning event when its state changes. A missing or
+// failing APIService is logged (once when its state changes) and tried
+// again at the next sync; it never stops the others.
 func (b *Bootstrapper) syncAPIServices(ctx context.Context, caPEM []byte) {
 	for _, name := range b.cfg.APIServiceNames {
 		state, err := b.syncAPIService(ctx, name, caPEM)
-		prev := b.apiServiceStates[name]
+		prev, prevWhy := b.apiServiceStates[name], b.apiServiceWhy[name]
 		b.apiServiceStates[name] = state
+		delete(b.apiServiceWhy, name)
 		switch {
+		case state == stateForeign:
+			b.apiServiceWhy[name] = err.Error()
+			if prev != stateForeign || prevWhy != err.Error() {
+				klog.InfoS("Leaving the APIService's caBundle alone", "apiService", name, "why", err.Error())
+				b.warn(&corev1.ObjectReference{APIVersion: "apiregistration.k8s.io/v1", Kind: "APIService", Name: name, UID: b.apiServiceUIDs[name]},
+					ReasonAPIServiceNotOurs, "PatchCABundle", "metrics-server leaves the caBundle of APIService "+name+" alone: "+err.Error())
+			}
 		case state == statePatched:
 			klog.InfoS("Set the APIService's caBundle to the serving CA and turned TLS verification on", "apiService", name)
 		case state == stateMissing && prev != stateMissing:
@@ -52,7 +74,8 @@ func (b *Bootstrapper) syncAPIServices(ctx context.Context, caPEM []byte) {
 	}
 }
 
-// syncAPIService brings one APIService to caPEM and says what it found.
+// syncAPIService brings one APIService to caPEM when it is ours and says
+// what it found; the error of stateForeign says why it is not ours.
 func (b *Bootstrapper) syncAPIService(ctx context.Context, name string, caPEM []byte) (apiServiceState, error) {
 	client := b.cfg.APIServices.APIServices()
 	svc, err := client.Get(ctx, name, metav1.GetOptions{})
@@ -65,6 +88,16 @@ func (b *Bootstrapper) syncAPIService(ctx context.Context, name string, caPEM []
 	if svc.Spec.Service == nil {
 		return stateFailed, fmt.Errorf("APIService %s: %w", name, errLocal)
 	}
+	b.apiServiceUIDs[name] = svc.UID
+	if got := svc.Spec.Service; got.Namespace != b.cfg.Namespace || got.Name != b.cfg.Service {
+		return stateForeign, fmt.Errorf("its spec.service is %s/%s, not %s/%s that this server's certificate is for: another server backs it, whose CA it must keep",
+			got.Namespace, got.Name, b.cfg.Namespace, b.cfg.Service)
+	}
+	for _, a := range caInjectionAnnotations {
+		if v, ok := svc.Annotations[a]; ok {
+			return stateForeign, fmt.Errorf("it has the annotation %s=%s: cert-manager's cainjector keeps its caBundle", a, v)
+		}
+	}
 	if bytes.Equal(svc.Spec.CABundle, caPEM) && !svc.Spec.InsecureSkipTLSVerify {
 		return stateVerified, nil
 	}
@@ -74,7 +107,7 @@ func (b *Bootstrapper) syncAPIService(ctx context.Context, name string, caPEM []
 	if err != nil {
 		return stateFailed, err
 	}
-	if _, err := client.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	if _, err := client.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
 		if apierrors.IsNotFound(err) {
 			return stateMissing, nil
 		}

@@ -12,7 +12,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	clienttesting "k8s.io/client-go/testing"
+	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 )
 
 // TestAPIServiceForbidden: the error of an APIService refusal names the
@@ -96,5 +98,64 @@ func TestRunRepatchesDrift(t *testing.T) {
 	}
 	if got := c.apiService(t, "v1.local.example.com"); got.Spec.CABundle != nil {
 		t.Error("the local APIService got a caBundle")
+	}
+}
+
+// TestForeignAPIServicesLeftAlone: an APIService that another server backs
+// (another Service, the same name in another namespace) or whose caBundle
+// cert-manager injects keeps its caBundle, said once (not at every sync)
+// in a log line and a Warning event regarding it; ours beside them is
+// patched.
+func TestForeignAPIServicesLeftAlone(t *testing.T) {
+	adapter := metricsAPIService("v1beta1.custom.metrics.k8s.io")
+	adapter.Spec.Service.Namespace, adapter.Spec.Service.Name = "monitoring", "prometheus-adapter"
+	second := metricsAPIService(v1API)
+	second.Spec.Service.Namespace = "metrics-two"
+	injected := metricsAPIService(v1beta1API)
+	injected.Annotations = map[string]string{"cert-manager.io/inject-ca-from": "kube-system/metrics-server"}
+	theirCA := []byte("-----BEGIN CERTIFICATE-----\ntheirs\n-----END CERTIFICATE-----\n")
+	for _, a := range []*apiregv1.APIService{adapter, second, injected} {
+		a.Spec.CABundle, a.Spec.InsecureSkipTLSVerify = theirCA, false
+		a.UID = types.UID("uid-" + a.Name)
+	}
+	ours := metricsAPIService("v1.ours.example.com")
+	c := newCluster(t, adapter, second, injected, ours)
+	logs := captureLogs(t)
+	ev := &fakeEvents{}
+	b := c.bootstrapper(t, t.TempDir(), nil, 10*time.Millisecond)
+	b.cfg.APIServiceNames = []string{adapter.Name, second.Name, injected.Name, ours.Name}
+	b.cfg.Events = ev
+	if err := b.Init(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	b.Run(ctx)
+
+	for _, tc := range []struct{ name, why string }{
+		{adapter.Name, "its spec.service is monitoring/prometheus-adapter, not kube-system/metrics-server"},
+		{second.Name, "its spec.service is metrics-two/metrics-server"},
+		{injected.Name, "cert-manager.io/inject-ca-from=kube-system/metrics-server"},
+	} {
+		if got := c.apiService(t, tc.name).Spec.CABundle; !bytes.Equal(got, theirCA) {
+			t.Errorf("APIService %s: caBundle replaced", tc.name)
+		}
+		if b.apiServiceStates[tc.name] != stateForeign {
+			t.Errorf("APIService %s: state %s, want %s", tc.name, b.apiServiceStates[tc.name], stateForeign)
+		}
+		got := ev.about("APIService", tc.name)
+		if len(got) != 1 || got[0].eventType != "Warning" || got[0].reason != ReasonAPIServiceNotOurs || !strings.Contains(got[0].note, tc.why) ||
+			got[0].regarding.Namespace != "" || got[0].regarding.UID != types.UID("uid-"+tc.name) {
+			t.Errorf("APIService %s: events %+v; want one Warning %s saying %q, regarding it by UID", tc.name, got, ReasonAPIServiceNotOurs, tc.why)
+		}
+		if n := logs.count("Leaving the APIService's caBundle alone", tc.name, tc.why); n != 1 {
+			t.Errorf("APIService %s: %d log lines saying why it is left alone, want 1", tc.name, n)
+		}
+	}
+	caBundleIs(t, c, ours.Name, c.secret(t).Data[KeyCA])
+	for _, a := range c.agg.Actions() {
+		if a.GetVerb() == "patch" && a.(clienttesting.PatchAction).GetName() != ours.Name {
+			t.Errorf("patched %s", a.(clienttesting.PatchAction).GetName())
+		}
 	}
 }

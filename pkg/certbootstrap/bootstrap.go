@@ -8,6 +8,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/klog/v2"
@@ -23,15 +24,18 @@ const DefaultInterval = time.Minute
 // Config is what a Bootstrapper works on.
 type Config struct {
 	// Namespace and Name name the Secret that holds the CA and the serving
-	// certificate (type kubernetes.io/tls; keys tls.crt, tls.key, ca.crt
-	// and ca.key).
+	// certificate (keys tls.crt, tls.key, ca.crt and ca.key; type Opaque
+	// or kubernetes.io/tls). It is written only while it is ours (see the
+	// package doc).
 	Namespace, Name string
 	// Service is the name of the Service in front of the server, in
 	// Namespace: the serving certificate names <Service>, <Service>.<ns>,
 	// <Service>.<ns>.svc and <Service>.<ns>.svc.cluster.local.
 	Service string
 	// APIServiceNames are the APIServices whose spec.caBundle is kept equal
-	// to the CA; empty means none.
+	// to the CA; empty means none. One whose spec.service is not
+	// Namespace/Service, or whose caBundle cert-manager injects, is left
+	// alone.
 	APIServiceNames []string
 	// CertDir is where FileServing and FileCA are written.
 	CertDir string
@@ -39,6 +43,11 @@ type Config struct {
 	// Secrets and APIServices reach the kube-apiserver.
 	Secrets     corev1client.SecretsGetter
 	APIServices apiregv1client.APIServicesGetter
+
+	// Events records a Warning event about each thing the bootstrap leaves
+	// alone: the Secret when it is not ours, an APIService it may not
+	// patch. Nil means no events, only logs.
+	Events EventRecorder
 
 	// Interval is the time between syncs of Run; 0 means DefaultInterval.
 	Interval time.Duration
@@ -55,8 +64,12 @@ type Bootstrapper struct {
 	dnsNames         []string
 	current          *bundle
 	apiServiceStates map[string]apiServiceState
-	lastSyncErr      string        // the last error of Run's syncs, "" after a success
-	initBackoff      time.Duration // Init's first wait between attempts, doubling
+	apiServiceWhy    map[string]string    // why an APIService in stateForeign is left alone
+	apiServiceUIDs   map[string]types.UID // of each APIService as last read, for its events
+	secretUID        types.UID            // of the Secret as last read, for its events
+	legacyLogged     bool                 // the adoption of an earlier version's Secret was logged
+	lastSyncErr      string               // the last error of Run's syncs, "" after a success
+	initBackoff      time.Duration        // Init's first wait between attempts, doubling
 }
 
 // New checks cfg and returns a Bootstrapper; nothing is read or written
@@ -87,7 +100,8 @@ func New(cfg Config) (*Bootstrapper, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
-	return &Bootstrapper{cfg: cfg, dnsNames: DNSNames(cfg.Service, cfg.Namespace), apiServiceStates: map[string]apiServiceState{}, initBackoff: initBackoff}, nil
+	return &Bootstrapper{cfg: cfg, dnsNames: DNSNames(cfg.Service, cfg.Namespace), apiServiceStates: map[string]apiServiceState{}, apiServiceWhy: map[string]string{},
+		apiServiceUIDs: map[string]types.UID{}, initBackoff: initBackoff}, nil
 }
 
 // DNSNames returns the names a serving certificate for service in
@@ -134,6 +148,7 @@ func (b *Bootstrapper) Init(ctx context.Context) error {
 			"check that the kube-apiserver is reachable from the server (--kubeconfig, or the in-cluster service account and KUBERNETES_SERVICE_HOST) and not overloaded", initAttempts, err)
 	}
 	if err != nil {
+		b.warnSecret(err)
 		return fmt.Errorf("serving-certificate bootstrap: %w", err)
 	}
 	b.syncAPIServices(ctx, b.current.caPEM)
@@ -144,9 +159,11 @@ func (b *Bootstrapper) Init(ctx context.Context) error {
 // serving certificate when less than a third of its lifetime is left,
 // adopting what another replica wrote) into the files, and the APIServices'
 // caBundle. Errors are logged and tried again at the next sync; the files
-// keep the last good certificate. While the Secret is not ours (another
-// issuer took it over) the APIServices are left alone. Init must have
-// succeeded.
+// keep the last good certificate. The APIServices are synced only after a
+// sync that read the Secret and wrote its files: their caBundle moves only
+// to the CA the Secret holds now, never back to a CA this replica served
+// before another replica replaced it, and never while the Secret is not
+// ours (another issuer keeps the caBundle then). Init must have succeeded.
 func (b *Bootstrapper) Run(ctx context.Context) {
 	t := time.NewTicker(b.cfg.Interval)
 	defer t.Stop()
@@ -159,9 +176,7 @@ func (b *Bootstrapper) Run(ctx context.Context) {
 		syncCtx, cancel := context.WithTimeout(ctx, b.cfg.Interval)
 		err := b.syncFiles(syncCtx)
 		b.logSync(err)
-		// A Secret no longer ours means another issuer (cert-manager) took
-		// over, whose CA the APIServices must keep.
-		if !errors.Is(err, errNotOurs) {
+		if err == nil {
 			b.syncAPIServices(syncCtx, b.current.caPEM)
 		}
 		cancel()
@@ -169,7 +184,8 @@ func (b *Bootstrapper) Run(ctx context.Context) {
 }
 
 // logSync logs the outcome of a sync of Run when it differs from the last
-// one's: an error when it starts or changes, and when it ends.
+// one's: an error when it starts or changes (with a Warning event on the
+// Secret when it is not ours), and when it ends.
 func (b *Bootstrapper) logSync(err error) {
 	ref := klog.KRef(b.cfg.Namespace, b.cfg.Name)
 	switch {
@@ -183,6 +199,7 @@ func (b *Bootstrapper) logSync(err error) {
 		klog.ErrorS(err, "Cannot sync the serving certificate; serving the last one and trying again every interval", "secret", ref,
 			"interval", b.cfg.Interval, "notAfter", b.current.cert.NotAfter.UTC().Format(time.RFC3339))
 		b.lastSyncErr = err.Error()
+		b.warnSecret(err)
 	}
 }
 

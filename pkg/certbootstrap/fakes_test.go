@@ -36,8 +36,8 @@ var secretsGVR = corev1.SchemeGroupVersion.WithResource("secrets")
 
 // cluster is a fake kube-apiserver for the bootstrap: Secrets with
 // optimistic concurrency (create fails with AlreadyExists, an update at a
-// stale resourceVersion with Conflict, as the real one does) and
-// APIServices.
+// stale resourceVersion with Conflict, as the real one does; managedFields
+// kept per field manager) and APIServices.
 type cluster struct {
 	kube *kubefake.Clientset
 	agg  *aggfake.Clientset
@@ -54,18 +54,20 @@ func newCluster(t *testing.T, apiServices ...*apiregv1.APIService) *cluster {
 	}
 	c := &cluster{kube: kubefake.NewClientset(), agg: aggfake.NewClientset(objs...)}
 	c.kube.PrependReactor("create", "secrets", func(a clienttesting.Action) (bool, runtime.Object, error) {
-		s := a.(clienttesting.CreateAction).GetObject().(*corev1.Secret).DeepCopy()
+		create := a.(clienttesting.CreateActionImpl)
+		s := create.GetObject().(*corev1.Secret).DeepCopy()
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		c.rv++
 		s.ResourceVersion = strconv.Itoa(c.rv)
-		if err := c.kube.Tracker().Create(secretsGVR, s, s.Namespace); err != nil {
+		if err := c.kube.Tracker().Create(secretsGVR, s, s.Namespace, create.GetCreateOptions()); err != nil {
 			return true, nil, err
 		}
 		return true, s, nil
 	})
 	c.kube.PrependReactor("update", "secrets", func(a clienttesting.Action) (bool, runtime.Object, error) {
-		s := a.(clienttesting.UpdateAction).GetObject().(*corev1.Secret).DeepCopy()
+		update := a.(clienttesting.UpdateActionImpl)
+		s := update.GetObject().(*corev1.Secret).DeepCopy()
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		cur, err := c.kube.Tracker().Get(secretsGVR, s.Namespace, s.Name)
@@ -78,7 +80,7 @@ func newCluster(t *testing.T, apiServices ...*apiregv1.APIService) *cluster {
 		}
 		c.rv++
 		s.ResourceVersion = strconv.Itoa(c.rv)
-		if err := c.kube.Tracker().Update(secretsGVR, s, s.Namespace); err != nil {
+		if err := c.kube.Tracker().Update(secretsGVR, s, s.Namespace, update.GetUpdateOptions()); err != nil {
 			return true, nil, err
 		}
 		return true, s, nil

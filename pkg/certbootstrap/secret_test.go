@@ -11,9 +11,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// TestInitCreates: with no Secret, Init creates one of ours (type
-// kubernetes.io/tls, the four keys), writes the same certificate into the
-// directory, and makes both APIServices verify it.
+// TestInitCreates: with no Secret, Init creates one of ours (type Opaque,
+// as the manifests ship it; the four keys; the hash of what it wrote),
+// writes the same certificate into the directory, and makes both
+// APIServices verify it.
 func TestInitCreates(t *testing.T) {
 	c := newCluster(t, metricsAPIService(v1API), metricsAPIService(v1beta1API))
 	dir := t.TempDir()
@@ -22,11 +23,14 @@ func TestInitCreates(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := c.secret(t)
-	if s.Type != corev1.SecretTypeTLS {
-		t.Errorf("Secret type %q, want %q", s.Type, corev1.SecretTypeTLS)
+	if s.Type != corev1.SecretTypeOpaque {
+		t.Errorf("Secret type %q, want %q", s.Type, corev1.SecretTypeOpaque)
 	}
 	if _, ok := s.Annotations[AnnotationOwner]; !ok {
 		t.Errorf("Secret lacks the annotation %s", AnnotationOwner)
+	}
+	if got := s.Annotations[AnnotationContentHash]; got != contentHash(s.Data) {
+		t.Errorf("annotation %s = %q, want the content's hash %s", AnnotationContentHash, got, contentHash(s.Data))
 	}
 	files := readFiles(t, dir)
 	if !bytes.Equal(files[FileCA], s.Data[KeyCA]) {
@@ -142,7 +146,7 @@ func TestSecretNotOurs(t *testing.T) {
 	}
 	start := time.Now()
 	err := c.bootstrapper(t, t.TempDir(), nil, 0).Init(t.Context())
-	for _, want := range []string{"kube-system/metrics-server-tls", "not made by the serving-certificate bootstrap", "--tls-cert-file"} {
+	for _, want := range []string{"kube-system/metrics-server-tls", "not the serving-certificate bootstrap's to write", "--tls-cert-file"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Init: %v; want an error with %q", err, want)
 		}
@@ -158,57 +162,5 @@ func TestSecretNotOurs(t *testing.T) {
 	}
 	if c.apiService(t, v1API).Spec.CABundle != nil {
 		t.Error("the APIService was patched")
-	}
-}
-
-// TestDamagedSecret: a Secret of ours whose content cannot be used is
-// replaced: the CA is kept when it can be read, else a new one is made and
-// the APIServices follow it.
-func TestDamagedSecret(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		key    string
-		newCA  bool
-		damage []byte
-	}{
-		{"serving certificate", KeyCert, false, []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")},
-		{"serving key emptied", KeyKey, false, nil},
-		{"serving certificate emptied (docs/tls.md)", KeyCert, false, []byte{}},
-		{"CA key", KeyCAKey, true, []byte("not a key")},
-		{"CA certificate", KeyCA, true, []byte{}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := newCluster(t, metricsAPIService(v1API), metricsAPIService(v1beta1API))
-			if err := c.bootstrapper(t, t.TempDir(), nil, 0).Init(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-			s := c.secret(t)
-			oldCA := s.Data[KeyCA]
-			s.Data[tc.key] = tc.damage
-			if _, err := c.kube.CoreV1().Secrets(testNS).Update(t.Context(), s, metav1.UpdateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			dir := t.TempDir()
-			if err := c.bootstrapper(t, dir, nil, 0).Init(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-			after := c.secret(t)
-			repaired, err := parseBundle(after.Data)
-			if err != nil {
-				t.Fatalf("the Secret is still damaged: %v", err)
-			}
-			verify(t, repaired, "metrics-server.kube-system.svc", time.Now())
-			if gotNew := !bytes.Equal(after.Data[KeyCA], oldCA); gotNew != tc.newCA {
-				t.Errorf("new CA %v, want %v", gotNew, tc.newCA)
-			}
-			if !servesCert(readFiles(t, dir), after.Data[KeyCert]) {
-				t.Error("the files are not the Secret's")
-			}
-			for _, name := range []string{v1API, v1beta1API} {
-				if !bytes.Equal(c.apiService(t, name).Spec.CABundle, after.Data[KeyCA]) {
-					t.Errorf("APIService %s: caBundle is not the Secret's ca.crt", name)
-				}
-			}
-		})
 	}
 }
