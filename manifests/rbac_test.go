@@ -39,8 +39,8 @@ var needed = map[grant]string{
 	{Resource: "pods", Verb: "watch"}:                                                      "pod metadata informer",
 	{Resource: "nodes/metrics", Verb: "get"}:                                               "the kubelet's /metrics/resource",
 	{Resource: "nodes/stats", Verb: "get"}:                                                 "the kubelet's /stats/summary",
-	{Group: "events.k8s.io", Resource: "events", Verb: "create"}:                           "Node events when a scrape starts or stops failing (pkg/nodeevents)",
-	{Group: "events.k8s.io", Resource: "events", Verb: "patch"}:                            "a repeated Node event counted up in its series",
+	{Namespace: "default", Group: "events.k8s.io", Resource: "events", Verb: "create"}:     "Node events when a scrape starts or stops failing (pkg/nodeevents; a Node's events live in default), and the bootstrap's Warning events about APIServices (default too)",
+	{Namespace: "default", Group: "events.k8s.io", Resource: "events", Verb: "patch"}:      "a repeated event counted up in its series",
 	{Group: "authentication.k8s.io", Resource: "tokenreviews", Verb: "create"}:             "delegated authentication of bearer tokens",
 	{Group: "authorization.k8s.io", Resource: "subjectaccessreviews", Verb: "create"}:      "delegated authorization",
 	{Namespace: "kube-system", Resource: "configmaps", Name: authConfigMap, Verb: "get"}:   "requestheader and client CAs",
@@ -63,16 +63,17 @@ var builtinRoles = map[string][]rbacv1.PolicyRule{
 }
 
 // bootstrapGrants is what the serving-certificate bootstrap uses when a
-// Deployment runs with --tls-bootstrap-secret=<namespace>/<name>: get,
-// renew and (on the first start) create that Secret, and get and patch
-// the caBundle of each APIService of --tls-bootstrap-apiservices. The API
-// cannot restrict create to a name, so create comes without one.
+// Deployment runs with --tls-bootstrap-secret=<namespace>/<name>: get and
+// update of that Secret (the manifests ship it empty, the server fills
+// it), and get and patch of the caBundle of each APIService of
+// --tls-bootstrap-apiservices. Never create: the API cannot restrict
+// create to a name, and creating Secrets in kube-system mints bootstrap
+// tokens (SECURITY.md).
 func bootstrapGrants(secret string, apiServices []string) map[grant]string {
 	ns, name, _ := strings.Cut(secret, "/")
 	g := map[grant]string{
 		{Namespace: ns, Resource: "secrets", Name: name, Verb: "get"}:    "the bootstrap reads its Secret",
-		{Namespace: ns, Resource: "secrets", Name: name, Verb: "update"}: "the bootstrap renews the serving certificate in its Secret",
-		{Namespace: ns, Resource: "secrets", Verb: "create"}:             "the bootstrap creates its Secret on the first start",
+		{Namespace: ns, Resource: "secrets", Name: name, Verb: "update"}: "the bootstrap fills the shipped Secret and renews the serving certificate in it",
 	}
 	for _, a := range apiServices {
 		g[grant{Group: "apiregistration.k8s.io", Resource: "apiservices", Name: a, Verb: "get"}] = "the bootstrap reads the APIService's caBundle"
@@ -99,7 +100,7 @@ func wantGrants(t *testing.T, objs []object) map[grant]string {
 				secret = v
 			}
 			if v, ok := strings.CutPrefix(a, "--tls-bootstrap-apiservices="); ok {
-				apiServices = strings.Split(v, ",")
+				apiServices = splitList(v)
 			}
 		}
 		if secret != "" {
@@ -257,6 +258,15 @@ func serverGrants(t *testing.T, objs []object) map[grant]string {
 		}
 	}
 	return got
+}
+
+// splitList splits a comma-separated flag value; "" is the empty list (as
+// --tls-bootstrap-apiservices= means none).
+func splitList(v string) []string {
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
 }
 
 func isServer(s rbacv1.Subject) bool {

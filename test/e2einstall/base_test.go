@@ -22,7 +22,9 @@ import (
 // The serving-certificate bootstrap of manifests/base.
 const (
 	bootstrapNamespace = "kube-system"
-	bootstrapSecret    = "metrics-server-tls"
+	// bootstrapSecret is shipped empty by the base (type Opaque, which
+	// never changes) and filled by the server.
+	bootstrapSecret = "metrics-server-tls-bootstrap"
 	// servedName is the name the kube-apiserver's aggregator verifies:
 	// <service>.<namespace>.svc of the APIService's Service.
 	servedName = "metrics-server.kube-system.svc"
@@ -126,16 +128,19 @@ func TestBaseInstallVerified(t *testing.T) {
 	})
 }
 
-// secretCA returns ca.crt of the bootstrap's Secret, which must exist and
-// be of type kubernetes.io/tls.
+// secretCA returns ca.crt of the bootstrap's Secret, which must exist,
+// be the Opaque shell the base ships, and hold what the server wrote.
 func secretCA(t *testing.T) []byte {
 	t.Helper()
 	s, err := e.client.CoreV1().Secrets(bootstrapNamespace).Get(context.Background(), bootstrapSecret, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("the bootstrap's Secret: %v", err)
 	}
-	if s.Type != "kubernetes.io/tls" {
-		t.Errorf("Secret %s/%s is of type %s, want kubernetes.io/tls", bootstrapNamespace, bootstrapSecret, s.Type)
+	if s.Type != "Opaque" {
+		t.Errorf("Secret %s/%s is of type %s, want Opaque (the shell the base ships)", bootstrapNamespace, bootstrapSecret, s.Type)
+	}
+	if len(s.Data["tls.crt"]) == 0 || len(s.Data["tls.key"]) == 0 {
+		t.Errorf("Secret %s/%s lacks tls.crt or tls.key (keys %v): the server did not fill it", bootstrapNamespace, bootstrapSecret, keys(s.Data))
 	}
 	ca := s.Data["ca.crt"]
 	if len(ca) == 0 {
