@@ -64,10 +64,14 @@ type RBACInput struct {
 // tokenreviews and subjectaccessreviews (system:auth-delegator), read
 // kube-system/extension-apiserver-authentication (the authentication
 // reader), create and patch events.k8s.io events in namespace default (Node
-// events; without them a warning, as the server scrapes on), and with
-// --tls-bootstrap-secret the bootstrap's secrets and apiservices. It returns
-// one finding per grant: ok, or fail (warn for the events) naming each
-// missing permission and the binding or rule that grants it.
+// events, Role default/metrics-server-events; without them a warning, as the
+// server scrapes on), and with --tls-bootstrap-secret get and update of that
+// one Secret and get and patch of the APIServices of
+// --tls-bootstrap-apiservices. It returns one finding per grant: ok, or fail
+// (warn for the events) naming each missing permission and the binding or
+// rule that grants it. A last finding, only when needed, warns about what
+// the server must not have and an older install granted (excessGrants):
+// create on Secrets, events outside default.
 func CheckRBAC(ctx context.Context, client kubernetes.Interface, in RBACInput) []Finding {
 	ns, sa, ok := strings.Cut(in.ServiceAccount, "/")
 	if !ok || ns == "" || sa == "" {
@@ -77,7 +81,8 @@ func CheckRBAC(ctx context.Context, client kubernetes.Interface, in RBACInput) [
 	}
 	target := "serviceaccount/" + in.ServiceAccount
 	var findings []Finding
-	for _, g := range grantsFor(ns, sa, flagValues(in.ServerArgs)) {
+	args := flagValues(in.ServerArgs)
+	for _, g := range grantsFor(ns, sa, args) {
 		var missing []string
 		var errs []string
 		for _, p := range g.perms {
@@ -115,7 +120,7 @@ func CheckRBAC(ctx context.Context, client kubernetes.Interface, in RBACInput) [
 				Message: fmt.Sprintf("service account %s has %s", in.ServiceAccount, g.what)})
 		}
 	}
-	return findings
+	return append(findings, checkExcess(ctx, client, ns, sa, target, args)...)
 }
 
 // grantsFor lists what the server needs, by the binding that gives it in
@@ -163,21 +168,18 @@ func grantsFor(ns, sa string, args map[string]string) []grant {
 			},
 		},
 		{
-			// pkg/nodeevents: a Node's events live in namespace default.
+			// pkg/nodeevents: a Node's events live in namespace default;
+			// so do the bootstrap's events about APIServices.
 			what: "create and patch on events.k8s.io events in default (Node events)",
 			perms: []permission{
-				{verb: "create", group: "events.k8s.io", resource: "events", namespace: "default"},
-				{verb: "patch", group: "events.k8s.io", resource: "events", namespace: "default"},
+				{verb: "create", group: "events.k8s.io", resource: "events", namespace: eventsNamespace},
+				{verb: "patch", group: "events.k8s.io", resource: "events", namespace: eventsNamespace},
 			},
 			missingWarns: "Node events (MetricsScrapeFailed, MetricsScrapeRecovered) will not be written; scraping goes on without them",
-			binding:      "system:metrics-server",
-			fix: func(exists bool) string {
-				const rule = `{apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"]}`
-				if !exists {
-					return "kubectl create clusterrolebinding system:metrics-server --clusterrole=system:metrics-server --serviceaccount=" + subject +
-						" (its ClusterRole has the rule " + rule + " since the server writes Node events; manifests/base/rbac.yaml)"
-				}
-				return "add to ClusterRole system:metrics-server the rule " + rule + " (manifests/base/rbac.yaml)"
+			fix: func(bool) string {
+				return "kubectl -n default create role metrics-server-events --verb=create,patch --resource=events.events.k8s.io && " +
+					"kubectl -n default create rolebinding metrics-server-events --role=metrics-server-events --serviceaccount=" + subject +
+					" (Role and RoleBinding default/metrics-server-events in manifests/base/rbac.yaml)"
 			},
 		},
 	}
@@ -191,15 +193,19 @@ func grantsFor(ns, sa string, args map[string]string) []grant {
 		perms: []permission{
 			{verb: "get", resource: "secrets", namespace: sns, name: sname},
 			{verb: "update", resource: "secrets", namespace: sns, name: sname},
-			{verb: "create", resource: "secrets", namespace: sns},
 		},
 		fix: func(bool) string {
-			return fmt.Sprintf("bind to ServiceAccount %s a Role in %s with the rules {apiGroups: [\"\"], resources: [\"secrets\"], resourceNames: [%q], verbs: [\"get\", \"update\"]} and {apiGroups: [\"\"], resources: [\"secrets\"], verbs: [\"create\"]} (manifests/base)", subject, sns, sname)
+			return fmt.Sprintf("bind to ServiceAccount %s a Role in %s with the rule {apiGroups: [\"\"], resources: [\"secrets\"], resourceNames: [%q], verbs: [\"get\", \"update\"]}, and apply the empty Secret the manifests ship (manifests/base/tls-bootstrap.yaml): the server may not create it", subject, sns, sname)
 		},
 	})
-	names := splitList(args["tls-bootstrap-apiservices"])
+	// "--tls-bootstrap-apiservices=" means none (the chart with
+	// apiService.create=false); absent means the flag's default.
+	names := []string{"v1.metrics.k8s.io", "v1beta1.metrics.k8s.io"}
+	if v, set := args["tls-bootstrap-apiservices"]; set {
+		names = splitList(v)
+	}
 	if len(names) == 0 {
-		names = []string{"v1.metrics.k8s.io", "v1beta1.metrics.k8s.io"}
+		return gs
 	}
 	var perms []permission
 	for _, n := range names {
@@ -215,6 +221,58 @@ func grantsFor(ns, sa string, args map[string]string) []grant {
 		},
 	})
 	return gs
+}
+
+// eventsNamespace is where the server's events go: a Node's events live in
+// default (cluster-scoped objects' events do).
+const eventsNamespace = "default"
+
+// excessGrants are permissions the server never uses and must not have,
+// which earlier installs granted: create on Secrets (a bootstrap token Secret makes its
+// holder a bootstrapper, SECURITY.md) and events in every namespace.
+func excessGrants(ns string, args map[string]string) []permission {
+	namespaces := []string{ns, "kube-system"}
+	if sns, _, ok := strings.Cut(args["tls-bootstrap-secret"], "/"); ok && sns != "" {
+		namespaces = append(namespaces, sns)
+	}
+	var out []permission
+	seen := map[string]bool{}
+	for _, n := range namespaces {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, permission{verb: "create", resource: "secrets", namespace: n})
+		}
+	}
+	return append(out, permission{verb: "create", group: "events.k8s.io", resource: "events", namespace: "kube-system"})
+}
+
+// checkExcess returns nothing when the server's ServiceAccount has none of
+// excessGrants, else one warning naming each it has and where such a grant
+// came from (or that it could not check).
+func checkExcess(ctx context.Context, client kubernetes.Interface, ns, sa, target string, args map[string]string) []Finding {
+	var extra, errs []string
+	for _, p := range excessGrants(ns, args) {
+		allowed, err := mayDo(ctx, client, ns, sa, p)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Sprintf("%s: %v", p, err))
+		case allowed:
+			extra = append(extra, p.String())
+		}
+	}
+	switch {
+	case len(extra) > 0:
+		return []Finding{{Check: "rbac", Target: target, Status: StatusWarn,
+			Message: fmt.Sprintf("service account %s/%s may %s, which the server never does: with create on Secrets its identity can mint a bootstrap token (SECURITY.md)", ns, sa, strings.Join(extra, ", ")),
+			Fix: "remove the rule: earlier installs granted create on secrets in Role kube-system/metrics-server-tls-bootstrap and events cluster-wide in ClusterRole system:metrics-server; " +
+				"apply the current manifests (kubectl apply -k manifests/base, or helm upgrade), or find the binding with kubectl get rolebindings,clusterrolebindings -A -o wide | grep " + ns + "/" + sa}}
+	case len(errs) > 0:
+		return []Finding{{Check: "rbac", Target: target, Status: StatusWarn,
+			Message: "cannot check by SubjectAccessReview that the server has no more than it needs",
+			Fix:     "run the doctor with a kubeconfig that may create subjectaccessreviews.authorization.k8s.io",
+			Detail:  strings.Join(errs, "; ")}}
+	}
+	return nil
 }
 
 func quoteAll(s []string) string {

@@ -48,8 +48,7 @@ func TestCheckRBAC(t *testing.T) {
 		"create events.events.k8s.io in default", "patch events.events.k8s.io in default",
 	}
 	bootstrap := []string{
-		"get secrets metrics-server-tls in kube-system", "update secrets metrics-server-tls in kube-system",
-		"patch secrets metrics-server-tls in kube-system", "create secrets in kube-system",
+		"get secrets metrics-server-tls-bootstrap in kube-system", "update secrets metrics-server-tls-bootstrap in kube-system",
 		"get apiservices.apiregistration.k8s.io v1.metrics.k8s.io", "patch apiservices.apiregistration.k8s.io v1.metrics.k8s.io",
 		"get apiservices.apiregistration.k8s.io v1beta1.metrics.k8s.io", "patch apiservices.apiregistration.k8s.io v1beta1.metrics.k8s.io",
 	}
@@ -67,7 +66,11 @@ func TestCheckRBAC(t *testing.T) {
 		return out
 	}
 	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "system:metrics-server"}}
-	bootArgs := []string{"--cert-dir=/tmp", "--tls-bootstrap-secret=kube-system/metrics-server-tls"}
+	bootArgs := []string{"--cert-dir=/tmp", "--tls-bootstrap-secret=kube-system/metrics-server-tls-bootstrap"}
+	// older is what installs before the shipped Secret and the events
+	// Role granted beyond that: create on every Secret in kube-system and
+	// events in every namespace.
+	older := []string{"create secrets in kube-system", "create events.events.k8s.io in kube-system", "patch events.events.k8s.io in kube-system"}
 	tests := []struct {
 		name    string
 		granted []string
@@ -87,7 +90,7 @@ func TestCheckRBAC(t *testing.T) {
 		{"binding and events deleted", without(all, "list nodes", "watch nodes", "list pods", "watch pods", "get nodes/metrics", "get nodes/stats",
 			"create events.events.k8s.io in default", "patch events.events.k8s.io in default"), nil, nil, nil, []string{
 			"fail: may not list nodes", "ok: auth-delegator", "ok: reader",
-			`warn: fix:kubectl create clusterrolebinding system:metrics-server --clusterrole=system:metrics-server --serviceaccount=kube-system:metrics-server (its ClusterRole has the rule {apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"]} since the server writes Node events; manifests/base/rbac.yaml)`}},
+			"warn: fix:kubectl -n default create role metrics-server-events --verb=create,patch --resource=events.events.k8s.io && kubectl -n default create rolebinding metrics-server-events --role=metrics-server-events --serviceaccount=kube-system:metrics-server"}},
 		{"rule missing", without(all, "get nodes/stats"), nil, []runtime.Object{binding}, nil, []string{
 			"fail: service account kube-system/metrics-server may not get nodes/stats (ClusterRole system:metrics-server",
 			"ok: auth-delegator", "ok: reader", "ok: Node events"}},
@@ -103,17 +106,25 @@ func TestCheckRBAC(t *testing.T) {
 			"warn: service account kube-system/metrics-server may not create events.events.k8s.io in default, patch events.events.k8s.io in default: Node events (MetricsScrapeFailed, MetricsScrapeRecovered) will not be written; scraping goes on without them"}},
 		{"events created, not patched", without(all, "patch events.events.k8s.io in default"), nil, []runtime.Object{binding}, nil, []string{
 			"ok: system:metrics-server", "ok: auth-delegator", "ok: reader",
-			`warn: fix:add to ClusterRole system:metrics-server the rule {apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"]} (manifests/base/rbac.yaml)`}},
+			"warn: fix:(Role and RoleBinding default/metrics-server-events in manifests/base/rbac.yaml)"}},
 		{"bootstrap", append(append([]string{}, all...), bootstrap...), bootArgs, nil, nil, []string{
-			"ok: system:metrics-server", "ok: auth-delegator", "ok: reader", "ok: Node events", "ok: secret kube-system/metrics-server-tls", "ok: APIServices"}},
-		{"bootstrap without create or patch", without(append(append([]string{}, all...), bootstrap...), "create secrets in kube-system", "patch apiservices.apiregistration.k8s.io v1.metrics.k8s.io"), bootArgs, nil, nil, []string{
+			"ok: system:metrics-server", "ok: auth-delegator", "ok: reader", "ok: Node events", "ok: secret kube-system/metrics-server-tls-bootstrap", "ok: APIServices"}},
+		// The Secret is shipped: get and update are all the bootstrap
+		// needs, and create is not asked for.
+		{"bootstrap without update or patch", without(append(append([]string{}, all...), bootstrap...), "update secrets metrics-server-tls-bootstrap in kube-system", "patch apiservices.apiregistration.k8s.io v1.metrics.k8s.io"), bootArgs, nil, nil, []string{
 			"ok: system:metrics-server", "ok: auth-delegator", "ok: reader", "ok: Node events",
-			"fail: may not create secrets in kube-system",
+			"fail: may not update secrets metrics-server-tls-bootstrap in kube-system",
 			"fail: may not patch apiservices.apiregistration.k8s.io v1.metrics.k8s.io"}},
+		{"bootstrap of an older install: create on Secrets, events everywhere", append(append(append([]string{}, all...), bootstrap...), older...), bootArgs, nil, nil, []string{
+			"ok: system:metrics-server", "ok: auth-delegator", "ok: reader", "ok: Node events", "ok: secret kube-system/metrics-server-tls-bootstrap", "ok: APIServices",
+			"warn: service account kube-system/metrics-server may create secrets in kube-system, create events.events.k8s.io in kube-system, which the server never does"}},
+		{"bootstrap patching no APIService (chart apiService.create=false)", append(append([]string{}, all...), bootstrap[:2]...), append([]string{"--tls-bootstrap-apiservices="}, bootArgs...), nil, nil, []string{
+			"ok: system:metrics-server", "ok: auth-delegator", "ok: reader", "ok: Node events", "ok: secret kube-system/metrics-server-tls-bootstrap"}},
 		{"bootstrap off with a certificate file", all, append([]string{"--tls-cert-file=/certs/tls.crt"}, bootArgs...), nil, nil, []string{
 			"ok: system:metrics-server", "ok: auth-delegator", "ok: reader", "ok: Node events"}},
 		{"operator may not review", nil, nil, nil, errors.New(`subjectaccessreviews.authorization.k8s.io is forbidden: User "dev" cannot create resource "subjectaccessreviews"`), []string{
-			"warn: cannot check", "warn: cannot check", "warn: cannot check", "warn: cannot check create and patch on events.k8s.io events in default (Node events)"}},
+			"warn: cannot check", "warn: cannot check", "warn: cannot check", "warn: cannot check create and patch on events.k8s.io events in default (Node events)",
+			"warn: cannot check by SubjectAccessReview that the server has no more than it needs"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
