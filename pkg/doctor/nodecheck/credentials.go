@@ -10,8 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
-	"github.com/kubemetrics/metrics-server/cmd/metrics-server/app/options"
 	"github.com/kubemetrics/metrics-server/pkg/doctor"
+	"github.com/kubemetrics/metrics-server/pkg/kubeletflags"
 )
 
 // tokenSeconds is the life of the token requested for the server's
@@ -42,7 +42,7 @@ func (c creds) operator() bool { return c.user == "" }
 // kubelets judge the server's identity; when that is refused it falls back
 // to the operator's credentials and says so in a warning, since a 401 or
 // 403 then concerns the operator, not the server.
-func findCreds(ctx context.Context, in Input, ko *options.KubeletOptions) (creds, []doctor.Finding) {
+func findCreds(ctx context.Context, in Input, ko *kubeletflags.Options) (creds, []doctor.Finding) {
 	sa := in.ServiceAccount
 	target := fmt.Sprintf("serviceaccount/%s/%s", sa.Namespace, sa.Name)
 	var findings []doctor.Finding

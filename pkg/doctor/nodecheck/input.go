@@ -11,7 +11,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 
-	"github.com/kubemetrics/metrics-server/cmd/metrics-server/app/options"
+	"github.com/kubemetrics/metrics-server/pkg/kubeletflags"
 )
 
 // Defaults of Input's limits.
@@ -132,14 +132,14 @@ func (in Input) withDefaults() Input {
 // error lists every problem the server itself would refuse to start with;
 // the options returned then are the defaults when the args do not parse,
 // else the args as parsed.
-func serverKubeletOptions(args []string) (*options.KubeletOptions, error) {
-	ko := options.NewKubeletOptions()
+func serverKubeletOptions(args []string) (*kubeletflags.Options, error) {
+	ko := kubeletflags.New()
 	fs := pflag.NewFlagSet("metrics-server", pflag.ContinueOnError)
 	fs.ParseErrorsAllowlist.UnknownFlags = true
 	fs.SetOutput(discard{})
 	ko.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
-		return options.NewKubeletOptions(), fmt.Errorf("the server's args %q do not parse: %w", args, err)
+		return kubeletflags.New(), fmt.Errorf("the server's args %q do not parse: %w", args, err)
 	}
 	if errs := ko.Validate(); len(errs) > 0 {
 		return ko, fmt.Errorf("the server's kubelet flags are refused: %v", errs)

@@ -13,8 +13,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/kubemetrics/metrics-server/cmd/metrics-server/app/options"
 	"github.com/kubemetrics/metrics-server/pkg/doctor"
+	"github.com/kubemetrics/metrics-server/pkg/kubeletflags"
 	"github.com/kubemetrics/metrics-server/pkg/scraper/kubelet"
 )
 
@@ -52,7 +52,7 @@ type result struct {
 // built, but for reviews (which locks itself).
 type runner struct {
 	in    Input
-	ko    *options.KubeletOptions
+	ko    *kubeletflags.Options
 	cfg   kubelet.Config
 	trust trust
 	creds creds

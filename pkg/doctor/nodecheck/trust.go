@@ -8,8 +8,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kubemetrics/metrics-server/cmd/metrics-server/app/options"
 	"github.com/kubemetrics/metrics-server/pkg/doctor"
+	"github.com/kubemetrics/metrics-server/pkg/kubeletflags"
 )
 
 // trust is how the kubelets' serving certificates are judged here, mirroring
@@ -43,7 +43,7 @@ func (t trust) verified() bool { return t.pool != nil }
 // in-cluster configuration, which is the ConfigMap kube-root-ca.crt of its
 // namespace (or, failing that, the cluster CA of the operator's
 // kubeconfig). Problems reading a CA are findings.
-func findTrust(ctx context.Context, in Input, ko *options.KubeletOptions) (trust, []doctor.Finding) {
+func findTrust(ctx context.Context, in Input, ko *kubeletflags.Options) (trust, []doctor.Finding) {
 	t := trust{serverSkips: ko.InsecureTLS, plainHTTP: ko.CompletelyInsecure}
 	if t.plainHTTP {
 		return t, nil

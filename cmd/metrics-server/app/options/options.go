@@ -30,6 +30,7 @@ import (
 
 	"github.com/kubemetrics/metrics-server/pkg/api"
 	generatedopenapi "github.com/kubemetrics/metrics-server/pkg/api/generated/openapi"
+	"github.com/kubemetrics/metrics-server/pkg/kubeletflags"
 	"github.com/kubemetrics/metrics-server/pkg/server"
 )
 
@@ -41,7 +42,7 @@ type Options struct {
 	Authorization           *genericoptions.DelegatingAuthorizationOptions
 	Audit                   *genericoptions.AuditOptions
 	Features                *genericoptions.FeatureOptions
-	Kubelet                 *KubeletOptions
+	Kubelet                 *kubeletflags.Options
 	Logging                 *logs.Options
 	TLSBootstrap            *TLSBootstrapOptions
 
@@ -64,7 +65,7 @@ func NewOptions() *Options {
 		Authorization:           genericoptions.NewDelegatingAuthorizationOptions(),
 		Audit:                   genericoptions.NewAuditOptions(),
 		Features:                genericoptions.NewFeatureOptions(),
-		Kubelet:                 NewKubeletOptions(),
+		Kubelet:                 kubeletflags.New(),
 		Logging:                 logs.NewOptions(),
 		TLSBootstrap:            NewTLSBootstrapOptions(),
 		MetricResolution:        time.Minute,

@@ -1,4 +1,11 @@
-package options
+// Package kubeletflags defines the flags of the server's kubelet client
+// (--kubelet-*, --node-selector, --deprecated-kubelet-completely-insecure):
+// their names, defaults and help, their validation, and the kubelet client
+// configuration they make. The server's options and the doctor's node
+// checks (which parse the server's args with them) share these
+// definitions, so the doctor reads the flags exactly as the server does.
+// It knows nothing of the server's other flags.
+package kubeletflags
 
 import (
 	"errors"
@@ -12,8 +19,8 @@ import (
 	"github.com/kubemetrics/metrics-server/pkg/scraper/kubelet"
 )
 
-// KubeletOptions are the flags of the kubelet client.
-type KubeletOptions struct {
+// Options are the flags of the kubelet client.
+type Options struct {
 	UseNodeStatusPort     bool
 	Port                  int
 	InsecureTLS           bool
@@ -32,10 +39,9 @@ type KubeletOptions struct {
 	Concurrency         int
 }
 
-// NewKubeletOptions returns the defaults, upstream's where the flag is
-// upstream's.
-func NewKubeletOptions() *KubeletOptions {
-	o := &KubeletOptions{
+// New returns the defaults, upstream's where the flag is upstream's.
+func New() *Options {
+	o := &Options{
 		Port:                10250,
 		RequestTimeout:      10 * time.Second,
 		Endpoint:            "auto",
@@ -50,7 +56,7 @@ func NewKubeletOptions() *KubeletOptions {
 }
 
 // AddFlags adds the kubelet client flags to fs.
-func (o *KubeletOptions) AddFlags(fs *pflag.FlagSet) {
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.InsecureTLS, "kubelet-insecure-tls", o.InsecureTLS, "Do not verify the CA of the serving certificates presented by kubelets: the bearer token or client certificate then goes to whatever answers at a node's address. For testing only.")
 	fs.BoolVar(&o.UseNodeStatusPort, "kubelet-use-node-status-port", o.UseNodeStatusPort, "Use the kubelet port in the node status (status.daemonEndpoints.kubeletEndpoint.Port). Takes precedence over --kubelet-port.")
 	fs.IntVar(&o.Port, "kubelet-port", o.Port, "The port to use to connect to kubelets.")
@@ -69,7 +75,7 @@ func (o *KubeletOptions) AddFlags(fs *pflag.FlagSet) {
 }
 
 // Validate returns every problem with the kubelet flags.
-func (o *KubeletOptions) Validate() []error {
+func (o *Options) Validate() []error {
 	var errs []error
 	exclusive := func(a string, aSet bool, b string, bSet bool) {
 		if aSet && bSet {
@@ -123,7 +129,7 @@ func knownAddressType(t corev1.NodeAddressType) bool {
 
 // Config builds the kubelet client config from the flags and the server's
 // own credentials. Call only after Validate passed.
-func (o *KubeletOptions) Config(base *rest.Config) (kubelet.Config, error) {
+func (o *Options) Config(base *rest.Config) (kubelet.Config, error) {
 	endpoint, err := kubelet.ParseEndpoint(o.Endpoint)
 	if err != nil {
 		return kubelet.Config{}, err

@@ -1,4 +1,4 @@
-package options
+package kubeletflags
 
 import (
 	"strings"
@@ -12,7 +12,7 @@ import (
 // say that order, not the reverse.
 func TestKubeletEndpointHelpSaysResourceFirst(t *testing.T) {
 	fs := pflag.NewFlagSet("kubelet", pflag.ContinueOnError)
-	NewKubeletOptions().AddFlags(fs)
+	New().AddFlags(fs)
 	usage := fs.Lookup("kubelet-endpoint").Usage
 	_, auto, ok := strings.Cut(usage, "'auto'")
 	if !ok {
