@@ -2,13 +2,22 @@ package options
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/pflag"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
+	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	aggfake "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset/fake"
+
+	"github.com/kubemetrics/metrics-server/pkg/certbootstrap"
 )
 
 // TestTLSBootstrapFlags: the flags' defaults, and every bad value refused
@@ -102,5 +111,91 @@ func TestBootstrapServingCert(t *testing.T) {
 				t.Errorf("serving files %+v, want tls.pem in %s as both", got, dir)
 			}
 		})
+	}
+}
+
+// TestBootstrapEventsReachTheAPI: the bootstrap's Warning event about an
+// APIService it leaves alone (another server backs it) is written through
+// events.k8s.io/v1 into namespace default, where events of cluster-scoped
+// objects go.
+func TestBootstrapEventsReachTheAPI(t *testing.T) {
+	o := NewOptions()
+	o.TLSBootstrap.Secret = "kube-system/metrics-server-tls"
+	o.TLSBootstrap.APIServices = []string{"v1beta1.custom.metrics.k8s.io"}
+	o.SecureServing.ServerCert.CertDirectory = t.TempDir()
+	port := int32(443)
+	adapter := &apiregv1.APIService{
+		ObjectMeta: metav1.ObjectMeta{Name: "v1beta1.custom.metrics.k8s.io"},
+		Spec: apiregv1.APIServiceSpec{Service: &apiregv1.ServiceReference{Namespace: "monitoring", Name: "prometheus-adapter", Port: &port},
+			Group: "custom.metrics.k8s.io", Version: "v1beta1", CABundle: []byte("theirs"), GroupPriorityMinimum: 100, VersionPriority: 100},
+	}
+	kube, agg := fake.NewClientset(), aggfake.NewClientset(adapter)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	if _, err := o.BootstrapServingCert(ctx, kube, agg.ApiregistrationV1()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		list, err := kube.EventsV1().Events("default").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items) > 0 {
+			e := list.Items[0]
+			if len(list.Items) != 1 || e.Type != "Warning" || e.Reason != certbootstrap.ReasonAPIServiceNotOurs ||
+				e.Regarding.Kind != "APIService" || e.Regarding.Name != adapter.Name || !strings.Contains(e.Note, "monitoring/prometheus-adapter") {
+				t.Errorf("events in default: %+v; want one Warning %s regarding APIService %s", list.Items, certbootstrap.ReasonAPIServiceNotOurs, adapter.Name)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no event in namespace default within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	a, err := agg.ApiregistrationV1().APIServices().Get(ctx, adapter.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(a.Spec.CABundle) != "theirs" {
+		t.Error("the other server's caBundle was replaced")
+	}
+}
+
+// refusingSink is an event sink that answers every write with err.
+type refusingSink struct{ err error }
+
+func (s refusingSink) Create(context.Context, *eventsv1.Event) (*eventsv1.Event, error) {
+	return nil, s.err
+}
+func (s refusingSink) Update(context.Context, *eventsv1.Event) (*eventsv1.Event, error) {
+	return nil, s.err
+}
+func (s refusingSink) Patch(context.Context, *eventsv1.Event, []byte) (*eventsv1.Event, error) {
+	return nil, s.err
+}
+
+// TestEventsDeniedOnce: a refused event (403) is dropped without an error,
+// so the broadcaster neither logs it nor retries it, and remembered per
+// namespace so that it is logged once; other errors pass through.
+func TestEventsDeniedOnce(t *testing.T) {
+	forbidden := apierrors.NewForbidden(schema.GroupResource{Group: "events.k8s.io", Resource: "events"}, "", errors.New("RBAC: access denied"))
+	s := &eventsDeniedOnce{EventSink: refusingSink{forbidden}}
+	e := &eventsv1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system"}}
+	for range 3 {
+		if _, err := s.Create(t.Context(), e); err != nil {
+			t.Errorf("Create: %v, want the refusal dropped", err)
+		}
+		if _, err := s.Patch(t.Context(), e, nil); err != nil {
+			t.Errorf("Patch: %v, want the refusal dropped", err)
+		}
+	}
+	if _, seen := s.denied.Load("kube-system"); !seen {
+		t.Error("the refusal in kube-system was not remembered")
+	}
+	unavailable := apierrors.NewServiceUnavailable("starting")
+	if _, err := (&eventsDeniedOnce{EventSink: refusingSink{unavailable}}).Create(t.Context(), e); !apierrors.IsServiceUnavailable(err) {
+		t.Errorf("Create: %v, want the 503 passed on", err)
 	}
 }
