@@ -87,33 +87,29 @@ func findCreds(ctx context.Context, in Input, ko *kubeletflags.Options) (creds, 
 }
 
 // kubeletRest builds the configuration of the HTTP client that asks the
-// kubelets: c's credentials, t's CA (or no verification, exactly when the
-// server verifies none, and the credentials are the ServiceAccount's),
-// HTTP/1.1 as the server speaks. The second result is false when no
-// credential may be sent: no CA is known here, and either the server
-// verifies or the credentials are the operator's (which never go to a
-// kubelet unverified).
+// kubelets: c's credentials, t's CA, HTTP/1.1 as the server speaks. The
+// second result is false when no credential may be sent: no CA is known
+// here to verify the kubelets with. Credentials go only to a kubelet whose
+// certificate verifies against t's CA, even when the server itself
+// verifies nothing (--kubelet-insecure-tls): doctor runs on the
+// operator's machine, whose network is not the server's, and a token sent
+// unverified goes to whoever answers at a node's address.
 func kubeletRest(c creds, t trust) (*rest.Config, bool) {
 	if t.plainHTTP {
 		return rest.AnonymousClientConfig(c.cfg), true
 	}
-	cfg := rest.CopyConfig(c.cfg)
-	tls := rest.TLSClientConfig{
-		CertFile: cfg.TLSClientConfig.CertFile, KeyFile: cfg.TLSClientConfig.KeyFile,
-		CertData: cfg.TLSClientConfig.CertData, KeyData: cfg.TLSClientConfig.KeyData,
-		NextProtos: []string{"http/1.1"},
-	}
-	switch {
-	case t.serverSkips && !c.operator():
-		// As the server does: it sends its token unverified too. The
-		// requested token lives ten minutes.
-		tls.Insecure = true
-	case t.verified():
-		tls.CAData = t.caPEM
-	default:
+	if !t.verified() {
 		return nil, false
 	}
-	cfg.TLSClientConfig = tls
+	cfg := rest.CopyConfig(c.cfg)
+	cfg.TLSClientConfig = rest.TLSClientConfig{
+		CertFile: cfg.TLSClientConfig.CertFile, KeyFile: cfg.TLSClientConfig.KeyFile,
+		CertData: cfg.TLSClientConfig.CertData, KeyData: cfg.TLSClientConfig.KeyData,
+		CAData:     t.caPEM,
+		NextProtos: []string{"http/1.1"},
+	}
+	// A transport of the caller's would ignore the TLS settings above.
+	cfg.Transport = nil
 	cfg.Host, cfg.APIPath = "", ""
 	cfg.Timeout = 0
 	return cfg, true

@@ -11,8 +11,8 @@
 // own flag definitions), the kubelet client's address choice, its decoders
 // and its words for a TLS failure (package kubelet). It asks the kubelets
 // with a token of the server's ServiceAccount, so it sees what the server
-// sees, and sends no credential to a kubelet whose certificate it cannot
-// verify.
+// sees, and sends no credential to a kubelet whose certificate it did not
+// verify, even when the server verifies none (--kubelet-insecure-tls).
 //
 // Run is bounded in count (a sample of at most MaxNodes nodes), in
 // parallelism and in time (per node and in all), and folds the findings of

@@ -59,7 +59,6 @@ type runner struct {
 	// http asks the kubelets; nil when no credential may be sent (why
 	// says why, whyFix what to do).
 	http        *http.Client
-	insecure    bool
 	why, whyFix string
 	reviews     *reviews
 }
@@ -253,16 +252,21 @@ func (p *probe) tls(ctx context.Context, conn net.Conn) bool {
 	v := judgeCert(certs, p.host, p.addr, p.r.in.Clock.Now(), p.r.trust)
 	switch {
 	case p.r.trust.serverSkips:
-		msg := "not verified: the server runs with --kubelet-insecure-tls, which is for test clusters only"
-		if len(v.problems) > 0 {
-			msg += "; the certificate would fail verification: " + v.message()
-		} else {
-			msg += "; " + v.ok
+		verified := p.r.trust.verified() && len(v.problems) == 0
+		msg := fmt.Sprintf("not verified: the server runs with --kubelet-insecure-tls, so it sends its credentials to whatever answers at %s without checking what that is (for test clusters only)", p.addr)
+		switch {
+		case verified:
+			msg += "; doctor verified it: " + v.ok
+		case len(v.problems) > 0:
+			msg += "; the certificate would fail verification: " + v.message() + "; doctor sent no credential to it"
+		default:
+			msg += "; TLS answers (" + v.ok + "), but doctor cannot verify the certificate without the kubelet CA, so it sent no credential to it"
 		}
 		p.add(CheckTLS, doctor.StatusWarn, "the server does not verify kubelet certificates (--kubelet-insecure-tls)", msg,
-			"have the kubelets serve certificates signed by the cluster's CA (serverTLSBootstrap: true in the KubeletConfiguration, then approve their CSRs), give that CA with --kubelet-certificate-authority and drop --kubelet-insecure-tls", "")
-		// Ask when the server would, or say why not (no client).
-		return p.r.http == nil || p.r.insecure || len(v.problems) == 0
+			"have the kubelets serve certificates signed by the cluster's CA (serverTLSBootstrap: true in the KubeletConfiguration, then approve their CSRs), give that CA with --kubelet-certificate-authority and drop --kubelet-insecure-tls", v.detail)
+		// Ask only a kubelet verified here; without a client, endpoints
+		// says why nothing was asked.
+		return verified || p.r.http == nil
 	case len(v.problems) > 0:
 		first := v.problems[0]
 		p.add(CheckTLS, doctor.StatusFail, first.cause, fmt.Sprintf("node %s, %s: %s", p.node.Name, p.addr, v.message()), first.fix, v.detail)

@@ -72,7 +72,12 @@ func Run(ctx context.Context, in Input) []doctor.Finding {
 	r := &runner{in: in, ko: ko, cfg: cfg, reviews: newReviews(in.Client)}
 	var tf, cf []doctor.Finding
 	r.trust, tf = findTrust(ctx, in, ko)
-	r.creds, cf = findCreds(ctx, in, ko)
+	if r.trust.verified() {
+		r.creds, cf = findCreds(ctx, in, ko)
+	} else {
+		// No credential could be sent (see kubeletRest): none is minted.
+		r.creds = creds{cfg: &rest.Config{}, who: "no credential"}
+	}
 	out = append(append(out, tf...), cf...)
 	if err := r.buildHTTP(); err != nil {
 		out = append(out, doctor.Finding{Check: CheckSettings, Target: "kubelet-client", Status: doctor.StatusFail,
@@ -94,15 +99,14 @@ func (r *runner) buildHTTP() error {
 	if !ok {
 		switch {
 		case r.trust.serverSkips:
-			r.why = "the server does not verify the kubelets' certificates (--kubelet-insecure-tls), and your own credentials never go to a kubelet unverified"
-			r.whyFix = "let doctor request a token of the server's ServiceAccount (create serviceaccounts/token), or give it the kubelet CA with --kubelet-certificate-authority"
+			r.why = "the server does not verify the kubelets' certificates (--kubelet-insecure-tls) and no kubelet CA was given to doctor, so doctor sent no credential: whoever answers at a node's address would have received it. That TLS answers was checked; the kubelet's authorization and endpoints were not"
+			r.whyFix = "give doctor the CA that signs the kubelets' serving certificates with --kubelet-certificate-authority=<file>: it then asks, with a token of the server's ServiceAccount, each kubelet whose certificate verifies; better, have the server verify them too (that CA in its --kubelet-certificate-authority, without --kubelet-insecure-tls)"
 		default:
 			r.why = "no credential goes to a kubelet whose certificate cannot be verified as the server verifies it: " + r.trust.missing
 			r.whyFix = "give doctor the CA that signs the kubelets' serving certificates: --kubelet-certificate-authority=<file>"
 		}
 		return nil
 	}
-	r.insecure = cfg.TLSClientConfig.Insecure
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return err
