@@ -4,7 +4,7 @@ package kubelet
 // bound to its node, whose names the API server validated; an answer past
 // these bounds is damaged or hostile, and decoding it would cost memory
 // that the scrapes of every other node share (--kubelet-max-concurrency
-// answers, 64 by default, are decoded at once). At these bounds one
+// answers, 64 by default, are decoded at once: see package gate). At these bounds one
 // decode holds at most about 3 MiB (TestDecodeMemoryBounded).
 const (
 	// maxNamespace and maxContainerName: DNS labels; maxPodName: a DNS

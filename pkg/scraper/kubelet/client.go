@@ -14,6 +14,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubemetrics/metrics-server/pkg/points"
+	"github.com/kubemetrics/metrics-server/pkg/scraper/gate"
 )
 
 const (
@@ -278,6 +279,16 @@ func (c *Client) fetch(ctx context.Context, node *corev1.Node, addr string, reso
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fail(ReasonHTTPStatus, resp.StatusCode, statusError(resp.StatusCode, resp.Body))
+	}
+	// Waiting for the answer took no decode slot; reading and decoding
+	// the body takes one, so that the scraper's bound on bodies in memory
+	// holds however many requests wait. The wait is bounded by ctx.
+	if g := gate.From(ctx); g != nil {
+		if err := g.Acquire(ctx); err != nil {
+			return nil, fail(ReasonNoDecodeSlot, 0, fmt.Errorf(
+				"the kubelet answered but no decode slot came free before the request's deadline (%d bodies are decoded at once, --kubelet-max-concurrency): %w", g.Size(), err))
+		}
+		defer g.Release()
 	}
 	body := &limitedReader{r: resp.Body, left: c.cfg.MaxResponseBytes}
 	var batch *points.Batch

@@ -25,6 +25,11 @@ const (
 	ReasonRedirect Reason = "redirect"
 	ReasonTooLarge Reason = "too_large"
 	ReasonDecode   Reason = "decode"
+	// ReasonNoDecodeSlot: the kubelet answered within the timeout, but
+	// no decode slot (see package gate) came free before the request's
+	// deadline. The server is short of slots (--kubelet-max-concurrency),
+	// not the node at fault.
+	ReasonNoDecodeSlot Reason = "no_decode_slot"
 	// ReasonOther is what ReasonOf returns for an error not from this package.
 	ReasonOther Reason = "other"
 )
