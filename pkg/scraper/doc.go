@@ -1,26 +1,35 @@
 // Package scraper runs the scrape cycle: every resolution it fetches the
-// metrics of every selected node concurrently, with bounded parallelism, a
-// per-node deadline and a stable per-node phase, and hands each node's batch
-// to a sink.
+// metrics of every selected node, each at a stable per-node phase with a
+// per-node timeout, and hands each node's batch to a sink.
 //
-// Nodes are scraped in two lanes so that nodes which do not answer never
-// cost the others their scrape. A node is slow when its last request that
-// ran its course held its slot for half the timeout or more (a node that
-// never answers holds it until its timeout or until it is given up); the
-// others, and nodes not tried yet, are fast. Fast nodes have Config.Parallelism slots: each starts
-// at its phase, and a fast node that was not scraped in a cycle (no slot
-// came free in time) starts first in the next; a fast request unanswered
-// after half the timeout while other fast nodes wait for a slot is given
-// up (ReasonSlow; not in the start-up cycle) and the node becomes slow. Slow nodes have
-// Config.SlowParallelism slots of their own, plus any fast slot left idle
-// once every fast node of the cycle has started; they are taken least
-// recently tried first, and only while a full timeout is left in the cycle.
-// So a node that stops answering holds a fast slot for one cycle at most,
-// and after that delays no fast node; no slow node waits for its next try
-// longer than the slow nodes ahead of it take.
+// Every node gets a request of its own in every cycle, started at its
+// phase (a hash of its name within Config.Spread), on a goroutine of its
+// own, over a connection the client keeps alive. Waiting for an answer
+// costs that goroutine and that connection, nothing more: a node that
+// answers in 6s of a 10s timeout, or never, delays no other node. What is
+// bounded is the work and memory an answer takes: Config.Parallelism decode
+// slots (package gate, carried to the Client in the request's context),
+// which the client takes once the answer's headers have arrived and holds
+// while it reads and decodes the body; a wait for a slot is bounded by the
+// request's deadline, and one that ends there fails with the client's
+// "no decode slot" reason. So at most Parallelism bodies are in memory
+// at once, however many requests wait.
 //
-// At most Parallelism + SlowParallelism requests are in flight, which is
-// also the bound on response bodies decoded at once.
+// A request lasts at most the timeout, which the server keeps below the
+// resolution, so it ends before its node's next phase. A request still in
+// flight when its cycle ends is not cancelled: it lands when it ends, and
+// a cycle that lists its node meanwhile starts no second one (Result.Busy,
+// NodeStatus.Skipped). Only the scraper's stop cuts requests short; such
+// a request says nothing of the node and counts as no failure.
+//
+// Staleness counts failed requests, not time: a node whose last
+// StaleAfter/Resolution requests failed (two at the defaults) is dropped
+// from the sink, once; a cycle that started no request to it counts for
+// nothing. A node no longer listed is dropped at once.
+//
+// Costs, measured with BenchmarkCycle (an instant client): one goroutine
+// and one small closure per node per cycle, besides the request's own
+// deadline; idle nodes cost nothing between their requests.
 //
 // It knows nothing about how a kubelet is reached or decoded (that is the
 // Client's job) nor how points become rates (the Sink's).

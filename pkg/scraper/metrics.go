@@ -63,7 +63,7 @@ func NewMetrics(reg metrics.KubeRegistry, resolutionSeconds float64) *Metrics {
 			Namespace: "metrics_server",
 			Subsystem: "kubelet",
 			Name:      "scrape_failures_total",
-			Help:      "Failed scrapes per node and reason (no_address, connection, timeout, tls, http_status, redirect, too_large, decode, slow, skipped, other). Series of deleted nodes are removed.",
+			Help:      "Failed scrapes per node and reason (no_address, connection, timeout, tls, http_status, redirect, too_large, decode, no_decode_slot, other). Series of deleted nodes are removed.",
 		}, []string{"node", "reason"}),
 		tickDuration: metrics.NewHistogram(&metrics.HistogramOpts{
 			Namespace: "metrics_server",

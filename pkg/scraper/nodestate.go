@@ -1,7 +1,6 @@
 package scraper
 
 import (
-	"errors"
 	"sort"
 	"time"
 
@@ -11,28 +10,23 @@ import (
 	"github.com/kubemetrics/metrics-server/pkg/points"
 )
 
+// This file holds what the scraper remembers of each node between cycles
+// and how a request's outcome lands: in the sink, the self-metrics, the
+// node's status and its staleness.
+
 // nodeState is what the scraper remembers of a node between cycles.
 // Guarded by Scraper.mu.
 type nodeState struct {
-	// failing is why the node's last scrape failed; "" after a success
-	// and before the first scrape ends. A skip does not replace a
-	// failure's reason: it says nothing new about the node.
+	// failing is why the node's last request failed; "" after a success
+	// and before the first request ends.
 	failing string
-	// slow puts the node in the slow lane: its last request that ran its
-	// course (or was cut short by the cycle's end after half the timeout)
-	// held its slot for at least half the timeout.
-	slow bool
-	// overdue: the node was not scraped in the last cycle that tried
-	// (skipped, or cut short by the cycle's end); it starts first in the
-	// next, before any node at its phase.
-	overdue bool
-	// tried is the number of the last cycle that started a request to
-	// the node in the slow lane; the slow lane takes its least recently
-	// tried nodes first.
-	tried uint64
+	// inFlight: a request to the node has started and not landed yet; a
+	// cycle that lists the node meanwhile does not start another.
+	inFlight bool
 	// listed is the number of the last cycle that listed the node.
 	listed uint64
-	// gone: the node was deleted (ForgetNode). Its results are dropped.
+	// gone: the node was deleted (ForgetNode) or is no longer listed.
+	// Its results are dropped.
 	gone bool
 	// rec is what NodeStatus reports (status.go).
 	rec scrapeRecord
@@ -46,15 +40,16 @@ func (s *Scraper) beginListing() {
 	s.mu.Unlock()
 }
 
-// admit starts a cycle over nodes: it splits them into the fast lane, in
-// order of start, and the slow lane, least recently tried first, and
-// forgets the state of nodes no longer listed. Nodes deleted since
+// admit starts a cycle over nodes: it returns a job for each node but those
+// whose last request is still in flight (busy counts them), in order of
+// offset, and marks each job's node in flight. It forgets the nodes no
+// longer listed, in the scraper and the sink. Nodes deleted since
 // beginListing are left out.
-func (s *Scraper) admit(nodes []*corev1.Node, p plan) (fast, slow []job) {
+func (s *Scraper) admit(nodes []*corev1.Node, p plan) (jobs []job, busy int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cycles++
-	fast = make([]job, 0, len(nodes))
+	jobs = make([]job, 0, len(nodes))
 	for _, n := range nodes {
 		if _, gone := s.forgotten[n.Name]; gone {
 			continue
@@ -65,29 +60,32 @@ func (s *Scraper) admit(nodes []*corev1.Node, p plan) (fast, slow []job) {
 			s.nodeStates[n.Name] = st
 		}
 		st.listed = s.cycles
-		j := job{node: n, state: st}
-		if st.slow {
-			slow = append(slow, j)
+		if st.inFlight {
+			busy++
+			st.rec.busy++
 			continue
 		}
-		if !st.overdue && p.offset != nil {
+		st.inFlight = true
+		j := job{node: n, state: st}
+		if p.offset != nil {
 			j.offset = p.offset(n.Name)
 		}
-		fast = append(fast, j)
+		jobs = append(jobs, j)
 	}
 	for name, st := range s.nodeStates {
 		if st.listed != s.cycles {
+			// No longer selected: its points must not be served
+			// until they age out, nor its series kept.
+			st.gone = true
 			delete(s.nodeStates, name)
+			s.sink.Forget(name)
+			if s.metrics != nil {
+				s.metrics.ForgetNode(name)
+			}
 		}
 	}
-	sort.SliceStable(fast, func(a, b int) bool {
-		if fast[a].offset != fast[b].offset {
-			return fast[a].offset < fast[b].offset
-		}
-		return fast[a].state.overdue && !fast[b].state.overdue
-	})
-	sort.SliceStable(slow, func(a, b int) bool { return slow[a].state.tried < slow[b].state.tried })
-	return fast, slow
+	sort.SliceStable(jobs, func(a, b int) bool { return jobs[a].offset < jobs[b].offset })
+	return jobs, busy
 }
 
 // deleted reports whether j's node was deleted since its cycle began.
@@ -97,25 +95,20 @@ func (s *Scraper) deleted(j job) bool {
 	return j.state.gone
 }
 
-// tried notes that the slow lane starts j's request in this cycle.
-func (s *Scraper) tried(j job) {
+// release ends j's turn without a request (the scraper stopped, or the
+// node was deleted).
+func (s *Scraper) release(j job) {
 	s.mu.Lock()
-	j.state.tried = s.cycles
+	j.state.inFlight = false
 	s.mu.Unlock()
 }
 
-// attempt is how one node fared in a cycle.
+// attempt is how one request to a node fared.
 type attempt struct {
-	// skipped: no request was started (no slot before the cycle's end).
-	skipped bool
-	// cut: the cycle ended (or the scraper stopped) while the request
-	// was within its timeout.
+	// cut: the scraper stopped while the request was within its
+	// timeout.
 	cut bool
-	// demoted: the request was given up after half the timeout so that
-	// the fast nodes waiting could have its slot.
-	demoted bool
-	// began is when the request started and held how long it held its
-	// slot.
+	// began is when the request started and held how long it ran.
 	began time.Time
 	held  time.Duration
 	batch *points.Batch
@@ -127,27 +120,19 @@ type outcome int
 const (
 	outcomeOK outcome = iota
 	outcomeFailed
-	outcomeSkipped
+	// outcomeCut: the scraper stopped; nothing was learnt of the node.
+	outcomeCut
 	// outcomeDropped: the node was deleted; nothing was recorded.
 	outcomeDropped
 )
 
-// errNotStarted is the error of a node skipped before its request.
-var errNotStarted = errors.New("no request slot was free before the cycle ended; the node goes first in the next cycle")
-
 // land records an attempt: the batch to the sink, the self-metrics, the
-// node's failure and lane. The caller recycles the batch afterwards.
+// node's failure and status, and drops a node whose failures in a row
+// reach the limit from the sink. The caller recycles the batch afterwards.
 func (s *Scraper) land(j job, a attempt) outcome {
 	name := j.node.Name
 	reason := ""
-	switch {
-	case a.skipped:
-		reason, a.err = ReasonSkipped, errNotStarted
-	case a.cut:
-		reason = ReasonSkipped
-	case a.demoted:
-		reason = ReasonSlow
-	case a.err != nil:
+	if a.err != nil && !a.cut {
 		reason = s.cfg.Classify(a.err)
 	}
 	st := j.state
@@ -156,41 +141,40 @@ func (s *Scraper) land(j job, a attempt) outcome {
 	// node's series and points from coming back: ForgetNode sets gone
 	// under mu before it removes them.
 	s.mu.Lock()
+	st.inFlight = false
 	if st.gone {
 		s.mu.Unlock()
 		klog.V(4).InfoS("Dropped the scrape of a deleted node", "node", klog.KRef("", name))
 		return outcomeDropped
 	}
+	if a.cut {
+		s.mu.Unlock()
+		klog.V(4).InfoS("Node's request cut short by the scraper's stop", "node", klog.KRef("", name), "err", a.err)
+		return outcomeCut
+	}
 	out := outcomeOK
-	if !a.skipped && s.metrics != nil {
+	if s.metrics != nil {
 		s.metrics.observeRequest(name, a.held.Seconds(), float64(a.began.Unix()), a.err == nil)
 	}
-	prev, wasSlow := st.failing, st.slow
+	prev := st.failing
 	if a.err == nil {
 		s.sink.Store(a.batch)
 		st.failing = ""
 	} else {
 		out = outcomeFailed
-		if a.skipped {
-			out = outcomeSkipped
-		}
 		if s.metrics != nil {
 			s.metrics.observeFailure(name, reason)
 		}
-		if reason != ReasonSkipped || st.failing == "" {
-			st.failing = reason
-		}
+		st.failing = reason
 	}
-	// A request cut short before half the timeout says nothing of the
-	// node's speed; one cut later has held its slot long enough.
-	if slowAfter := s.cfg.Timeout / 2; a.skipped || (a.cut && a.held < slowAfter) {
-		st.overdue = true
-	} else {
-		st.overdue = a.cut
-		st.slow = a.held >= slowAfter
-	}
-	failing, slow := st.failing, st.slow
+	failing := st.failing
 	before, after := st.record(j.node, a)
+	// Dropped once, when the count reaches the limit: a node failing
+	// for longer has nothing left to drop.
+	stale := a.err != nil && after == s.maxFailures
+	if stale {
+		s.sink.Forget(name)
+	}
 	s.mu.Unlock()
 	s.tell(j.node, a, reason, before, after)
 
@@ -209,8 +193,8 @@ func (s *Scraper) land(j job, a attempt) outcome {
 	default:
 		klog.V(4).InfoS("Node still failing", "node", node, "reason", reason, "err", a.err)
 	}
-	if slow != wasSlow {
-		klog.V(2).InfoS("Node changes scrape lane", "node", node, "slow", slow, "held", a.held)
+	if stale {
+		klog.InfoS("Stopped serving the metrics of a node whose requests keep failing", "node", node, "failures", after, "reason", reason)
 	}
 	return out
 }

@@ -9,17 +9,9 @@ import (
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/klog/v2"
+
+	"github.com/kubemetrics/metrics-server/pkg/scraper/gate"
 )
-
-// ReasonSkipped labels a node that was not given its chance in a cycle:
-// no slot was free to start it before the cycle ended, or the cycle ended
-// while its request was still within its timeout.
-const ReasonSkipped = "skipped"
-
-// ReasonSlow labels a node whose request was given up after half the
-// timeout because other nodes were waiting for its slot; it is tried with
-// the full timeout in the slow lane from the next cycle on.
-const ReasonSlow = "slow"
 
 // Config tunes a Scraper. Zero values are replaced by the defaults noted.
 type Config struct {
@@ -28,17 +20,18 @@ type Config struct {
 	Resolution time.Duration
 	// Timeout bounds one node's request, from the moment it starts.
 	Timeout time.Duration
-	// Parallelism is the number of request slots of the fast lane (see
-	// the package doc); slow nodes may use those left idle once every
-	// fast node of a cycle has started. Default 64.
+	// Parallelism is the number of response bodies read and decoded at
+	// once (the decode slots of package gate): the bound on the memory
+	// answers take. It does not bound the requests waiting for an
+	// answer: every node's request starts at its phase. Default 64.
 	Parallelism int
-	// SlowParallelism is the number of request slots the slow lane has
-	// of its own, besides the fast lane's slots it may borrow once every
-	// fast node of a cycle has started. At most Parallelism +
-	// SlowParallelism requests are in flight, so at most that many
-	// response bodies are decoded at once. Default Parallelism/16, at
-	// least 1.
-	SlowParallelism int
+	// StaleAfter is about how long the last good points of a node whose
+	// requests fail are still served: the node is dropped from the sink
+	// (Sink.Forget) once StaleAfter/Resolution requests in a row have
+	// failed (rounded down, at least 1). Cycles that start no request to
+	// the node (its last one still in flight) do not count. Zero means
+	// two resolutions plus the timeout: two failed requests.
+	StaleAfter time.Duration
 	// Spread: node start offsets are spread over [0, Spread) so kubelets are
 	// not all hit in one burst. Each node's offset is a hash of its name, so
 	// it is scraped at the same phase every cycle and the window between two
@@ -61,8 +54,16 @@ type Config struct {
 
 // Result summarises one cycle.
 type Result struct {
-	Nodes, Succeeded, Failed, Skipped int
-	Duration                          time.Duration
+	// Nodes is how many nodes the cycle listed; Succeeded and Failed
+	// count its requests that ended within it.
+	Nodes, Succeeded, Failed int
+	// InFlight counts its requests still running when it ended: they
+	// land when they end, within their timeout.
+	InFlight int
+	// Busy counts the nodes it started no request to, as one from an
+	// earlier cycle was still in flight.
+	Busy     int
+	Duration time.Duration
 }
 
 // Scraper scrapes all selected nodes once per resolution.
@@ -75,6 +76,13 @@ type Scraper struct {
 	sink     Sink
 	metrics  *Metrics
 	clock    Clock
+	// gate bounds the bodies decoded at once; the client takes its slots
+	// (package gate).
+	gate *gate.Gate
+	// maxFailures is how many failed requests in a row make a node stale.
+	maxFailures uint32
+	// requests counts the requests in flight, of every cycle.
+	requests sync.WaitGroup
 
 	// lastCycle is the end of the last completed cycle, in Unix nanoseconds.
 	lastCycle atomic.Int64
@@ -83,9 +91,9 @@ type Scraper struct {
 	cyclesEnded, lastNodes atomic.Int64
 
 	mu sync.Mutex
-	// nodeStates holds what the scraper knows of each node it scraped
-	// (its lane, rotation and failure), for the nodes listed by the last
-	// cycle. Guarded by mu.
+	// nodeStates holds what the scraper knows of each node (its request
+	// in flight, its failures), for the nodes listed by the last cycle.
+	// Guarded by mu.
 	nodeStates map[string]*nodeState
 	// cycles counts the cycles started. Guarded by mu.
 	cycles uint64
@@ -99,8 +107,12 @@ func New(cfg Config, nodes NodeLister, client Client, sink Sink, m *Metrics, clk
 	if cfg.Parallelism <= 0 {
 		cfg.Parallelism = 64
 	}
-	if cfg.SlowParallelism <= 0 {
-		cfg.SlowParallelism = max(cfg.Parallelism/16, 1)
+	if cfg.StaleAfter <= 0 {
+		cfg.StaleAfter = 2*cfg.Resolution + cfg.Timeout
+	}
+	maxFailures := 1
+	if cfg.Resolution > 0 {
+		maxFailures = max(int(cfg.StaleAfter/cfg.Resolution), 1)
 	}
 	if cfg.Selector == nil {
 		cfg.Selector = labels.Everything()
@@ -110,24 +122,23 @@ func New(cfg Config, nodes NodeLister, client Client, sink Sink, m *Metrics, clk
 	}
 	r, _ := client.(Recycler)
 	return &Scraper{cfg: cfg, nodes: nodes, client: client, recycler: r, sink: sink, metrics: m, clock: clk,
+		gate: gate.New(cfg.Parallelism), maxFailures: uint32(maxFailures),
 		nodeStates: map[string]*nodeState{}, forgotten: map[string]struct{}{}}
 }
 
-// startupCycles is how many resolutions the first cycle after a start may
-// take: it scrapes every node once (each request still bounded by the
-// timeout) rather than leaving nodes for a later cycle when the first TLS
-// handshakes to thousands of kubelets take longer than one resolution.
-const startupCycles = 4
-
 // Run scrapes at once, follows up on each node FollowUp after its first
 // scrape, then scrapes every resolution from the end of those two cycles,
-// until ctx is done.
+// until ctx is done. It returns once every request it started has ended.
 func (s *Scraper) Run(ctx context.Context) {
+	defer s.requests.Wait()
+	ctx = s.withGate(ctx)
 	var mu sync.Mutex
 	firstDone := map[string]time.Time{}
+	// The start-up cycle starts every node at once; each request has
+	// its timeout, which is less than the resolution, so every node is
+	// tried once before the follow-up.
 	res := s.scrapePlanned(ctx, plan{
-		deadline:         startupCycles * s.cfg.Resolution,
-		giveUpOnEvidence: true,
+		deadline: s.cfg.Resolution,
 		done: func(node string, at time.Time) {
 			mu.Lock()
 			firstDone[node] = at
@@ -137,12 +148,11 @@ func (s *Scraper) Run(ctx context.Context) {
 	s.logStartCycle("first", res)
 	if s.cfg.FollowUp > 0 {
 		// Each node's second scrape comes FollowUp after its own first
-		// one, so its two samples are at least that far apart however long
-		// the first cycle took; nodes the first cycle missed go at once.
+		// one, so its two samples are at least that far apart; nodes
+		// the first cycle missed go at once.
 		followStart := s.clock.Now()
 		res = s.scrapePlanned(ctx, plan{
 			deadline: s.cfg.Resolution,
-			giveUp:   true,
 			offset: func(node string) time.Duration {
 				mu.Lock()
 				at, ok := firstDone[node]
@@ -157,8 +167,7 @@ func (s *Scraper) Run(ctx context.Context) {
 	}
 	// The regular cycles start one resolution after the start-up ones
 	// end, not at once: a tick left over from a long start-up would scrape
-	// every node again seconds after its follow-up, while the server is
-	// at its busiest (at 9,900 nodes that cycle could not finish).
+	// every node again seconds after its follow-up.
 	ticker := s.clock.NewTicker(s.cfg.Resolution)
 	defer ticker.Stop()
 	for {
@@ -176,12 +185,12 @@ func (s *Scraper) Run(ctx context.Context) {
 // eye; later cycles are logged at -v=1.
 func (s *Scraper) logStartCycle(which string, res Result) {
 	klog.InfoS("Start-up scrape cycle finished", "cycle", which, "nodes", res.Nodes, "succeeded", res.Succeeded,
-		"failed", res.Failed, "skipped", res.Skipped, "duration", res.Duration)
+		"failed", res.Failed, "inFlight", res.InFlight, "busy", res.Busy, "duration", res.Duration)
 }
 
 func (s *Scraper) logCycle(res Result) {
 	klog.V(1).InfoS("Scrape cycle finished", "nodes", res.Nodes, "succeeded", res.Succeeded,
-		"failed", res.Failed, "skipped", res.Skipped, "duration", res.Duration)
+		"failed", res.Failed, "inFlight", res.InFlight, "busy", res.Busy, "duration", res.Duration)
 }
 
 // LastCycle returns when the last cycle ended; zero before the first.
@@ -206,16 +215,24 @@ func (s *Scraper) Warm() (warm bool, nodes int) {
 }
 
 // Scrape runs one cycle over every selected node and returns when all
-// requests have finished or the cycle's time (one resolution) is up.
-// Cycles must not overlap: Scrape must not be called while Run runs or
-// another Scrape has not returned.
+// its requests have ended or the cycle's time (one resolution) is up;
+// requests still in flight then go on within their timeout and land
+// when they end. Cycles must not overlap: Scrape must not be called while
+// Run runs or another Scrape has not returned.
 func (s *Scraper) Scrape(ctx context.Context) Result {
 	spread := s.cfg.Spread
 	return s.scrapePlanned(ctx, plan{
 		deadline: s.cfg.Resolution,
 		offset:   func(node string) time.Duration { return offset(node, spread) },
-		giveUp:   true,
 	})
+}
+
+// withGate is ctx carrying the scraper's decode gate, for the client.
+func (s *Scraper) withGate(ctx context.Context) context.Context {
+	if gate.From(ctx) == s.gate {
+		return ctx
+	}
+	return gate.With(ctx, s.gate)
 }
 
 // ForgetNode drops what the scraper and the sink hold of a deleted node:

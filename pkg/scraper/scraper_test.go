@@ -20,6 +20,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/kubemetrics/metrics-server/pkg/points"
+	"github.com/kubemetrics/metrics-server/pkg/scraper/gate"
 )
 
 type fakeLister []*corev1.Node
@@ -37,21 +38,30 @@ func (f fakeLister) List(sel labels.Selector) ([]*corev1.Node, error) {
 // fakeClient answers per node: a delay before answering (honouring ctx) and
 // an error to return.
 type fakeClient struct {
-	delay    map[string]time.Duration
-	fail     map[string]error
+	delay map[string]time.Duration
+	fail  map[string]error
+	// decode is how long a body takes to decode, holding a slot of the
+	// scraper's decode gate as the kubelet client does.
+	decode   time.Duration
 	inFlight atomic.Int64
 	maxSeen  atomic.Int64
+	decoding atomic.Int64
+	maxDec   atomic.Int64
+}
+
+// raise sets m to n when n is larger.
+func raise(m *atomic.Int64, n int64) {
+	for {
+		old := m.Load()
+		if n <= old || m.CompareAndSwap(old, n) {
+			return
+		}
+	}
 }
 
 func (f *fakeClient) GetMetrics(ctx context.Context, node *corev1.Node) (*points.Batch, error) {
-	n := f.inFlight.Add(1)
+	raise(&f.maxSeen, f.inFlight.Add(1))
 	defer f.inFlight.Add(-1)
-	for {
-		m := f.maxSeen.Load()
-		if n <= m || f.maxSeen.CompareAndSwap(m, n) {
-			break
-		}
-	}
 	if d := f.delay[node.Name]; d > 0 {
 		select {
 		case <-time.After(d):
@@ -61,6 +71,17 @@ func (f *fakeClient) GetMetrics(ctx context.Context, node *corev1.Node) (*points
 	}
 	if err := f.fail[node.Name]; err != nil {
 		return nil, err
+	}
+	if g := gate.From(ctx); g != nil {
+		if err := g.Acquire(ctx); err != nil {
+			return nil, err
+		}
+		defer g.Release()
+	}
+	raise(&f.maxDec, f.decoding.Add(1))
+	defer f.decoding.Add(-1)
+	if f.decode > 0 {
+		time.Sleep(f.decode)
 	}
 	return &points.Batch{Node: node.Name, NodePoint: points.Point{Timestamp: 1, Has: points.HasCPU}}, nil
 }
@@ -206,45 +227,76 @@ func TestSlowNodeDoesNotDelayOthers(t *testing.T) {
 	}
 }
 
-func TestParallelismIsBounded(t *testing.T) {
+// TestDecodesAreBounded: Parallelism bounds the bodies decoded at once,
+// not the requests awaiting an answer, which all start at once.
+func TestDecodesAreBounded(t *testing.T) {
 	var names []string
 	delay := map[string]time.Duration{}
 	for i := range 30 {
 		n := fmt.Sprintf("n%d", i)
 		names = append(names, n)
-		delay[n] = 20 * time.Millisecond
+		delay[n] = 50 * time.Millisecond
 	}
-	client := &fakeClient{delay: delay}
-	s := New(Config{Resolution: 10 * time.Second, Timeout: time.Second, Parallelism: 4}, nodes(names...), client, &fakeSink{}, nil, clock.RealClock{})
+	client := &fakeClient{delay: delay, decode: 20 * time.Millisecond}
+	s := New(Config{Resolution: 10 * time.Second, Timeout: 5 * time.Second, Parallelism: 4}, nodes(names...), client, &fakeSink{}, nil, clock.RealClock{})
 	if res := s.Scrape(context.Background()); res.Succeeded != 30 {
 		t.Fatalf("succeeded %d, want 30", res.Succeeded)
 	}
-	if got := client.maxSeen.Load(); got > 4 || got < 2 {
-		t.Errorf("max requests in flight = %d, want between 2 and 4", got)
+	if got := client.maxDec.Load(); got > 4 || got < 2 {
+		t.Errorf("max bodies decoded at once = %d, want between 2 and 4", got)
+	}
+	if got := client.maxSeen.Load(); got <= 4 {
+		t.Errorf("max requests in flight = %d, want more than the 4 decode slots: waiting takes no slot", got)
 	}
 }
 
-func TestCycleNeverOverrunsResolution(t *testing.T) {
+// TestCycleEndsAtResolution: a cycle returns after one resolution though
+// its requests (10s timeout) run on; they land later, and the next cycle
+// does not start a second request to their nodes.
+func TestCycleEndsAtResolution(t *testing.T) {
 	var names []string
 	delay := map[string]time.Duration{}
 	for i := range 6 {
 		n := fmt.Sprintf("n%d", i)
 		names = append(names, n)
-		delay[n] = time.Minute
+		delay[n] = 700 * time.Millisecond
 	}
 	client := &fakeClient{delay: delay}
-	reg := metrics.NewKubeRegistry()
-	m := NewMetrics(reg, 1)
-	s := New(Config{Resolution: 300 * time.Millisecond, Timeout: 10 * time.Second, Parallelism: 2}, nodes(names...), client, &fakeSink{}, m, clock.RealClock{})
-	res := s.Scrape(context.Background())
+	sink := &fakeSink{}
+	s := New(Config{Resolution: 300 * time.Millisecond, Timeout: 10 * time.Second, Parallelism: 2}, nodes(names...), client, sink, NewMetrics(metrics.NewKubeRegistry(), 1), clock.RealClock{})
+	ctx := context.Background()
+	res := s.Scrape(ctx)
 	if res.Duration > 2*time.Second {
-		t.Errorf("cycle took %v, want it cut near the 300ms resolution", res.Duration)
+		t.Errorf("cycle took %v, want it to end near the 300ms resolution", res.Duration)
 	}
-	if res.Succeeded != 0 || res.Failed+res.Skipped != 6 {
-		t.Errorf("result %+v, want all 6 nodes failed or skipped", res)
+	if want := (Result{Nodes: 6, InFlight: 6}); res.Nodes != want.Nodes || res.InFlight != want.InFlight || res.Succeeded+res.Failed+res.Busy != 0 {
+		t.Errorf("first cycle %+v, want all 6 nodes in flight", res)
 	}
-	if res.Skipped < 4 {
-		t.Errorf("skipped %d, want at least the 4 nodes no worker could start", res.Skipped)
+	res = s.Scrape(ctx)
+	if res.Busy != 6 || res.InFlight != 0 {
+		t.Errorf("second cycle %+v, want all 6 nodes busy (not started twice)", res)
+	}
+	if st, _ := s.NodeStatus("n0"); st.Skipped != 1 {
+		t.Errorf("n0 status %+v, want 1 cycle skipped", st)
+	}
+	if got := client.maxSeen.Load(); got != 6 {
+		t.Errorf("%d requests in flight at most, want 6: one per node", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		sink.mu.Lock()
+		n := len(sink.stored)
+		sink.mu.Unlock()
+		if n == 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 6 nodes stored 5s later, want the requests that outlived their cycle to land", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st, _ := s.NodeStatus("n0"); st.Skipped != 0 || st.LastSuccess.IsZero() {
+		t.Errorf("n0 status %+v after its request landed, want a success and no skip", st)
 	}
 }
 
@@ -288,7 +340,7 @@ func TestFailureMetricsArePrunedForDeletedNodes(t *testing.T) {
 	s.Scrape(context.Background())
 
 	want := `
-# HELP metrics_server_kubelet_scrape_failures_total [ALPHA] Failed scrapes per node and reason (no_address, connection, timeout, tls, http_status, redirect, too_large, decode, slow, skipped, other). Series of deleted nodes are removed.
+# HELP metrics_server_kubelet_scrape_failures_total [ALPHA] Failed scrapes per node and reason (no_address, connection, timeout, tls, http_status, redirect, too_large, decode, no_decode_slot, other). Series of deleted nodes are removed.
 # TYPE metrics_server_kubelet_scrape_failures_total counter
 metrics_server_kubelet_scrape_failures_total{node="a1",reason="decode"} 2
 # HELP metrics_server_kubelet_request_total [ALPHA] Number of requests sent to the kubelet API, by outcome.

@@ -19,12 +19,11 @@ type Locator interface {
 // success after them, for Node events. Its methods are called from the
 // scraping goroutines, outside every lock of the scraper, only on a
 // failure or on a recovery (never for the regular successes of a healthy
-// node), and must return quickly. A request the cycle's end cut short
-// and a node no slot could start are neither: they say nothing of the node.
+// node), and must return quickly. A request the scraper's stop cut short
+// is neither: it says nothing of the node.
 type NodeObserver interface {
 	// NodeFailed: the node's request failed, the failures-th in a row
-	// (1 for the first); reason is the failure's class (Config.Classify,
-	// or ReasonSlow).
+	// (1 for the first); reason is the failure's class (Config.Classify).
 	NodeFailed(node *corev1.Node, failures int, reason string, err error)
 	// NodeRecovered: the node was scraped after failures failed requests
 	// in a row.
@@ -46,26 +45,32 @@ type NodeStatus struct {
 	// LastSuccess is when the last successful answer arrived, LastFailure
 	// when the last failed request ended; zero when none has.
 	LastSuccess, LastFailure time.Time
-	// Duration is how long the last request held its slot.
+	// Duration is how long the last request took, from its start to its
+	// decoded answer or its failure.
 	Duration time.Duration
 	// ConsecutiveFailures counts the failed requests since the last
-	// success; requests cut short by the cycle's end do not count.
+	// success; requests cut short by the scraper's stop do not count.
 	ConsecutiveFailures int
-	// Reason is the class of the last failure (see Config.Classify,
-	// ReasonSlow, ReasonSkipped) while the node is failing, "" when its
-	// last request that ran its course succeeded.
+	// Reason is the class of the last failure (see Config.Classify)
+	// while the node is failing, "" when its last request succeeded.
 	Reason string
 	// LastError is the last failure's error, kept after a success (then
 	// LastFailure tells how old it is); nil when the node never failed.
 	LastError error
-	// Slow: the node is in the slow lane (see the package doc).
+	// Slow: the node's last request took half the timeout or more. It
+	// is scraped as every other node (every node has a request of its
+	// own each cycle); it tells an operator the node is near its
+	// timeout.
 	Slow bool
 	// Skipped counts the cycles in a row that started no request to the
-	// node (no slot was free in time).
+	// node because its previous one was still in flight (a request
+	// lasts at most the timeout, less than the resolution, so this
+	// stays 0 but when the process is starved).
 	Skipped int
 }
 
-// Lane names the node's lane: "slow" or "fast".
+// Lane names the node's speed as the status page shows it: "slow" when
+// Slow, else "fast". Both are scraped the same way.
 func (n *NodeStatus) Lane() string {
 	if n.Slow {
 		return "slow"
@@ -79,50 +84,43 @@ type scrapeRecord struct {
 	node                                 *corev1.Node
 	lastAttempt, lastSuccess, lastFailed int64
 	held                                 time.Duration
-	failures, skips                      uint32
+	failures, busy                       uint32
 	lastErr                              error
 }
 
-// record notes an attempt on st, with mu held, and returns the failures
-// in a row before and after it. It costs a few stores: it runs for every
-// node in every cycle.
-func (st *nodeState) record(node *corev1.Node, a attempt) (before, after int) {
+// record notes an attempt that ran its course on st, with mu held, and
+// returns the failures in a row before and after it. It costs a few
+// stores: it runs for every node in every cycle.
+func (st *nodeState) record(node *corev1.Node, a attempt) (before, after uint32) {
 	r := &st.rec
-	before = int(r.failures)
+	before = r.failures
 	r.node = node
-	if a.skipped {
-		r.skips++
-		return before, before
-	}
-	r.skips = 0
+	r.busy = 0
 	began := a.began.UnixNano()
 	r.lastAttempt, r.held = began, a.held
-	switch {
-	case a.err == nil:
+	if a.err == nil {
 		r.failures = 0
 		r.lastSuccess = began + int64(a.held)
-	case a.cut:
-		// The cycle's end, not the node: nothing to count.
-	default:
+	} else {
 		r.failures++
 		r.lastFailed = began + int64(a.held)
 		r.lastErr = a.err
 	}
-	return before, int(r.failures)
+	return before, r.failures
 }
 
 // tell passes a recorded attempt to the observer, if any: a failure, or
 // the first success after failures. Called without mu.
-func (s *Scraper) tell(node *corev1.Node, a attempt, reason string, before, after int) {
+func (s *Scraper) tell(node *corev1.Node, a attempt, reason string, before, after uint32) {
 	o := s.cfg.Observer
-	if o == nil || a.skipped || a.cut {
+	if o == nil {
 		return
 	}
 	switch {
 	case a.err != nil:
-		o.NodeFailed(node, after, reason, a.err)
+		o.NodeFailed(node, int(after), reason, a.err)
 	case before > 0:
-		o.NodeRecovered(node, before)
+		o.NodeRecovered(node, int(before))
 	}
 }
 
@@ -140,7 +138,7 @@ func (s *Scraper) NodeStatuses(failingOnly bool) []NodeStatus {
 		if failingOnly && st.failing == "" {
 			continue
 		}
-		all = append(all, found{st.snapshot(name), st.rec.node})
+		all = append(all, found{st.snapshot(name, s.cfg.Timeout), st.rec.node})
 	}
 	s.mu.Unlock()
 	sort.Slice(all, func(i, j int) bool { return all[i].status.Node < all[j].status.Node })
@@ -163,7 +161,7 @@ func (s *Scraper) NodeStatus(name string) (_ NodeStatus, ok bool) {
 		node *corev1.Node
 	)
 	if ok {
-		n, node = st.snapshot(name), st.rec.node
+		n, node = st.snapshot(name, s.cfg.Timeout), st.rec.node
 	}
 	s.mu.Unlock()
 	if ok {
@@ -172,8 +170,8 @@ func (s *Scraper) NodeStatus(name string) (_ NodeStatus, ok bool) {
 	return n, ok
 }
 
-// snapshot copies st out; mu is held.
-func (st *nodeState) snapshot(name string) NodeStatus {
+// snapshot copies st out; mu is held. timeout is the request timeout.
+func (st *nodeState) snapshot(name string, timeout time.Duration) NodeStatus {
 	r := &st.rec
 	return NodeStatus{
 		Node:                name,
@@ -184,8 +182,8 @@ func (st *nodeState) snapshot(name string) NodeStatus {
 		ConsecutiveFailures: int(r.failures),
 		Reason:              st.failing,
 		LastError:           r.lastErr,
-		Slow:                st.slow,
-		Skipped:             int(r.skips),
+		Slow:                r.lastAttempt != 0 && r.held >= timeout/2,
+		Skipped:             int(r.busy),
 	}
 }
 

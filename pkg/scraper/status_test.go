@@ -83,26 +83,23 @@ func TestRecordAttempts(t *testing.T) {
 			wantTold: []observed{{Failures: 1, Reason: "other"}, {Failures: 2, Reason: "other"}, {Recovered: true, Failures: 2}},
 		},
 		{
-			name: "still failing, given up once for slowness",
+			name: "still failing, near the timeout",
 			attempts: []attempt{
-				{began: at(0), held: 5 * time.Second, err: timeout, demoted: true},
+				{began: at(0), held: 10 * time.Second, err: timeout},
 				{began: at(1), held: 10 * time.Second, err: timeout},
 			},
 			want: NodeStatus{LastAttempt: at(1), LastFailure: at(1).Add(10 * time.Second), Duration: 10 * time.Second,
 				ConsecutiveFailures: 2, Reason: "other", LastError: timeout, Slow: true},
-			wantTold: []observed{{Failures: 1, Reason: ReasonSlow}, {Failures: 2, Reason: "other"}},
+			wantTold: []observed{{Failures: 1, Reason: "other"}, {Failures: 2, Reason: "other"}},
 		},
 		{
-			name: "skips and cuts count no failure and tell nothing",
+			name: "a request cut by the scraper's stop counts no failure and tells nothing",
 			attempts: []attempt{
 				{began: at(0), held: 10 * time.Second, err: timeout},
-				{skipped: true},
 				{began: at(2), held: 2 * time.Second, err: context.Canceled, cut: true},
-				{skipped: true},
-				{skipped: true},
 			},
-			want: NodeStatus{LastAttempt: at(2), LastFailure: at(0).Add(10 * time.Second), Duration: 2 * time.Second,
-				ConsecutiveFailures: 1, Reason: "other", LastError: timeout, Slow: true, Skipped: 2},
+			want: NodeStatus{LastAttempt: at(0), LastFailure: at(0).Add(10 * time.Second), Duration: 10 * time.Second,
+				ConsecutiveFailures: 1, Reason: "other", LastError: timeout, Slow: true},
 			wantTold: []observed{{Failures: 1, Reason: "other"}},
 		},
 	}

@@ -37,13 +37,17 @@ type Config struct {
 	Resolution time.Duration
 	// ScrapeTimeout bounds one node's scrape.
 	ScrapeTimeout time.Duration
-	// ScrapeParallelism bounds the kubelet requests in flight; 0 means the
-	// scraper's default.
+	// ScrapeParallelism bounds the kubelet answers read and decoded at
+	// once (not the requests waiting for one); 0 means the scraper's
+	// default.
 	ScrapeParallelism int
 	// NodeSelector limits the nodes scraped and served; nil means all.
 	NodeSelector labels.Selector
-	// StaleAfter is how long the last good points of a node that fails to
-	// be scraped are still served; 0 means two resolutions plus the timeout.
+	// StaleAfter is about how long the last good points of a node that
+	// fails to be scraped are still served: the node is dropped after
+	// StaleAfter/Resolution failed requests in a row (see
+	// scraper.Config.StaleAfter); 0 means two resolutions plus the
+	// timeout, two failed requests.
 	StaleAfter time.Duration
 	// DropZeroUsagePods restores upstream's behaviour of hiding a pod any of
 	// whose containers reports zero CPU or memory.

@@ -51,8 +51,8 @@ func (c CompletedConfig) New() (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building the kubelet client: %w", err)
 	}
+	// Staleness is the scraper's: it counts failed requests, not time.
 	store := storage.NewStore(storage.Options{
-		StaleAfter:        c.StaleAfter,
 		DropZeroUsagePods: c.DropZeroUsagePods,
 		ClockTolerance:    clockToleranceFor(c.ScrapeTimeout),
 		Clock:             c.Clock,
@@ -63,6 +63,7 @@ func (c CompletedConfig) New() (*Server, error) {
 		Resolution:  c.Resolution,
 		Timeout:     c.ScrapeTimeout,
 		Parallelism: c.ScrapeParallelism,
+		StaleAfter:  c.StaleAfter,
 		Spread:      spreadFor(c.Resolution, c.ScrapeTimeout),
 		FollowUp:    followUpFor(c.Resolution),
 		Selector:    c.NodeSelector,
