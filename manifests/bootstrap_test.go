@@ -212,3 +212,47 @@ func keysOf(m map[string][]byte) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestMonitoringTrustsTheServingCA: the monitoring component's
+// ServiceMonitor verifies the scrape with ca.crt of the Secret that holds
+// the serving certificate: the bootstrap's shipped Secret on the base,
+// cert-manager's when components/cert-manager follows it.
+func TestMonitoringTrustsTheServingCA(t *testing.T) {
+	for _, tc := range []struct {
+		components []string
+		want       string
+	}{
+		{[]string{"components/monitoring"}, "metrics-server-tls-bootstrap"},
+		{[]string{"components/monitoring", "components/cert-manager"}, "metrics-server-tls"},
+	} {
+		t.Run(strings.Join(tc.components, "+"), func(t *testing.T) {
+			var got []string
+			for _, o := range render(t, withComponents(t, "base", tc.components...)) {
+				if o.Kind != "ServiceMonitor" {
+					continue
+				}
+				var sm struct {
+					Spec struct {
+						Endpoints []struct {
+							TLSConfig struct {
+								CA struct {
+									Secret struct {
+										Name string `json:"name"`
+										Key  string `json:"key"`
+									} `json:"secret"`
+								} `json:"ca"`
+							} `json:"tlsConfig"`
+						} `json:"endpoints"`
+					} `json:"spec"`
+				}
+				mustUnmarshal(t, o, &sm)
+				for _, e := range sm.Spec.Endpoints {
+					got = append(got, e.TLSConfig.CA.Secret.Name+"/"+e.TLSConfig.CA.Secret.Key)
+				}
+			}
+			if want := []string{tc.want + "/ca.crt"}; !cmp.Equal(got, want) {
+				t.Errorf("ServiceMonitor endpoints verify with %v, want %v", got, want)
+			}
+		})
+	}
+}

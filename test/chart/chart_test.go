@@ -102,6 +102,8 @@ func TestLint(t *testing.T) {
 		{"host network", []string{"hostNetwork.enabled=true"}},
 		{"monitoring", []string{"serviceMonitor.enabled=true", "metrics.enabled=true", "prometheusRule.enabled=true"}},
 		{"bring your own", []string{"apiService.v1=false", "rbac.create=false", "serviceAccount.create=false"}},
+		{"someone else's APIServices", []string{"apiService.create=false"}},
+		{"status reader", []string{"rbac.statusReader=true"}},
 		{"cert-manager", []string{"tls.type=certManager"}},
 		{"cert-manager with an issuer", []string{"tls.type=certManager", "tls.certManager.existingIssuer.name=corp-ca", "tls.certManager.existingIssuer.kind=ClusterIssuer"}},
 		{"existing Secret and caBundle", []string{"tls.type=existingSecret", "tls.existingSecret.name=ms-serving", "--set-file=apiService.caBundle=" + writeCA(t)}},
@@ -164,6 +166,17 @@ func TestDefaultsRenderTheBase(t *testing.T) {
 		}
 	})
 
+	t.Run("the same objects", func(t *testing.T) {
+		// Kind, namespace and name of every object: a chart that renders
+		// one more (a reader role of another name, a leftover) or one
+		// fewer (the bootstrap's Secret) than the base would leave a
+		// second object behind, or miss one, when an install moves from
+		// `kubectl apply -k` to Helm.
+		if diff := cmp.Diff(base.names(t), chart.names(t)); diff != "" {
+			t.Errorf("objects (-base +chart):\n%s", diff)
+		}
+	})
+
 	t.Run("RBAC", func(t *testing.T) {
 		if diff := cmp.Diff(permissions(t, base), permissions(t, chart)); diff != "" {
 			t.Errorf("the server's and the readers' permissions (-base +chart):\n%s", diff)
@@ -171,11 +184,10 @@ func TestDefaultsRenderTheBase(t *testing.T) {
 	})
 
 	t.Run("roles by name", func(t *testing.T) {
-		// Every role of the base, and the status reader of
-		// components/status-reader (which operators bind themselves), is
-		// in the chart under the same name with the same rules; but the
-		// reader aggregated into view, edit and admin, which the chart
-		// names after the release and "permissions" compares.
+		// Every role of the base, and with rbac.statusReader the status
+		// reader of components/status-reader (which operators bind
+		// themselves), is in the chart under the same name with the same
+		// rules.
 		b, err := os.ReadFile(filepath.Join(repoRoot(t), "manifests/components/status-reader/status-reader.yaml"))
 		if err != nil {
 			t.Fatal(err)
@@ -184,13 +196,11 @@ func TestDefaultsRenderTheBase(t *testing.T) {
 		for k, o := range parse(t, "status-reader.yaml", b) {
 			base[k] = o
 		}
+		chart := mustRender(t, "rbac.statusReader=true")
 		for _, kind := range []string{"ClusterRole", "Role"} {
 			for _, key := range base.ofKind(kind) {
 				var want, got rbacv1.ClusterRole // a Role has the same fields
 				base.decode(t, key, &want)
-				if want.Labels["rbac.authorization.k8s.io/aggregate-to-view"] == "true" {
-					continue
-				}
 				if _, ok := chart[key]; !ok {
 					t.Errorf("%s of the base is not in the chart", key)
 					continue
@@ -261,12 +271,20 @@ func TestValues(t *testing.T) {
 			}
 		},
 	}, {
-		name:   "apiService.create=false registers none",
+		name:   "apiService.create=false registers none, and the bootstrap patches none",
 		values: []string{"apiService.create=false"},
 		check: func(t *testing.T, objs objects) {
 			if keys := objs.ofKind("APIService"); len(keys) > 0 {
 				t.Errorf("APIServices %v, want none", keys)
 			}
+			// The APIServices are someone else's (prometheus-adapter, a
+			// second install): "--tls-bootstrap-apiservices=" names
+			// none, and no grant lets the server patch any.
+			flags := checkFlags(t, deployment(t, objs))
+			if got := flags.Lookup("tls-bootstrap-apiservices"); !got.Changed || got.Value.String() != "[]" {
+				t.Errorf("--tls-bootstrap-apiservices=%s (set: %v), want set to none", got.Value, got.Changed)
+			}
+			checkBootstrapRBAC(t, objs, "kube-system", "metrics-server-tls-bootstrap")
 		},
 	}, {
 		name: "tls.type=selfSigned (the default): the server's bootstrap, verified",
@@ -274,7 +292,7 @@ func TestValues(t *testing.T) {
 			d := deployment(t, objs)
 			flags := checkFlags(t, d)
 			for flag, want := range map[string]string{
-				"tls-bootstrap-secret":      "kube-system/metrics-server-tls",
+				"tls-bootstrap-secret":      "kube-system/metrics-server-tls-bootstrap",
 				"tls-bootstrap-service":     "metrics-server",
 				"tls-bootstrap-apiservices": "[v1.metrics.k8s.io,v1beta1.metrics.k8s.io]",
 				"tls-cert-file":             "",
@@ -287,7 +305,22 @@ func TestValues(t *testing.T) {
 				t.Errorf("a tls volume is mounted (%+v); the bootstrap writes into --cert-dir", v)
 			}
 			checkVerified(t, objs, nil)
-			checkBootstrapRBAC(t, objs, "kube-system", "metrics-server-tls", "v1.metrics.k8s.io", "v1beta1.metrics.k8s.io")
+			checkBootstrapRBAC(t, objs, "kube-system", "metrics-server-tls-bootstrap", "v1.metrics.k8s.io", "v1beta1.metrics.k8s.io")
+			checkShippedSecret(t, objs, "metrics-server-tls-bootstrap")
+			var labelled []string
+			for key, o := range objs {
+				if o.labels(t)["app.kubernetes.io/component"] == "tls-bootstrap" {
+					labelled = append(labelled, key)
+				}
+			}
+			sort.Strings(labelled)
+			want := []string{
+				"ClusterRole/system:metrics-server-tls-bootstrap", "ClusterRoleBinding/system:metrics-server-tls-bootstrap",
+				"Role/metrics-server-tls-bootstrap", "RoleBinding/metrics-server-tls-bootstrap", "Secret/metrics-server-tls-bootstrap",
+			}
+			if diff := cmp.Diff(want, labelled); diff != "" {
+				t.Errorf("objects labelled app.kubernetes.io/component=tls-bootstrap (-want +got):\n%s", diff)
+			}
 		},
 	}, {
 		name:   "tls.type=selfSigned with apiService.v1=false bootstraps only v1beta1",
@@ -297,7 +330,7 @@ func TestValues(t *testing.T) {
 			if got := flags.Lookup("tls-bootstrap-apiservices").Value.String(); got != "[v1beta1.metrics.k8s.io]" {
 				t.Errorf("--tls-bootstrap-apiservices=%s, want v1beta1.metrics.k8s.io alone", got)
 			}
-			checkBootstrapRBAC(t, objs, "kube-system", "metrics-server-tls", "v1beta1.metrics.k8s.io")
+			checkBootstrapRBAC(t, objs, "kube-system", "metrics-server-tls-bootstrap", "v1beta1.metrics.k8s.io")
 		},
 	}, {
 		name:   "tls.type=certManager: a CA chain, the serving Certificate mounted, the CA injected",
@@ -331,11 +364,12 @@ func TestValues(t *testing.T) {
 			d := deployment(t, objs)
 			checkServesSecret(t, d, serving.Spec.SecretName)
 			checkVerified(t, objs, map[string]string{"cert-manager.io/inject-ca-from": "kube-system/metrics-server"})
-			for _, key := range append(objs.ofKind("Role"), objs.ofKind("ClusterRole")...) {
-				if strings.Contains(key, "tls-bootstrap") {
-					t.Errorf("%s rendered: cert-manager needs no bootstrap permissions", key)
+			for key, o := range objs {
+				if strings.Contains(key, "tls-bootstrap") || o.labels(t)["app.kubernetes.io/component"] == "tls-bootstrap" {
+					t.Errorf("%s rendered: cert-manager needs no bootstrap Secret or permissions", key)
 				}
 			}
+			checkBootstrapRBAC(t, objs, "kube-system", "")
 		},
 	}, {
 		name:   "tls.type=certManager with an existing issuer",
@@ -365,9 +399,10 @@ func TestValues(t *testing.T) {
 					t.Errorf("%s: insecureSkipTLSVerify with a caBundle", v)
 				}
 			}
-			if keys := append(objs.ofKind("Role"), objs.ofKind("Certificate")...); len(keys) > 0 {
+			if keys := append(objs.ofKind("Secret"), objs.ofKind("Certificate")...); len(keys) > 0 {
 				t.Errorf("rendered %v for an existing Secret", keys)
 			}
+			checkBootstrapRBAC(t, objs, "kube-system", "")
 		},
 	}, {
 		name:   "tls.type=existingSecret with apiService.insecureSkipTLSVerify",
@@ -498,8 +533,8 @@ func TestValues(t *testing.T) {
 			objs.decode(t, "Service/metrics-server", &svc)
 			if len(sm.Spec.Endpoints) == 1 {
 				tc := sm.Spec.Endpoints[0].TLSConfig
-				if tc.InsecureSkipVerify || tc.CA.Secret.Name != "metrics-server-tls" || tc.CA.Secret.Key != "ca.crt" || tc.ServerName != "metrics-server.kube-system.svc" {
-					t.Errorf("tlsConfig %+v, want the CA of Secret metrics-server-tls and the Service's name", tc)
+				if tc.InsecureSkipVerify || tc.CA.Secret.Name != "metrics-server-tls-bootstrap" || tc.CA.Secret.Key != "ca.crt" || tc.ServerName != "metrics-server.kube-system.svc" {
+					t.Errorf("tlsConfig %+v, want the CA of the bootstrap's Secret metrics-server-tls-bootstrap and the Service's name", tc)
 				}
 			}
 			checkSelects(t, "the ServiceMonitor's selector", sm.Spec.Selector.MatchLabels, svc.Labels)
@@ -731,8 +766,9 @@ type metav1ObjectMeta struct {
 }
 
 // checkBootstrapRBAC checks that the server's ServiceAccount may get and
-// update exactly the Secret namespace/secret, create Secrets
-// there, and get and patch exactly the APIServices named.
+// update exactly the Secret namespace/secret ("": no Secret at all) and
+// nothing else of Secrets (never create: it could mint a bootstrap token),
+// and get and patch exactly the APIServices named (none: no grant).
 func checkBootstrapRBAC(t *testing.T, objs objects, namespace, secret string, apiServices ...string) {
 	t.Helper()
 	var granted []string
@@ -741,18 +777,32 @@ func checkBootstrapRBAC(t *testing.T, objs objects, namespace, secret string, ap
 			granted = append(granted, p)
 		}
 	}
-	names := strings.Join(apiServices, ",")
-	want := []string{
-		`"" secrets create in ` + namespace,
-		`"" secrets get ` + secret + ` in ` + namespace,
-		`"" secrets update ` + secret + ` in ` + namespace,
-		`"apiregistration.k8s.io" apiservices get ` + names,
-		`"apiregistration.k8s.io" apiservices patch ` + names,
+	var want []string
+	if secret != "" {
+		want = append(want, `"" secrets get `+secret+` in `+namespace, `"" secrets update `+secret+` in `+namespace)
+	}
+	if names := strings.Join(apiServices, ","); names != "" {
+		want = append(want, `"apiregistration.k8s.io" apiservices get `+names, `"apiregistration.k8s.io" apiservices patch `+names)
 	}
 	sort.Strings(want)
 	sort.Strings(granted)
 	if diff := cmp.Diff(want, granted); diff != "" {
 		t.Errorf("the bootstrap's permissions (-want +got):\n%s", diff)
+	}
+}
+
+// checkShippedSecret checks the bootstrap's Secret the chart ships: empty
+// (no data, no stringData, so helm upgrade never touches what the server
+// wrote), Opaque, annotated for the bootstrap, labelled as its object.
+func checkShippedSecret(t *testing.T, objs objects, name string) {
+	t.Helper()
+	var s corev1.Secret
+	objs.decode(t, "Secret/"+name, &s)
+	if s.Type != corev1.SecretTypeOpaque || len(s.Data) > 0 || len(s.StringData) > 0 {
+		t.Errorf("Secret %s: type %q, data %v, stringData %v; want an empty Opaque shell", name, s.Type, s.Data, s.StringData)
+	}
+	if s.Namespace != namespace || s.Annotations["kubemetrics.io/tls-bootstrap"] != "metrics-server" || s.Labels["app.kubernetes.io/component"] != "tls-bootstrap" {
+		t.Errorf("Secret %s in %q: annotations %v, labels %v; want it in %s, annotated kubemetrics.io/tls-bootstrap=metrics-server, labelled tls-bootstrap", name, s.Namespace, s.Annotations, s.Labels, namespace)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +120,36 @@ func (o objects) keys() []string {
 		keys = append(keys, k)
 	}
 	return keys
+}
+
+// names lists every object as "Kind namespace/name" (cluster-scoped:
+// "Kind name"), sorted.
+func (o objects) names(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, obj := range o {
+		n := obj.Kind + " " + obj.Metadata.Name
+		if obj.Metadata.Namespace != "" {
+			n = obj.Kind + " " + obj.Metadata.Namespace + "/" + obj.Metadata.Name
+		}
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// labels returns the object's labels.
+func (obj object) labels(t *testing.T) map[string]string {
+	t.Helper()
+	var m struct {
+		Metadata struct {
+			Labels map[string]string `json:"labels"`
+		} `json:"metadata"`
+	}
+	if err := yaml.Unmarshal(obj.json, &m); err != nil {
+		t.Fatalf("decoding %s/%s: %v", obj.Kind, obj.Metadata.Name, err)
+	}
+	return m.Metadata.Labels
 }
 
 // ofKind returns the keys of the objects of one kind.

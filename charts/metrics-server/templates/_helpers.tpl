@@ -71,18 +71,44 @@ and 4443 on the host network, where the kubelet holds 10250.
 {{- $port }}
 {{- end }}
 
-{{/* The Secret holding the serving certificate, for every tls.type. */}}
+{{/*
+The Secret holding the serving certificate, for every tls.type: the
+bootstrap's own <fullname>-tls-bootstrap (selfSigned, shipped empty by the
+chart), cert-manager's <fullname>-tls (certManager), or yours.
+*/}}
 {{- define "metrics-server.tlsSecret" -}}
 {{- if eq .Values.tls.type "existingSecret" }}
 {{- .Values.tls.existingSecret.name }}
+{{- else if eq .Values.tls.type "selfSigned" }}
+{{- printf "%s-tls-bootstrap" (include "metrics-server.fullname" .) }}
 {{- else }}
 {{- printf "%s-tls" (include "metrics-server.fullname" .) }}
 {{- end }}
 {{- end }}
 
-{{/* The names of the APIServices the chart registers (or would register). */}}
+{{/*
+The names of the APIServices the chart registers, comma-separated; empty
+with apiService.create=false (the bootstrap then patches none).
+*/}}
 {{- define "metrics-server.apiServiceNames" -}}
+{{- if .Values.apiService.create }}
 {{- if .Values.apiService.v1 }}v1.metrics.k8s.io,{{ end }}v1beta1.metrics.k8s.io
+{{- end }}
+{{- end }}
+
+{{/*
+The ClusterRole that folds metrics.k8s.io into view, edit and admin: the
+kustomize base's name, system:aggregated-metrics-reader, when the release's
+objects are named as the base's (fullname metrics-server), so a move from
+`kubectl apply -k` to the chart keeps one; else one per release.
+*/}}
+{{- define "metrics-server.aggregatedReader" -}}
+{{- $fullname := include "metrics-server.fullname" . }}
+{{- if eq $fullname "metrics-server" }}
+{{- "system:aggregated-metrics-reader" }}
+{{- else }}
+{{- printf "system:%s-aggregated-reader" $fullname }}
+{{- end }}
 {{- end }}
 
 {{/* Where the Secret's certificate is mounted (certManager, existingSecret). */}}
