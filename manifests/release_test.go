@@ -5,7 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"regexp"
+	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 // update rewrites the release file instead of checking it (make manifests).
@@ -60,4 +64,56 @@ func firstDifference(got, want []byte) string {
 		}
 	}
 	return ""
+}
+
+// chartFile is the Helm chart's metadata, whose appVersion is the image
+// tag the chart deploys.
+const chartFile = "../charts/metrics-server/Chart.yaml"
+
+// TestEveryInstallPinsTheChartVersion: the release overlay's image tag is
+// the chart's appVersion, a version (vMAJOR.MINOR.PATCH), and every
+// install's Deployment runs exactly that tag: never :latest nor an
+// untagged image, which imagePullPolicy IfNotPresent would leave at
+// whatever each node pulled first, so two replicas could run different
+// code and an upgrade would change nothing.
+func TestEveryInstallPinsTheChartVersion(t *testing.T) {
+	b, err := os.ReadFile(chartFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chart struct {
+		AppVersion string `json:"appVersion"`
+	}
+	if err := yaml.Unmarshal(b, &chart); err != nil {
+		t.Fatalf("%s: %v", chartFile, err)
+	}
+	if !regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+$`).MatchString(chart.AppVersion) {
+		t.Fatalf("%s: appVersion %q is not a version vMAJOR.MINOR.PATCH", chartFile, chart.AppVersion)
+	}
+	b, err = os.ReadFile(releaseOverlay + "/kustomization.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k struct {
+		Images []struct {
+			Name   string `json:"name"`
+			NewTag string `json:"newTag"`
+		} `json:"images"`
+	}
+	if err := yaml.Unmarshal(b, &k); err != nil {
+		t.Fatal(err)
+	}
+	if len(k.Images) != 1 || k.Images[0].NewTag != chart.AppVersion {
+		t.Errorf("%s pins images %+v, want the one image at the chart's appVersion %s", releaseOverlay, k.Images, chart.AppVersion)
+	}
+	for _, dir := range installs(t) {
+		for _, d := range deployments(t, render(t, dir)) {
+			for _, c := range d.Spec.Template.Spec.Containers {
+				_, tag, _ := strings.Cut(c.Image, ":")
+				if tag != chart.AppVersion {
+					t.Errorf("%s: Deployment %s runs image %q (pull policy %s), want tag %s, the chart's appVersion", dir, d.Name, c.Image, c.ImagePullPolicy, chart.AppVersion)
+				}
+			}
+		}
+	}
 }
