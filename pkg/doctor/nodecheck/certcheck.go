@@ -73,7 +73,7 @@ func judgeCert(certs []*x509.Certificate, host, addr string, now time.Time, t tr
 		v.problems = append(v.problems, problem{cause: generic, message: cause, fix: fix})
 	}
 	if t.pool != nil {
-		if p, ok := chainProblem(certs, addr, t); !ok {
+		if p, ok := chainProblem(certs, addr, now, t); !ok {
 			v.problems = append(v.problems, p)
 		}
 	}
@@ -86,22 +86,41 @@ func judgeCert(certs []*x509.Certificate, host, addr string, now time.Time, t tr
 	return v
 }
 
-// chainProblem verifies the chain against t's CA, at the middle of the
-// leaf's life so that dates (judged apart) do not hide the authority.
-func chainProblem(certs []*x509.Certificate, addr string, t trust) (problem, bool) {
+// chainProblem verifies the chain against t's CA at now, as the server
+// does. When the leaf itself is out of its dates (judged apart), the
+// authority is verified at the middle of the leaf's life, so that the
+// dates do not hide it, and the CAs of the chain are then judged at now
+// on their own: an expired CA is named, never blamed on the leaf.
+func chainProblem(certs []*x509.Certificate, addr string, now time.Time, t trust) (problem, bool) {
 	leaf := certs[0]
 	inter := x509.NewCertPool()
 	for _, c := range certs[1:] {
 		inter.AddCert(c)
 	}
-	_, err := leaf.Verify(x509.VerifyOptions{
+	leafInDate := !now.Before(leaf.NotBefore) && !now.After(leaf.NotAfter)
+	at := now
+	if !leafInDate {
+		at = leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)
+	}
+	chains, err := leaf.Verify(x509.VerifyOptions{
 		Roots:         t.pool,
 		Intermediates: inter,
-		CurrentTime:   leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2),
+		CurrentTime:   at,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	})
 	if err == nil {
+		for _, chain := range chains {
+			for _, ca := range chain[1:] {
+				if now.Before(ca.NotBefore) || now.After(ca.NotAfter) {
+					return caOutOfDate(ca, leaf, now, t), false
+				}
+			}
+		}
 		return problem{}, true
+	}
+	var invalid x509.CertificateInvalidError
+	if errors.As(err, &invalid) && invalid.Reason == x509.Expired && invalid.Cert != nil && !invalid.Cert.Equal(leaf) {
+		return caOutOfDate(invalid.Cert, leaf, now, t), false
 	}
 	_, fix := kubelet.ExplainTLS(err, addr)
 	var unknown x509.UnknownAuthorityError
@@ -121,6 +140,21 @@ func chainProblem(certs []*x509.Certificate, addr string, t trust) (problem, boo
 		cause = "the kubelet's serving certificate does not verify: " + err.Error()
 	}
 	return problem{cause: cause, message: cause, fix: fix}, false
+}
+
+// caOutOfDate is the problem of a CA of the kubelet's chain that is not
+// valid at now (by this machine's clock).
+func caOutOfDate(ca, leaf *x509.Certificate, now time.Time, t trust) problem {
+	state := fmt.Sprintf("expired at %s, %s ago by this machine's clock", stamp(ca.NotAfter), span(now.Sub(ca.NotAfter)))
+	if now.Before(ca.NotBefore) {
+		state = fmt.Sprintf("is not valid before %s, %s from now by this machine's clock", stamp(ca.NotBefore), span(ca.NotBefore.Sub(now)))
+	}
+	return problem{
+		cause: fmt.Sprintf("the kubelet CA %q is out of its validity dates", ca.Subject.String()),
+		message: fmt.Sprintf("the kubelet CA %q (of %s) %s; it signs the kubelet's serving certificate, so the server refuses every certificate it signed (the serving certificate's own dates: %s to %s)",
+			ca.Subject.String(), t.source, state, stamp(leaf.NotBefore), stamp(leaf.NotAfter)),
+		fix: "renew the kubelet CA, give the new one to the server (--kubelet-certificate-authority, or the cluster CA bundle) and re-issue the kubelets' serving certificates with it (serverTLSBootstrap: true, then approve their CSRs); if the CA should still be valid, check the clocks of this machine and of the server's node",
+	}
 }
 
 // selfSigned says whether c signed itself.

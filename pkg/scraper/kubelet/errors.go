@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Reason classifies a scrape failure. The set is fixed and small.
@@ -117,6 +118,15 @@ func tlsCause(err error, addr string) string {
 	case errors.As(err, &hostname):
 		return hostnameCause(hostname, addr) + "; " + kubeletTLSFixes +
 			"; or reach the kubelets at an address type their certificates name with --kubelet-preferred-address-types"
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired && signerOutOfDate(err, invalid.Cert):
+		ca := invalid.Cert
+		when := "expired at " + ca.NotAfter.UTC().Format(time.RFC3339)
+		if strings.Contains(invalid.Detail, "is before") {
+			when = "is not valid before " + ca.NotBefore.UTC().Format(time.RFC3339)
+		}
+		return fmt.Sprintf("the CA %q that the kubelet's serving certificate chains to %s (valid %s to %s), so every certificate it signed is refused; fix: "+
+			"renew that CA, give the new one with --kubelet-certificate-authority (or in the cluster CA bundle) and re-issue the kubelets' serving certificates; check the clocks of this server", ca.Subject.String(), when,
+			ca.NotBefore.UTC().Format(time.RFC3339), ca.NotAfter.UTC().Format(time.RFC3339))
 	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
 		return "the kubelet's serving certificate has expired or is not yet valid: check its rotation and the clocks of the node and this server; " + kubeletTLSFixes
 	case errors.As(err, &invalid):
@@ -125,6 +135,22 @@ func tlsCause(err error, addr string) string {
 		return "the kubelet did not answer with TLS: is this its read-only (plain HTTP) port? check --kubelet-port"
 	}
 	return ""
+}
+
+// signerOutOfDate says whether c, the certificate an x509 date check
+// refused in err, is not the kubelet's own serving certificate but a CA of
+// its chain (the one the server trusts, or an intermediate): the leaf is
+// the first certificate the kubelet presented, when err tells it, else c
+// is taken for a CA when it is marked as one.
+func signerOutOfDate(err error, c *x509.Certificate) bool {
+	if c == nil {
+		return false
+	}
+	var verify *tls.CertificateVerificationError
+	if errors.As(err, &verify) && len(verify.UnverifiedCertificates) > 0 {
+		return !verify.UnverifiedCertificates[0].Equal(c)
+	}
+	return c.IsCA
 }
 
 // hostnameCause says which address was asked and which the certificate
