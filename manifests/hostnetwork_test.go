@@ -1,11 +1,18 @@
 package manifests
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8slabels "k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // kubeletPort is the port every kubelet serves on its node's addresses; a
@@ -70,4 +77,165 @@ func TestHostNetworkOverlay(t *testing.T) {
 	if services == 0 {
 		t.Error("the overlay renders no Service: nothing reaches the server")
 	}
+}
+
+// TestRolloutNeedsNoSecondNode: every render of the manifests (each
+// overlay, and the base with the high-availability and host-network
+// components alone and together, in either order) whose pods each need a
+// node of their own (a host port, as every port is on the host network, or
+// a required anti-affinity by hostname against their own labels) rolls out
+// without a surge pod: maxSurge resolves to 0 and maxUnavailable to at
+// least 1. A surge pod needs one node more than there are replicas; on a
+// cluster with as many eligible nodes as replicas it stays Pending and,
+// with maxUnavailable 0, the rollout waits forever (test/e2erollout shows
+// it on a real scheduler). Renders whose pods can share a node keep the
+// base's surge.
+func TestRolloutNeedsNoSecondNode(t *testing.T) {
+	overlays, err := filepath.Glob("overlays/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type variant struct {
+		name string
+		dir  string
+		// ownNode says the render's pods must need a node of their own,
+		// so the test cannot pass by not looking.
+		ownNode bool
+		// deploys says the render must hold a Deployment (the local
+		// overlay runs the server as a process and holds none).
+		deploys bool
+	}
+	var renders []variant
+	for _, o := range overlays {
+		renders = append(renders, variant{name: o, dir: o, ownNode: o == "overlays/host-network", deploys: o != "overlays/local"})
+	}
+	for _, tc := range []struct {
+		components []string
+		ownNode    bool
+	}{
+		{nil, false},
+		{[]string{"components/high-availability"}, true},
+		{[]string{"components/host-network"}, true},
+		{[]string{"components/high-availability", "components/host-network"}, true},
+		{[]string{"components/host-network", "components/high-availability"}, true},
+	} {
+		renders = append(renders, variant{name: "base+" + strings.Join(tc.components, "+"), dir: overlayOf(t, "base", tc.components...), ownNode: tc.ownNode, deploys: true})
+	}
+	for _, r := range renders {
+		t.Run(r.name, func(t *testing.T) {
+			ds := deployments(t, render(t, r.dir))
+			if len(ds) == 0 && r.deploys {
+				t.Fatal("no Deployment rendered")
+			}
+			for _, d := range ds {
+				why := ownNode(d)
+				if r.ownNode && why == "" {
+					t.Errorf("Deployment %s: its pods can share a node, want each on its own", d.Name)
+				}
+				if why == "" {
+					continue
+				}
+				if err := rollsOutInPlace(d); err != nil {
+					t.Errorf("Deployment %s (%s): %v", d.Name, why, err)
+				}
+			}
+		})
+	}
+}
+
+// overlayOf writes a kustomization of resource with components (folders
+// of manifests/) in a temporary folder and returns the folder.
+func overlayOf(t *testing.T, resource string, components ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	// kustomize takes other kustomizations by relative path only.
+	rel := func(p string) string {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := filepath.Rel(dir, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	k := "resources:\n  - " + rel(resource) + "\n"
+	if len(components) > 0 {
+		k += "components:\n"
+		for _, c := range components {
+			k += "  - " + rel(c) + "\n"
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// ownNode says why two pods of d cannot run on one node, or "" when they
+// can: a port on the host (every container port is one with hostNetwork,
+// the API defaults hostPort to it) or a required pod anti-affinity by
+// hostname that selects the pods' own labels.
+func ownNode(d appsv1.Deployment) string {
+	spec := d.Spec.Template.Spec
+	for _, c := range spec.Containers {
+		for _, p := range c.Ports {
+			if spec.HostNetwork {
+				return fmt.Sprintf("port %d on the host network", p.ContainerPort)
+			}
+			if p.HostPort != 0 {
+				return fmt.Sprintf("host port %d", p.HostPort)
+			}
+		}
+	}
+	if spec.Affinity == nil || spec.Affinity.PodAntiAffinity == nil {
+		return ""
+	}
+	for _, term := range spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution {
+		sel, err := metav1.LabelSelectorAsSelector(term.LabelSelector)
+		if err == nil && term.TopologyKey == corev1.LabelHostname && sel.Matches(k8slabels.Set(d.Spec.Template.Labels)) {
+			return "a required anti-affinity by hostname against its own pods"
+		}
+	}
+	return ""
+}
+
+// rollsOutInPlace says why d's strategy needs a surge pod, or nil: it must
+// be Recreate, or a rolling update whose maxSurge resolves to 0 at d's
+// replicas and whose maxUnavailable resolves to at least 1 (rounded as the
+// deployment controller rounds them: surge up, unavailable down; unset
+// means the API's 25%).
+func rollsOutInPlace(d appsv1.Deployment) error {
+	s := d.Spec.Strategy
+	if s.Type == appsv1.RecreateDeploymentStrategyType {
+		return nil
+	}
+	replicas := 1
+	if d.Spec.Replicas != nil {
+		replicas = int(*d.Spec.Replicas)
+	}
+	quarter := intstr.FromString("25%")
+	surge, unavailable := &quarter, &quarter
+	if ru := s.RollingUpdate; ru != nil {
+		if ru.MaxSurge != nil {
+			surge = ru.MaxSurge
+		}
+		if ru.MaxUnavailable != nil {
+			unavailable = ru.MaxUnavailable
+		}
+	}
+	sv, err := intstr.GetScaledValueFromIntOrPercent(surge, replicas, true)
+	if err != nil {
+		return fmt.Errorf("maxSurge %s: %w", surge.String(), err)
+	}
+	uv, err := intstr.GetScaledValueFromIntOrPercent(unavailable, replicas, false)
+	if err != nil {
+		return fmt.Errorf("maxUnavailable %s: %w", unavailable.String(), err)
+	}
+	if sv != 0 || uv < 1 {
+		return fmt.Errorf("maxSurge %s (%d pods) and maxUnavailable %s (%d) at %d replicas: a rollout needs a node more than the replicas, want maxSurge 0 and maxUnavailable at least 1",
+			surge.String(), sv, unavailable.String(), uv, replicas)
+	}
+	return nil
 }
