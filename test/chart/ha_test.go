@@ -1,8 +1,15 @@
 package chart
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8slabels "k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // TestShutdownDelayWithReplicas: with more than one replica the chart gives
@@ -38,5 +45,161 @@ func TestShutdownDelayWithReplicas(t *testing.T) {
 				t.Errorf("%d --shutdown-delay-duration flags, value %q; want one, %q", n, got, tc.want)
 			}
 		})
+	}
+}
+
+// requiredAntiAffinity is the affinity values.yaml shows for two replicas
+// on different nodes, as a --set-json flag.
+const requiredAntiAffinity = `--set-json=affinity={"podAntiAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":[{"labelSelector":{"matchLabels":{"app.kubernetes.io/name":"metrics-server"}},"topologyKey":"kubernetes.io/hostname"}]}}`
+
+// TestRolloutNeedsNoSecondNode: every value set whose pods each need a node
+// of their own (hostNetwork, where the port is the node's; a required
+// anti-affinity by hostname) renders a rollout without a surge pod
+// (maxSurge resolves to 0, maxUnavailable to at least 1), so no rollout
+// needs a node with a second free port or no replica: on a cluster with as
+// many eligible nodes as replicas the surge pod would stay Pending and,
+// with maxUnavailable 0, the rollout would wait forever (test/e2erollout
+// shows it with the real scheduler). Pods that can share a node keep the
+// base's strategy, every replica kept until its replacement is ready; an
+// updateStrategy given is rendered as given.
+func TestRolloutNeedsNoSecondNode(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		values  []string
+		ownNode bool
+		// want is the strategy when the chart chooses it.
+		want string
+	}{
+		{"defaults", nil, false, "maxUnavailable 0"},
+		{"two replicas", []string{"replicas=2", "podDisruptionBudget.enabled=true"}, false, "maxUnavailable 0"},
+		{"hostNetwork", []string{"hostNetwork.enabled=true"}, true, "no surge"},
+		{"hostNetwork, two replicas", []string{"hostNetwork.enabled=true", "replicas=2", "podDisruptionBudget.enabled=true"}, true, "no surge"},
+		{"hostNetwork, three replicas, own port", []string{"hostNetwork.enabled=true", "replicas=3", "containerPort=8443"}, true, "no surge"},
+		{"two replicas, required anti-affinity", []string{"replicas=2", "podDisruptionBudget.enabled=true", requiredAntiAffinity}, true, "no surge"},
+		{"hostNetwork, updateStrategy given", []string{"hostNetwork.enabled=true", "updateStrategy.type=Recreate"}, true, "Recreate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := deployment(t, mustRender(t, tc.values...))
+			why := ownNode(d)
+			if tc.ownNode != (why != "") {
+				t.Fatalf("each pod needs a node of its own: %t (%q), want %t", why != "", why, tc.ownNode)
+			}
+			s := d.Spec.Strategy
+			switch tc.want {
+			case "Recreate":
+				if s.Type != appsv1.RecreateDeploymentStrategyType || s.RollingUpdate != nil {
+					t.Errorf("strategy %+v, want the given Recreate", s)
+				}
+			case "maxUnavailable 0":
+				if s.RollingUpdate == nil || s.RollingUpdate.MaxUnavailable == nil || s.RollingUpdate.MaxUnavailable.String() != "0" || s.RollingUpdate.MaxSurge != nil {
+					t.Errorf("strategy %+v, want the base's: maxUnavailable 0, the default surge", s)
+				}
+			}
+			if why == "" {
+				return
+			}
+			if err := rollsOutInPlace(d); err != nil {
+				t.Errorf("%s: %v", why, err)
+			}
+		})
+	}
+}
+
+// ownNode says why two pods of d cannot run on one node, or "" when they
+// can: a port on the host (every container port is one with hostNetwork,
+// the API defaults hostPort to it) or a required pod anti-affinity by
+// hostname that selects the pods' own labels. (manifests/hostnetwork_test.go
+// holds the same rule for the kustomize renders, in the other module.)
+func ownNode(d appsv1.Deployment) string {
+	spec := d.Spec.Template.Spec
+	for _, c := range spec.Containers {
+		for _, p := range c.Ports {
+			if spec.HostNetwork {
+				return fmt.Sprintf("port %d on the host network", p.ContainerPort)
+			}
+			if p.HostPort != 0 {
+				return fmt.Sprintf("host port %d", p.HostPort)
+			}
+		}
+	}
+	if spec.Affinity == nil || spec.Affinity.PodAntiAffinity == nil {
+		return ""
+	}
+	for _, term := range spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution {
+		sel, err := metav1.LabelSelectorAsSelector(term.LabelSelector)
+		if err == nil && term.TopologyKey == corev1.LabelHostname && sel.Matches(k8slabels.Set(d.Spec.Template.Labels)) {
+			return "a required anti-affinity by hostname against its own pods"
+		}
+	}
+	return ""
+}
+
+// rollsOutInPlace says why d's strategy needs a surge pod, or nil: it must
+// be Recreate, or a rolling update whose maxSurge resolves to 0 at d's
+// replicas and whose maxUnavailable resolves to at least 1 (rounded as the
+// deployment controller rounds them: surge up, unavailable down; unset
+// means the API's 25%).
+func rollsOutInPlace(d appsv1.Deployment) error {
+	s := d.Spec.Strategy
+	if s.Type == appsv1.RecreateDeploymentStrategyType {
+		return nil
+	}
+	replicas := 1
+	if d.Spec.Replicas != nil {
+		replicas = int(*d.Spec.Replicas)
+	}
+	quarter := intstr.FromString("25%")
+	surge, unavailable := &quarter, &quarter
+	if ru := s.RollingUpdate; ru != nil {
+		if ru.MaxSurge != nil {
+			surge = ru.MaxSurge
+		}
+		if ru.MaxUnavailable != nil {
+			unavailable = ru.MaxUnavailable
+		}
+	}
+	sv, err := intstr.GetScaledValueFromIntOrPercent(surge, replicas, true)
+	if err != nil {
+		return fmt.Errorf("maxSurge %s: %w", surge.String(), err)
+	}
+	uv, err := intstr.GetScaledValueFromIntOrPercent(unavailable, replicas, false)
+	if err != nil {
+		return fmt.Errorf("maxUnavailable %s: %w", unavailable.String(), err)
+	}
+	if sv != 0 || uv < 1 {
+		return fmt.Errorf("maxSurge %s (%d pods) and maxUnavailable %s (%d) at %d replicas: a rollout needs a node more than the replicas, want maxSurge 0 and maxUnavailable at least 1",
+			surge.String(), sv, unavailable.String(), uv, replicas)
+	}
+	return nil
+}
+
+// TestRefusedUpdateStrategy: a misspelled or mistyped updateStrategy fails
+// the render naming it, instead of rendering a strategy the API refuses or
+// silently defaults (a misspelled maxSurge would leave the 25% surge).
+func TestRefusedUpdateStrategy(t *testing.T) {
+	for _, tc := range []struct {
+		values []string
+		want   string
+	}{
+		{[]string{"updateStrategy.type=Rolling"}, "/updateStrategy/type"},
+		{[]string{"updateStrategy.rollingUpdate.maxSurg=0"}, "maxSurg"},
+		{[]string{"updateStrategy.rollingUpdate.maxSurge=1x"}, "/updateStrategy/rollingUpdate/maxSurge"},
+		{[]string{"updateStrategy.rollingUpdate.maxUnavailable=-1"}, "/updateStrategy/rollingUpdate/maxUnavailable"},
+	} {
+		t.Run(strings.Join(tc.values, " "), func(t *testing.T) {
+			_, err := render(t, tc.values...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one naming %q", err, tc.want)
+			}
+		})
+	}
+	for _, ok := range [][]string{
+		{"updateStrategy.type=Recreate"},
+		{"updateStrategy.rollingUpdate.maxSurge=25%", "updateStrategy.rollingUpdate.maxUnavailable=0"},
+		{"updateStrategy.rollingUpdate.maxSurge=0", "updateStrategy.rollingUpdate.maxUnavailable=1"},
+	} {
+		if _, err := render(t, ok...); err != nil {
+			t.Errorf("%v: %v", ok, err)
+		}
 	}
 }
