@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/klog/v2"
@@ -22,11 +23,13 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/kubemetrics/metrics-server/cmd/metrics-server/app/options"
+	"github.com/kubemetrics/metrics-server/pkg/certbootstrap"
 )
 
 // TestServingCertBootstrap runs the real server with
 // --tls-bootstrap-secret=kube-system/metrics-server-tls against fake API
-// clients: the Secret is created, both APIServices (shipped with
+// clients: the empty annotated Secret the manifests ship is filled (not
+// created), both APIServices (shipped with
 // insecureSkipTLSVerify) get its ca.crt as caBundle, and the server's
 // certificate verifies against that ca.crt for the name the kube-apiserver
 // dials, metrics-server.kube-system.svc. Then the bootstrap's clock passes
@@ -41,7 +44,11 @@ func TestServingCertBootstrap(t *testing.T) {
 	}}
 	kubeletSrv := k.serve()
 	t.Cleanup(kubeletSrv.Close)
-	kube := fake.NewClientset(loopbackNode("worker-1", mustPort(t, kubeletSrv.URL)))
+	shipped := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "metrics-server-tls", Namespace: "kube-system", Annotations: map[string]string{certbootstrap.AnnotationOwner: "metrics-server"}},
+		Type:       corev1.SecretTypeOpaque,
+	}
+	kube := fake.NewClientset(loopbackNode("worker-1", mustPort(t, kubeletSrv.URL)), shipped)
 	meta := fakeMetadata(t, podMeta("shop", "checkout-0", nil))
 	agg := aggfake.NewClientset(shippedAPIService("v1", 200), shippedAPIService("v1beta1", 100))
 
@@ -67,7 +74,15 @@ func TestServingCertBootstrap(t *testing.T) {
 
 	secret, err := kube.CoreV1().Secrets("kube-system").Get(ctx, "metrics-server-tls", metav1.GetOptions{})
 	if err != nil {
-		t.Fatalf("the Secret was not created: %v", err)
+		t.Fatal(err)
+	}
+	if len(secret.Data["ca.key"]) == 0 || secret.Type != corev1.SecretTypeOpaque {
+		t.Fatalf("the shipped Secret was not filled: type %s, %d keys", secret.Type, len(secret.Data))
+	}
+	for _, a := range kube.Actions() {
+		if a.GetVerb() == "create" && a.GetResource().Resource == "secrets" {
+			t.Error("the bootstrap created a Secret; the shipped one was there to fill")
+		}
 	}
 	caPEM := secret.Data["ca.crt"]
 	for _, name := range []string{"v1.metrics.k8s.io", "v1beta1.metrics.k8s.io"} {
