@@ -3,6 +3,7 @@ package e2edoctor
 import (
 	"context"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,8 +45,8 @@ func createPod(t *testing.T, name, node string) {
 
 // TestStatusPodReason: `metrics-server status pod NS/NAME` for a Running
 // pod on a node whose kubelet fails (NotReported, with the node's failing
-// scrapes), for a Pending pod and for a pod that does not exist
-// (NotRunning), as JSON and as the table. It runs beside
+// scrapes) and for a Pending pod (NotRunning), as JSON and as the table,
+// and for a pod that does not exist (exit 1). It runs beside
 // TestNodeEventsOnScrapeFailure, after the tests that run one after
 // another: each breaks its own node and asserts nothing of the others, and
 // both wait for scrape cycles.
@@ -87,22 +88,24 @@ func TestStatusPodReason(t *testing.T) {
 		}
 	}
 
-	for _, c := range []struct {
-		pod, message string
-	}{
-		{"status-e2e-pending", "the pod is Pending, not Running; only Running pods have metrics"},
-		{"status-e2e-missing", "pod default/status-e2e-missing does not exist (kubectl get pod -n default status-e2e-missing)"},
-	} {
-		var p status.Pod
-		statusJSON(t, &p, "pod", "default/"+c.pod)
-		if want := (status.Pod{Namespace: "default", Name: c.pod, Reason: "NotRunning", Message: c.message}); p != want {
-			t.Errorf("pod %s: %+v, want %+v", c.pod, p, want)
+	const pending = "the pod is Pending, not Running; only Running pods have metrics"
+	var p status.Pod
+	statusJSON(t, &p, "pod", "default/status-e2e-pending")
+	if want := (status.Pod{Namespace: "default", Name: "status-e2e-pending", Reason: "NotRunning", Message: pending}); p != want {
+		t.Errorf("pod status-e2e-pending: %+v, want %+v", p, want)
+	}
+	r = runStatusAs(t, e.cluster.AdminKubeconfig, "pod", "default/status-e2e-pending")
+	for _, want := range []string{`Served:\s+no$`, `Reason:\s+NotRunning$`, `Message:\s+` + regexp.QuoteMeta(pending) + `$`} {
+		if r.code != 0 || !regexp.MustCompile(`(?m)^`+want).MatchString(r.stdout) {
+			t.Errorf("status pod default/status-e2e-pending has no line %s: %v", want, r)
 		}
-		r := runStatusAs(t, e.cluster.AdminKubeconfig, "pod", "default/"+c.pod)
-		for _, want := range []string{`Served:\s+no$`, `Reason:\s+NotRunning$`, `Message:\s+` + regexp.QuoteMeta(c.message) + `$`} {
-			if r.code != 0 || !regexp.MustCompile(`(?m)^`+want).MatchString(r.stdout) {
-				t.Errorf("status pod default/%s has no line %s: %v", c.pod, want, r)
-			}
+	}
+
+	// A pod that does not exist is no state of a pod: exit 1 and why.
+	for _, output := range []string{"table", "json"} {
+		r := runStatusAs(t, e.cluster.AdminKubeconfig, "pod", "default/status-e2e-missing", "-o", output)
+		if want := "Error: pod default/status-e2e-missing does not exist (kubectl get pod -n default status-e2e-missing)"; r.code != 1 || !strings.Contains(r.stderr, want) || r.stdout != "" {
+			t.Errorf("status pod default/status-e2e-missing -o %s: %v; want exit 1, nothing on stdout and %q on stderr", output, r, want)
 		}
 	}
 }

@@ -94,7 +94,7 @@ func newStatusCommand(out io.Writer) *cobra.Command {
 	fs.StringVar(&o.server, "server", "", "https://host:port of one metrics-server to ask directly, instead of a port-forward to a pod behind --service.")
 	fs.StringVar(&o.tlsServerName, "tls-server-name", "", "Name to verify the server's certificate for; default <service>.<namespace>.svc through a port-forward, the --server host otherwise.")
 	fs.StringVar(&o.caFile, "certificate-authority", "", "PEM file of the CA that signed the server's certificate; default the caBundle of --apiservice.")
-	fs.BoolVar(&o.insecure, "insecure-skip-tls-verify", false, "Do not verify the server's certificate (test clusters whose APIService has no caBundle); your credentials then go to whoever answers.")
+	fs.BoolVar(&o.insecure, "insecure-skip-tls-verify", false, "Do not verify the server's certificate (test clusters whose APIService has no caBundle); your credentials are then not sent (the request is anonymous, which the server refuses unless anonymous requests may read /status).")
 	fs.StringVar(&o.namespace, "namespace", "kube-system", "Namespace of metrics-server's Service.")
 	fs.StringVar(&o.service, "service", "metrics-server", "Name of metrics-server's Service; a ready pod it selects is asked.")
 	fs.StringVar(&o.apiService, "apiservice", "v1beta1.metrics.k8s.io", "The APIService whose spec.caBundle verifies the server.")
@@ -171,7 +171,7 @@ func (o *statusOptions) run(ctx context.Context, args []string, out io.Writer) e
 	if err != nil {
 		return err
 	}
-	ask := func(path string, into any) error { return getStatus(ctx, c, base, path, into) }
+	ask := func(path string, into any) error { return getStatus(ctx, c, base, path, o.insecure, into) }
 	if isPod {
 		return o.pod(ctx, kube, ask, args[1], path, out)
 	}
@@ -191,16 +191,16 @@ func (o *statusOptions) run(ctx context.Context, args []string, out io.Writer) e
 
 // pod asks the server about a pod, after asking the kube-apiserver whether
 // it exists and runs (the server caches Running pods only); when no node
-// reports it, it adds the scrape status of the node it is bound to.
+// reports it, it adds the scrape status of the node it is bound to. A pod
+// that does not exist is an error.
 func (o *statusOptions) pod(ctx context.Context, kube kubernetes.Interface, ask func(string, any) error, key, path string, out io.Writer) error {
 	ns, name, _ := strings.Cut(key, "/")
 	var answer status.Pod
 	p, err := kube.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		answer = status.Pod{Namespace: ns, Name: name, Reason: status.PodNotRunning,
-			Message: fmt.Sprintf("pod %s/%s does not exist (kubectl get pod -n %s %s)", ns, name, ns, name)}
-		return o.print(out, &answer, func(w io.Writer) { writePod(w, &answer) })
+		// Not a state of a pod: an error, exit status 1.
+		return fmt.Errorf("pod %s/%s does not exist (kubectl get pod -n %s %s)", ns, name, ns, name)
 	case err == nil && p.Status.Phase != corev1.PodRunning:
 		answer = status.Pod{Namespace: ns, Name: name, Reason: status.PodNotRunning, Node: p.Spec.NodeName,
 			Message: fmt.Sprintf("the pod is %s, not Running; only Running pods have metrics", p.Status.Phase)}
@@ -307,24 +307,42 @@ func (o *statusOptions) reach(ctx context.Context, cfg *rest.Config, kube kubern
 	return base, serverName, stop, nil
 }
 
-// statusClient is an HTTP client that presents the kubeconfig's
-// credentials (token, client certificate, exec plugin) and verifies the
-// server with ca for serverName.
+// statusClient is an HTTP client for the server. It verifies the server
+// with ca for serverName and only then presents the kubeconfig's
+// credentials (token, client certificate, exec plugin): crypto/tls checks
+// the server's certificate before the client sends its own, and the
+// request with the token goes only over a verified connection. With
+// insecure (--insecure-skip-tls-verify) nothing is verified, so nothing of
+// the operator's is sent: the request is anonymous. Redirects are never
+// followed, so credentials go to the server asked only.
 func statusClient(cfg *rest.Config, ca []byte, insecure bool, serverName string) (*http.Client, error) {
-	c := rest.CopyConfig(cfg)
-	c.TLSClientConfig.CAFile, c.TLSClientConfig.CAData = "", ca
-	c.TLSClientConfig.Insecure = insecure
-	c.TLSClientConfig.ServerName = serverName
+	var c *rest.Config
+	switch {
+	case insecure:
+		c = rest.AnonymousClientConfig(cfg)
+		c.TLSClientConfig = rest.TLSClientConfig{Insecure: true, ServerName: serverName}
+	case len(ca) == 0:
+		return nil, errors.New("no CA to verify the server with, so your credentials are not sent: pass --certificate-authority")
+	default:
+		c = rest.CopyConfig(cfg)
+		c.TLSClientConfig.CAFile, c.TLSClientConfig.CAData = "", ca
+		c.TLSClientConfig.Insecure = false
+		c.TLSClientConfig.ServerName = serverName
+	}
+	// A transport of the caller's would ignore the TLS settings above.
+	c.Transport = nil
 	hc, err := rest.HTTPClientFor(c)
 	if err != nil {
 		return nil, fmt.Errorf("building the client for the server: %w", err)
 	}
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return hc, nil
 }
 
 // getStatus GETs base+path into v and turns the server's refusals into
-// what to do.
-func getStatus(ctx context.Context, c *http.Client, base, path string, v any) error {
+// what to do; anonymous says the request carried no credentials because
+// the server was not verified.
+func getStatus(ctx context.Context, c *http.Client, base, path string, anonymous bool, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 	if err != nil {
 		return fmt.Errorf("asking %s: %w", base, err)
@@ -339,12 +357,17 @@ func getStatus(ctx context.Context, c *http.Client, base, path string, v any) er
 	if err != nil {
 		return fmt.Errorf("reading metrics-server's answer to %s: %w", path, err)
 	}
-	switch resp.StatusCode {
-	case http.StatusOK:
+	refused := resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden
+	switch {
+	case resp.StatusCode == http.StatusOK:
 		if err := json.Unmarshal(body, v); err != nil {
 			return fmt.Errorf("decoding metrics-server's answer to %s (is it a kubemetrics metrics-server?): %w", path, err)
 		}
 		return nil
+	case refused && anonymous:
+		return fmt.Errorf("metrics-server at %s refused an anonymous request (%d): with --insecure-skip-tls-verify its certificate is not verified, so your credentials are not sent to it (they would go to whoever answers there); pass --certificate-authority with the CA of its certificate, or drop --insecure-skip-tls-verify to verify it with the APIService's caBundle", base, resp.StatusCode)
+	}
+	switch resp.StatusCode {
 	case http.StatusUnauthorized:
 		return fmt.Errorf("metrics-server at %s did not accept your credentials (401): use a kubeconfig with a token or a client certificate of the cluster's client CA", base)
 	case http.StatusForbidden:

@@ -80,6 +80,9 @@ func readyBackend(ctx context.Context, kube kubernetes.Interface, namespace, ser
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading Service %s/%s to find a metrics-server pod (or pass --server, --namespace, --service): %w", namespace, service, err)
 	}
+	if svc.Spec.Type == corev1.ServiceTypeExternalName {
+		return nil, 0, fmt.Errorf("service %s/%s is of type ExternalName (%s): metrics-server runs outside the cluster, with no pod to port-forward to; pass --server https://host:port of it", namespace, service, svc.Spec.ExternalName)
+	}
 	if len(svc.Spec.Selector) == 0 || len(svc.Spec.Ports) == 0 {
 		return nil, 0, fmt.Errorf("service %s/%s has no selector or no port (type %s): pass --server https://host:port of a metrics-server", namespace, service, svc.Spec.Type)
 	}
@@ -104,7 +107,7 @@ func readyBackend(ctx context.Context, kube kubernetes.Interface, namespace, ser
 		}
 		return p, port, nil
 	}
-	return nil, 0, fmt.Errorf("no ready pod behind Service %s/%s (%d selected): kubectl -n %s get pods -l %s",
+	return nil, 0, fmt.Errorf("no ready pod behind Service %s/%s (%d selected: kubectl -n %s get pods -l %s); when metrics-server runs outside the cluster (a process, as in the local playground), pass --server https://host:port of it",
 		namespace, service, len(pods.Items), namespace, labels.SelectorFromSet(svc.Spec.Selector))
 }
 

@@ -57,7 +57,7 @@ func TestReadyBackend(t *testing.T) {
 		{name: "no target port: the port", objects: []corev1.Pod{*pod("ms-a", true, false)}, wantPod: "ms-a", wantPort: 443},
 		{name: "a terminating pod is passed over", objects: []corev1.Pod{*pod("ms-a", true, true), *pod("ms-b", true, false)},
 			target: intstr.FromString("https"), wantPod: "ms-b", wantPort: 10250},
-		{name: "none ready", objects: []corev1.Pod{*pod("ms-a", false, false)}, wantErr: "no ready pod behind Service kube-system/metrics-server (1 selected)"},
+		{name: "none ready", objects: []corev1.Pod{*pod("ms-a", false, false)}, wantErr: "no ready pod behind Service kube-system/metrics-server (1 selected: kubectl -n kube-system get pods -l k8s-app=metrics-server); when metrics-server runs outside the cluster (a process, as in the local playground), pass --server https://host:port of it"},
 		{name: "unknown port name", objects: []corev1.Pod{*pod("ms-a", true, false)}, target: intstr.FromString("secure"), wantErr: `no container port named "secure"`},
 	}
 	for _, tt := range tests {
@@ -85,6 +85,15 @@ func TestReadyBackend(t *testing.T) {
 	}
 	if _, _, err := readyBackend(context.Background(), fake.NewClientset(), "kube-system", "metrics-server"); err == nil || !strings.Contains(err.Error(), "--server") {
 		t.Errorf("no Service: %v, want the error to name --server", err)
+	}
+	// The local playground's Service (manifests/overlays/local): the
+	// base's selector and ports, type ExternalName for localhost, and no
+	// pod, since the server runs as a process.
+	local := svc(intstr.FromString("https"))
+	local.Spec.Type, local.Spec.ExternalName = corev1.ServiceTypeExternalName, "localhost"
+	const want = "service kube-system/metrics-server is of type ExternalName (localhost): metrics-server runs outside the cluster, with no pod to port-forward to; pass --server https://host:port of it"
+	if _, _, err := readyBackend(context.Background(), fake.NewClientset(local), "kube-system", "metrics-server"); err == nil || err.Error() != want {
+		t.Errorf("the playground's Service: %v, want %q", err, want)
 	}
 }
 

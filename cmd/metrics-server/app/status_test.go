@@ -282,7 +282,6 @@ func TestStatusCommand(t *testing.T) {
 			// the node it is bound to.
 			{"ns1/web-0", []string{"Served: no", "Reason: NotReported", "Node: worker-2", "failing (connection)", "connection refused"}},
 			{"ns1/job-1", []string{"Served: no", "Reason: NotRunning", "Succeeded"}},
-			{"ns1/gone", []string{"Reason: NotRunning", "does not exist"}},
 		}
 		for _, tt := range tests {
 			t.Run(tt.pod, func(t *testing.T) {
