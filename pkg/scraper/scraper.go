@@ -146,6 +146,9 @@ func (s *Scraper) Run(ctx context.Context) {
 		},
 	})
 	s.logStartCycle("first", res)
+	if ctx.Err() != nil {
+		return
+	}
 	if s.cfg.FollowUp > 0 {
 		// Each node's second scrape comes FollowUp after its own first
 		// one, so its two samples are at least that far apart; nodes
