@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/clock"
 
 	"github.com/kubemetrics/metrics-server/pkg/points"
@@ -165,5 +166,53 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 			t.Fatalf("waited 5s for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// switchLister lists all its nodes until drop is set, then all but that
+// one (a node whose labels no longer match the selector).
+type switchLister struct {
+	fakeLister
+	mu   sync.Mutex
+	drop string
+}
+
+func (l *switchLister) List(sel labels.Selector) ([]*corev1.Node, error) {
+	all, err := l.fakeLister.List(sel)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []*corev1.Node
+	for _, n := range all {
+		if n.Name != l.drop {
+			out = append(out, n)
+		}
+	}
+	return out, err
+}
+
+// TestUnlistedNodeDropped: a node the lister stops listing is dropped from
+// the sink by the next cycle, as staleness by age used to do: no request
+// will fail for it.
+func TestUnlistedNodeDropped(t *testing.T) {
+	sink := newForgetCounter()
+	lister := &switchLister{fakeLister: nodes("kept", "unselected")}
+	s := New(Config{Resolution: 15 * time.Second, Timeout: 10 * time.Second}, lister, &fakeClient{}, sink, nil, clock.RealClock{})
+	ctx := context.Background()
+	s.Scrape(ctx)
+	if stored, _ := sink.state("unselected"); !stored {
+		t.Fatal("the node was not stored while listed")
+	}
+	lister.mu.Lock()
+	lister.drop = "unselected"
+	lister.mu.Unlock()
+	s.Scrape(ctx)
+	if stored, forgets := sink.state("unselected"); stored || forgets != 1 {
+		t.Errorf("after a cycle that did not list it: stored %v, forgotten %d times; want dropped once", stored, forgets)
+	}
+	if _, ok := s.NodeStatus("unselected"); ok {
+		t.Error("the scraper still has a status for a node no longer listed")
+	}
+	if stored, forgets := sink.state("kept"); !stored || forgets != 0 {
+		t.Errorf("the listed node: stored %v, forgotten %d times", stored, forgets)
 	}
 }
