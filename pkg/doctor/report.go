@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/kubemetrics/metrics-server/pkg/excerpt"
 )
 
 // WriteTable prints findings for people: one row per finding (check,
@@ -19,12 +21,12 @@ func WriteTable(w io.Writer, findings []Finding) error {
 	counts := map[Status]int{}
 	for _, f := range findings {
 		counts[f.Status]++
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Check, f.Target, strings.ToUpper(string(f.Status)), oneLine(f.Message))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Check, f.Target, strings.ToUpper(string(f.Status)), excerpt.Flatten(f.Message))
 		if f.Fix != "" {
-			fmt.Fprintf(tw, "\t\t\tfix: %s\n", oneLine(f.Fix))
+			fmt.Fprintf(tw, "\t\t\tfix: %s\n", excerpt.Flatten(f.Fix))
 		}
 		if f.Detail != "" && f.Status != StatusOK {
-			fmt.Fprintf(tw, "\t\t\tdetail: %s\n", oneLine(f.Detail))
+			fmt.Fprintf(tw, "\t\t\tdetail: %s\n", excerpt.Flatten(f.Detail))
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -54,10 +56,4 @@ func WriteJSON(w io.Writer, findings []Finding) error {
 		Findings []Finding `json:"findings"`
 		Failed   bool      `json:"failed"`
 	}{findings, Failed(findings)})
-}
-
-// oneLine keeps a table row on one line: each run of white space (newlines,
-// tabs) becomes one space, and none is left at either end.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
 }

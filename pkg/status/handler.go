@@ -8,10 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"k8s.io/klog/v2"
 
+	"github.com/kubemetrics/metrics-server/pkg/excerpt"
 	"github.com/kubemetrics/metrics-server/pkg/scraper"
 	"github.com/kubemetrics/metrics-server/pkg/storage"
 )
@@ -188,7 +188,7 @@ func wireNode(n *scraper.NodeStatus) Node {
 		SkippedCycles:       n.Skipped,
 	}
 	if n.LastError != nil {
-		out.LastError = clip(n.LastError.Error(), MaxErrorBytes)
+		out.LastError = excerpt.Clip(n.LastError.Error(), MaxErrorBytes)
 	}
 	return out
 }
@@ -199,17 +199,6 @@ func timePtr(t time.Time) *time.Time {
 	}
 	u := t.UTC()
 	return &u
-}
-
-// clip cuts s to at most n bytes on a rune boundary, marking the cut.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "..."
 }
 
 func writeError(w http.ResponseWriter, code int, format string, args ...any) {

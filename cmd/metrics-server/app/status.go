@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/rest"
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 
+	"github.com/kubemetrics/metrics-server/pkg/excerpt"
 	"github.com/kubemetrics/metrics-server/pkg/status"
 )
 
@@ -383,4 +384,4 @@ func getStatus(ctx context.Context, c *http.Client, base, path string, anonymous
 
 // snippetOf is the start of a body quoted in an error: one line of at
 // most 300 bytes, cut on a rune.
-func snippetOf(b []byte) string { return oneLine(string(b), 300) }
+func snippetOf(b []byte) string { return excerpt.OneLine(string(b), 300) }

@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/kubemetrics/metrics-server/pkg/excerpt"
 	"github.com/kubemetrics/metrics-server/pkg/status"
 )
 
@@ -23,7 +23,7 @@ func writeNodeList(w io.Writer, list *status.NodeList, failingOnly bool) {
 		n := &list.Nodes[i]
 		lastErr := ""
 		if n.Failing() {
-			lastErr = oneLine(withoutWhere(n), tableErrorBytes)
+			lastErr = excerpt.OneLine(withoutWhere(n), tableErrorBytes)
 		}
 		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Node, state(n), n.ConsecutiveFailures, ago(n.LastSuccess),
 			seconds(n.DurationSeconds), n.Lane, orDash(n.Address), orDash(n.Endpoint), lastErr)
@@ -70,7 +70,7 @@ func writeNode(w io.Writer, n *status.Node) {
 	}
 	if n.LastError != "" {
 		fmt.Fprintf(w, "Last failure:\t%s\n", at(n.LastFailure))
-		fmt.Fprintf(w, "Last error:\t%s\n", oneLine(n.LastError, status.MaxErrorBytes+3))
+		fmt.Fprintf(w, "Last error:\t%s\n", excerpt.OneLine(n.LastError, status.MaxErrorBytes))
 	}
 }
 
@@ -94,7 +94,7 @@ func writePod(w io.Writer, p *status.Pod) {
 		fmt.Fprintf(w, "Node scrapes:\t%s, last success %s, %s in a row\n", state(n), ago(n.LastSuccess),
 			counted(n.ConsecutiveFailures, "failure", "failures"))
 		if n.Failing() {
-			fmt.Fprintf(w, "Node error:\t%s\n", oneLine(n.LastError, status.MaxErrorBytes+3))
+			fmt.Fprintf(w, "Node error:\t%s\n", excerpt.OneLine(n.LastError, status.MaxErrorBytes))
 		}
 	}
 }
@@ -139,19 +139,6 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// oneLine makes s one line of at most n bytes: a table cell.
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) <= n {
-		return s
-	}
-	n -= len("...")
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "..."
 }
 
 // counted is n with the noun in its number: "1 node", "0 nodes", "2 nodes".
