@@ -92,7 +92,7 @@ func (s *Scraper) scrapePlanned(ctx context.Context, p plan) Result {
 // goroutine of its own, and returns once all are started (or ctx ended:
 // the jobs left are released unstarted). jobs are in order of offset;
 // nodes of one offset start together, so the process wakes once per
-// offset slot (see slot), not once per node.
+// phase step (see phaseStep), not once per node.
 func (c *cycle) dispatch(start time.Time, jobs []job) {
 	s := c.s
 	for i := 0; i < len(jobs); {

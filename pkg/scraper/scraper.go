@@ -40,7 +40,7 @@ type Config struct {
 	// FollowUp, when positive, scrapes each node a second time this long
 	// after its first scrape at start, so rates exist seconds after a
 	// start instead of one resolution later. The first cycle starts every
-	// node at once and may take up to four resolutions to reach them all.
+	// node at once; each request has the timeout.
 	FollowUp time.Duration
 	// Selector chooses the nodes to scrape; nil means every node.
 	Selector labels.Selector
@@ -259,21 +259,21 @@ func (s *Scraper) ForgetNode(node string) {
 	s.sink.Forget(node)
 }
 
-// slot is the granularity of node start times within a spread: nodes that
-// hash into one slot start together, so the process wakes a few times a
-// second for a burst of requests rather than once per node (at 5,000
-// nodes, 333 separate wake-ups a second, each paying for parking and
+// phaseStep is the granularity of node start times within a spread:
+// nodes that hash into one step start together, so the process wakes a few
+// times a second for a burst of requests rather than once per node (at
+// 5,000 nodes, 333 separate wake-ups a second, each paying for parking and
 // unparking threads).
-const slot = 250 * time.Millisecond
+const phaseStep = 250 * time.Millisecond
 
 // offset places a node in [0, spread) by a hash of its name, at the start
-// of one of the spread's slots.
+// of one of the spread's steps.
 func offset(node string, spread time.Duration) time.Duration {
 	if spread <= 0 {
 		return 0
 	}
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(node))
-	slots := uint64(max(spread/slot, 1))
-	return time.Duration(h.Sum64()%slots) * (spread / time.Duration(slots))
+	steps := uint64(max(spread/phaseStep, 1))
+	return time.Duration(h.Sum64()%steps) * (spread / time.Duration(steps))
 }

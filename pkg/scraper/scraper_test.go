@@ -320,12 +320,12 @@ func TestOffsetIsStableAndWithinSpread(t *testing.T) {
 	if got := offset("x", 0); got != 0 {
 		t.Errorf("offset with no spread = %v, want 0", got)
 	}
-	// Starts fall on slot boundaries: a handful of bursts, not one per node.
+	// Starts fall on phase steps: a handful of bursts, not one per node.
 	starts := map[time.Duration]bool{}
 	for i := range 1000 {
 		starts[offset(fmt.Sprintf("node-%d", i), spread)] = true
 	}
-	if want := int(spread / slot); len(starts) != want {
+	if want := int(spread / phaseStep); len(starts) != want {
 		t.Errorf("1000 nodes start at %d distinct offsets, want the %d slots", len(starts), want)
 	}
 }
