@@ -2,9 +2,7 @@ package doctor
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,6 +11,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubemetrics/metrics-server/pkg/pemcerts"
 )
 
 // The ConfigMap in which the kube-apiserver publishes its client and
@@ -74,7 +74,11 @@ func CheckAggregationLayer(ctx context.Context, client kubernetes.Interface, in 
 		fail(aggregationTarget+" has no requestheader-client-ca-file: the kube-apiserver runs without --requestheader-client-ca-file, so aggregated servers cannot tell who the user is",
 			aggregationFix, "")
 	} else {
-		certs, bad := parseCerts(caPEM)
+		certs, err := pemcerts.Parse([]byte(caPEM))
+		bad := ""
+		if err != nil {
+			bad = err.Error()
+		}
 		switch {
 		case len(certs) == 0:
 			fail(aggregationTarget+" has a requestheader-client-ca-file without a certificate", aggregationFix, bad)
@@ -159,32 +163,6 @@ func CheckAggregationLayer(ctx context.Context, client kubernetes.Interface, in 
 	return []Finding{{Check: "aggregation-layer", Target: aggregationTarget, Status: StatusOK,
 		Message: fmt.Sprintf("request-header authentication is on: %s; allowed names %v (%s); user headers %v, group headers %v",
 			caSummary, effective, source, users, groups)}}
-}
-
-// parseCerts returns the certificates of a PEM bundle and, when some block
-// is not one, why.
-func parseCerts(bundle string) ([]*x509.Certificate, string) {
-	var certs []*x509.Certificate
-	var bad []string
-	rest := []byte(bundle)
-	for i := 0; i < 1000; i++ {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			bad = append(bad, "a "+block.Type+" block")
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			bad = append(bad, err.Error())
-			continue
-		}
-		certs = append(certs, c)
-	}
-	return certs, strings.Join(bad, "; ")
 }
 
 // jsonList decodes a ConfigMap value the kube-apiserver writes as a JSON

@@ -93,6 +93,8 @@ func TestCheckAggregationLayer(t *testing.T) {
 			`configmap/kube-system/extension-apiserver-authentication fail: every requestheader client CA in configmap/kube-system/extension-apiserver-authentication has expired: "front-proxy-ca"`}},
 		{"CA rotation: one expired, one valid", with("requestheader-client-ca-file", caPEM(t, "front-proxy-ca-2025", now.Add(-time.Hour))+frontProxyCA), nil, nil, []string{
 			"configmap/kube-system/extension-apiserver-authentication ok: 2 requestheader client CA certificate(s), valid until " + now.AddDate(9, 0, 0).Format(time.RFC3339)}},
+		{"requestheader CA file without a certificate", with("requestheader-client-ca-file", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), nil, nil, []string{
+			"configmap/kube-system/extension-apiserver-authentication fail: has a requestheader-client-ca-file without a certificate"}},
 		{"no allowed names", with("requestheader-allowed-names", `[]`), nil, nil, []string{
 			"configmap/kube-system/extension-apiserver-authentication warn: any client certificate of that CA may act as a front proxy"}},
 		{"no user headers", with("requestheader-username-headers", ""), nil, nil, []string{
