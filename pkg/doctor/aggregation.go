@@ -178,28 +178,6 @@ func jsonList(v string) ([]string, error) {
 	return out, nil
 }
 
-// flagValues maps the long flags of args (--name=value or --name value) to
-// their last values; a flag without a value maps to "true".
-func flagValues(args []string) map[string]string {
-	out := map[string]string{}
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if !strings.HasPrefix(a, "--") {
-			continue
-		}
-		name, value, ok := strings.Cut(strings.TrimPrefix(a, "--"), "=")
-		if !ok {
-			value = "true"
-			if i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
-				value = args[i+1]
-				i++
-			}
-		}
-		out[name] = value
-	}
-	return out
-}
-
 // splitList splits a comma-separated flag value, dropping blanks.
 func splitList(v string) []string {
 	var out []string

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 
+	"github.com/kubemetrics/metrics-server/pkg/doctor"
 	"github.com/kubemetrics/metrics-server/pkg/kubeletflags"
 )
 
@@ -126,28 +127,19 @@ func (in Input) withDefaults() Input {
 }
 
 // serverKubeletOptions reads the server's kubelet flags from its args with
-// the server's own flag definitions and defaults, so the address, port,
-// TLS and endpoint choices below are the server's. Flags of other groups
-// (--cert-dir, --secure-port, ...) and non-flag words are ignored. The
-// error lists every problem the server itself would refuse to start with;
-// the options returned then are the defaults when the args do not parse,
-// else the args as parsed.
+// the doctor's one reader of the server's args (doctor.ParseServerArgs,
+// the server's own kubelet flag definitions and defaults), so the address,
+// port, TLS and endpoint choices below are the server's. The error lists
+// every problem the server itself would refuse to start with; the options
+// returned then are the defaults when the args do not parse, else the args
+// as parsed.
 func serverKubeletOptions(args []string) (*kubeletflags.Options, error) {
-	ko := kubeletflags.New()
-	fs := pflag.NewFlagSet("metrics-server", pflag.ContinueOnError)
-	fs.ParseErrorsAllowlist.UnknownFlags = true
-	fs.SetOutput(discard{})
-	ko.AddFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return kubeletflags.New(), fmt.Errorf("the server's args %q do not parse: %w", args, err)
+	f, err := doctor.ParseServerArgs(args)
+	if err != nil {
+		return f.Kubelet, err
 	}
-	if errs := ko.Validate(); len(errs) > 0 {
-		return ko, fmt.Errorf("the server's kubelet flags are refused: %v", errs)
+	if errs := f.Kubelet.Validate(); len(errs) > 0 {
+		return f.Kubelet, fmt.Errorf("the server's kubelet flags are refused: %v", errs)
 	}
-	return ko, nil
+	return f.Kubelet, nil
 }
-
-// discard swallows pflag's usage output.
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
