@@ -25,8 +25,9 @@ import (
 // installed one is Available with a caBundle.
 //
 // With the defaults (tls.type selfSigned) the chart's APIServices carry no
-// caBundle: the server's bootstrap creates its CA in Secret
-// metrics-server-tls with the chart's RBAC and writes it into both. With
+// caBundle: the server's bootstrap fills the empty Secret
+// metrics-server-tls-bootstrap the chart ships (its RBAC allows get and
+// update of that Secret, no create) and writes its CA into both. With
 // tls.type existingSecret the server serves a Secret issued here by the
 // local cluster's CA, and apiService.caBundle is that CA; then a caBundle
 // of another CA makes the APIService unavailable with an x509 error, which
@@ -39,12 +40,12 @@ func TestChartInstallVerified(t *testing.T) {
 		startServer(t, in, localcluster.StartOptions{})
 		waitAvailable(t, in)
 
-		secret, err := e.client.CoreV1().Secrets("kube-system").Get(context.Background(), "metrics-server-tls", metav1.GetOptions{})
+		secret, err := e.client.CoreV1().Secrets("kube-system").Get(context.Background(), "metrics-server-tls-bootstrap", metav1.GetOptions{})
 		if err != nil {
 			t.Fatalf("the bootstrap's Secret: %v", err)
 		}
-		if secret.Type != corev1.SecretTypeTLS || len(secret.Data["ca.crt"]) == 0 || len(secret.Data["tls.crt"]) == 0 || len(secret.Data["tls.key"]) == 0 {
-			t.Fatalf("Secret kube-system/metrics-server-tls: type %s, keys %v; want kubernetes.io/tls with tls.crt, tls.key and ca.crt", secret.Type, secretKeys(secret.Data))
+		if secret.Type != corev1.SecretTypeOpaque || len(secret.Data["ca.crt"]) == 0 || len(secret.Data["tls.crt"]) == 0 || len(secret.Data["tls.key"]) == 0 {
+			t.Fatalf("Secret kube-system/metrics-server-tls-bootstrap: type %s, keys %v; want the Opaque shell the chart ships, filled with tls.crt, tls.key and ca.crt", secret.Type, secretKeys(secret.Data))
 		}
 		checkInstalledVerifies(t, in, secret.Data["ca.crt"])
 		waitTop(t)
