@@ -306,7 +306,7 @@ func TestValues(t *testing.T) {
 			}
 			checkVerified(t, objs, nil)
 			checkBootstrapRBAC(t, objs, "kube-system", "metrics-server-tls-bootstrap", "v1.metrics.k8s.io", "v1beta1.metrics.k8s.io")
-			checkShippedSecret(t, objs, "metrics-server-tls-bootstrap")
+			checkShippedSecret(t, objs, "metrics-server-tls-bootstrap", namespace)
 			var labelled []string
 			for key, o := range objs {
 				if o.labels(t)["app.kubernetes.io/component"] == "tls-bootstrap" {
@@ -651,6 +651,22 @@ func TestOtherReleaseAndNamespace(t *testing.T) {
 	if readerIn != "kube-system" {
 		t.Errorf("the authentication reader is bound in %q, want kube-system", readerIn)
 	}
+	// Node events stay in default, whatever the release's namespace; the
+	// bootstrap's Secret and Role follow the release; the aggregated
+	// reader is the release's own (two releases must not fight over
+	// system:aggregated-metrics-reader).
+	var events rbacv1.RoleBinding
+	objs.decode(t, "RoleBinding/"+name+"-events", &events)
+	if events.Namespace != "default" || events.RoleRef.Name != name+"-events" {
+		t.Errorf("RoleBinding %s-events in %q binds %s, want Role %s-events in default", name, events.Namespace, events.RoleRef.Name, name)
+	}
+	checkShippedSecret(t, objs, name+"-tls-bootstrap", ns)
+	if flags := checkFlags(t, d); flags.Lookup("tls-bootstrap-secret").Value.String() != ns+"/"+name+"-tls-bootstrap" {
+		t.Errorf("--tls-bootstrap-secret=%s, want %s/%s-tls-bootstrap", flags.Lookup("tls-bootstrap-secret").Value, ns, name)
+	}
+	if _, ok := objs["ClusterRole/system:"+name+"-aggregated-reader"]; !ok {
+		t.Errorf("no ClusterRole system:%s-aggregated-reader; have %v", name, objs.ofKind("ClusterRole"))
+	}
 	checkSelects(t, "the Service's selector", svc.Spec.Selector, d.Spec.Template.Labels)
 }
 
@@ -794,7 +810,7 @@ func checkBootstrapRBAC(t *testing.T, objs objects, namespace, secret string, ap
 // checkShippedSecret checks the bootstrap's Secret the chart ships: empty
 // (no data, no stringData, so helm upgrade never touches what the server
 // wrote), Opaque, annotated for the bootstrap, labelled as its object.
-func checkShippedSecret(t *testing.T, objs objects, name string) {
+func checkShippedSecret(t *testing.T, objs objects, name, namespace string) {
 	t.Helper()
 	var s corev1.Secret
 	objs.decode(t, "Secret/"+name, &s)
