@@ -2,10 +2,11 @@ package certbootstrap
 
 import (
 	"errors"
-	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/kubemetrics/metrics-server/pkg/excerpt"
 )
 
 // EventRecorder writes an event regarding an object; client-go's
@@ -45,12 +46,5 @@ func (b *Bootstrapper) warn(ref *corev1.ObjectReference, reason, action, note st
 	if b.cfg.Events == nil {
 		return
 	}
-	if len(note) > maxNote {
-		n := maxNote - len("...")
-		for n > 0 && !utf8.RuneStart(note[n]) {
-			n--
-		}
-		note = note[:n] + "..."
-	}
-	b.cfg.Events.Eventf(ref, nil, corev1.EventTypeWarning, reason, action, "%s", note)
+	b.cfg.Events.Eventf(ref, nil, corev1.EventTypeWarning, reason, action, "%s", excerpt.Clip(note, maxNote))
 }

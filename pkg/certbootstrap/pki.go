@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/kubemetrics/metrics-server/pkg/pemcerts"
 )
 
 // Lifetimes of what the bootstrap makes.
@@ -190,25 +192,12 @@ func renewed(now time.Time, b *bundle, dnsNames []string) (*bundle, error) {
 	return b.issue(now, dnsNames)
 }
 
+// parseCerts returns the certificates of a PEM bundle, an error when it
+// holds none or one does not parse.
 func parseCerts(data []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	for rest := data; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != pemCert {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, errors.New("no PEM certificate")
+	certs, err := pemcerts.Parse(data)
+	if err != nil {
+		return nil, err
 	}
 	return certs, nil
 }

@@ -23,7 +23,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -33,6 +32,8 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+
+	"github.com/kubemetrics/metrics-server/pkg/excerpt"
 )
 
 // Event reasons.
@@ -138,7 +139,7 @@ func (r *Recorder) NodeFailed(node *corev1.Node, failures int, reason string, er
 	if err != nil {
 		text = err.Error()
 	}
-	note := clip(fmt.Sprintf("metrics-server cannot scrape the kubelet (%s, %d times in a row), so the node and its pods have no metrics: %s", reason, failures, text), maxNote)
+	note := excerpt.Clip(fmt.Sprintf("metrics-server cannot scrape the kubelet (%s, %d times in a row), so the node and its pods have no metrics: %s", reason, failures, text), maxNote)
 	// The action names the cause: client-go makes one event of those
 	// alike but for their note (a series with a count), so a node
 	// failing again for the same cause within minutes counts up, and one
@@ -217,19 +218,7 @@ func (s *quietSink) check(e *eventsv1.Event, err error) (*eventsv1.Event, error)
 		return e, err
 	}
 	if !s.denied.Swap(true) {
-		klog.ErrorS(err, "Cannot write Node events; scraping goes on without them. Grant create and patch on events.k8s.io events to the server's ServiceAccount")
+		klog.ErrorS(err, "Cannot write Node events; scraping goes on without them. Grant create and patch on events.k8s.io events in namespace default (a Role there, as the manifests ship) to the server's ServiceAccount")
 	}
 	return nil, nil
-}
-
-// clip cuts s to at most n bytes on a rune boundary, marking the cut.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	n -= len("...")
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "..."
 }
