@@ -89,7 +89,7 @@ func (s *Scraper) scrapePlanned(ctx context.Context, p plan) Result {
 }
 
 // dispatch starts each job's request at its offset after start, each on a
-// goroutine of its own, and returns once all are started (or ctx ended:
+// goroutine of its own (see workers.go), and returns once all are started (or ctx ended:
 // the jobs left are released unstarted). jobs are in order of offset;
 // nodes of one offset start together, so the process wakes once per
 // phase step (see phaseStep), not once per node.
@@ -113,8 +113,7 @@ func (c *cycle) dispatch(start time.Time, jobs []job) {
 		}
 		at := jobs[i].offset
 		for ; i < len(jobs) && jobs[i].offset == at; i++ {
-			s.requests.Add(1)
-			go c.run(jobs[i])
+			s.start(task{c: c, j: jobs[i]})
 		}
 	}
 }
@@ -130,7 +129,6 @@ func (c *cycle) landed() {
 // a node deleted since the cycle began is left alone.
 func (c *cycle) run(j job) {
 	s := c.s
-	defer s.requests.Done()
 	defer c.landed()
 	if s.deleted(j) {
 		s.release(j)

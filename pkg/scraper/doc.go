@@ -27,9 +27,12 @@
 // from the sink, once; a cycle that started no request to it counts for
 // nothing. A node no longer listed is dropped at once.
 //
-// Costs, measured with BenchmarkCycle (an instant client): one goroutine
-// and one small closure per node per cycle, besides the request's own
-// deadline; idle nodes cost nothing between their requests.
+// Requests run on kept worker goroutines (workers.go): an idle worker
+// takes the next request, a new one starts only when none is idle, and one
+// idle for a resolution exits. A warm cycle allocates about four times a
+// node, as when requests waited for slots (TestCycleAllocationsPerNode,
+// BenchmarkCycle); a request waiting for its answer holds about 8 KiB
+// (docs/sizing.md).
 //
 // It knows nothing about how a kubelet is reached or decoded (that is the
 // Client's job) nor how points become rates (the Sink's).

@@ -81,8 +81,10 @@ type Scraper struct {
 	gate *gate.Gate
 	// maxFailures is how many failed requests in a row make a node stale.
 	maxFailures uint32
-	// requests counts the requests in flight, of every cycle.
-	requests sync.WaitGroup
+	// workers counts the worker goroutines (workers.go); work hands a
+	// request to an idle one.
+	workers sync.WaitGroup
+	work    chan task
 
 	// lastCycle is the end of the last completed cycle, in Unix nanoseconds.
 	lastCycle atomic.Int64
@@ -122,15 +124,16 @@ func New(cfg Config, nodes NodeLister, client Client, sink Sink, m *Metrics, clk
 	}
 	r, _ := client.(Recycler)
 	return &Scraper{cfg: cfg, nodes: nodes, client: client, recycler: r, sink: sink, metrics: m, clock: clk,
-		gate: gate.New(cfg.Parallelism), maxFailures: uint32(maxFailures),
+		gate: gate.New(cfg.Parallelism), maxFailures: uint32(maxFailures), work: make(chan task),
 		nodeStates: map[string]*nodeState{}, forgotten: map[string]struct{}{}}
 }
 
 // Run scrapes at once, follows up on each node FollowUp after its first
 // scrape, then scrapes every resolution from the end of those two cycles,
-// until ctx is done. It returns once every request it started has ended.
+// until ctx is done. It returns once every request it started has ended
+// and every worker has exited.
 func (s *Scraper) Run(ctx context.Context) {
-	defer s.requests.Wait()
+	defer s.workers.Wait()
 	ctx = s.withGate(ctx)
 	var mu sync.Mutex
 	firstDone := map[string]time.Time{}
