@@ -16,8 +16,10 @@ import (
 // Options configure a Store.
 type Options struct {
 	// StaleAfter: a node not scraped successfully for longer than this is
-	// dropped with its pods by Prune. Until then its last good points are
-	// served, so one failed scrape hides nothing.
+	// dropped with its pods by Prune; 0 never drops by age. The server
+	// leaves it 0: its scraper counts failed requests instead and calls
+	// Forget (scraper.Config.StaleAfter), because age also counts the
+	// cycles in which a node was not tried.
 	StaleAfter time.Duration
 	// DropZeroUsagePods hides a pod any of whose containers reports a
 	// cumulative CPU time or a working set of exactly zero in its latest
@@ -322,7 +324,7 @@ func (s *Store) removeFromNode(p *podEntry) {
 }
 
 // Prune drops the nodes, with their pods, whose last batch is older than
-// StaleAfter.
+// StaleAfter; nothing when StaleAfter is 0.
 func (s *Store) Prune() {
 	if s.opts.StaleAfter <= 0 {
 		return
