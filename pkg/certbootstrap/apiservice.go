@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -58,7 +57,7 @@ func (b *Bootstrapper) syncAPIServices(ctx context.Context, caPEM []byte) {
 			b.apiServiceWhy[name] = err.Error()
 			if prev != stateForeign || prevWhy != err.Error() {
 				klog.InfoS("Leaving the APIService's caBundle alone", "apiService", name, "why", err.Error())
-				b.warn(&corev1.ObjectReference{APIVersion: "apiregistration.k8s.io/v1", Kind: "APIService", Name: name, UID: b.apiServiceUIDs[name]},
+				b.warn(b.apiServiceRef(name),
 					ReasonAPIServiceNotOurs, "PatchCABundle", "metrics-server leaves the caBundle of APIService "+name+" alone: "+err.Error())
 			}
 		case state == statePatched:

@@ -193,7 +193,7 @@ func TestBootstrapOwner(t *testing.T) {
 
 	// The running bootstrap reports it, once, and writes nothing.
 	waitFor(t, 30*time.Second, func() error {
-		return warningAbout(ctx, ownerNS, "Secret", ownerSecret, certbootstrap.ReasonSecretNotOurs)
+		return warningAbout(ctx, metav1.NamespaceDefault, "APIService", ownerAPIService, certbootstrap.ReasonSecretNotOurs)
 	})
 	time.Sleep(10 * o.TLSBootstrap.Interval) // ten more syncs
 	after, err := kube.CoreV1().Secrets(ownerNS).Get(ctx, ownerSecret, metav1.GetOptions{})
