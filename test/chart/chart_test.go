@@ -213,6 +213,21 @@ func TestDefaultsRenderTheBase(t *testing.T) {
 		}
 	})
 
+	t.Run("admission policy", func(t *testing.T) {
+		// The policy that limits the server's APIService patches to
+		// caBundle: the same spec, the same binding.
+		for _, key := range []string{"ValidatingAdmissionPolicy/metrics-server-tls-bootstrap", "ValidatingAdmissionPolicyBinding/metrics-server-tls-bootstrap"} {
+			var want, got struct {
+				Spec map[string]any `json:"spec"`
+			}
+			base.decode(t, key, &want)
+			chart.decode(t, key, &got)
+			if diff := cmp.Diff(want.Spec, got.Spec); diff != "" {
+				t.Errorf("%s spec (-base +chart):\n%s", key, diff)
+			}
+		}
+	})
+
 	t.Run("Service", func(t *testing.T) {
 		var want, got corev1.Service
 		base.decode(t, "Service/metrics-server", &want)
@@ -285,6 +300,9 @@ func TestValues(t *testing.T) {
 				t.Errorf("--tls-bootstrap-apiservices=%s (set: %v), want set to none", got.Value, got.Changed)
 			}
 			checkBootstrapRBAC(t, objs, "kube-system", "metrics-server-tls-bootstrap")
+			if keys := objs.ofKind("ValidatingAdmissionPolicy"); len(keys) > 0 {
+				t.Errorf("admission policies %v without any APIService to guard", keys)
+			}
 		},
 	}, {
 		name: "tls.type=selfSigned (the default): the server's bootstrap, verified",
@@ -317,6 +335,7 @@ func TestValues(t *testing.T) {
 			want := []string{
 				"ClusterRole/system:metrics-server-tls-bootstrap", "ClusterRoleBinding/system:metrics-server-tls-bootstrap",
 				"Role/metrics-server-tls-bootstrap", "RoleBinding/metrics-server-tls-bootstrap", "Secret/metrics-server-tls-bootstrap",
+				"ValidatingAdmissionPolicy/metrics-server-tls-bootstrap", "ValidatingAdmissionPolicyBinding/metrics-server-tls-bootstrap",
 			}
 			if diff := cmp.Diff(want, labelled); diff != "" {
 				t.Errorf("objects labelled app.kubernetes.io/component=tls-bootstrap (-want +got):\n%s", diff)
@@ -663,6 +682,17 @@ func TestOtherReleaseAndNamespace(t *testing.T) {
 	checkShippedSecret(t, objs, name+"-tls-bootstrap", ns)
 	if flags := checkFlags(t, d); flags.Lookup("tls-bootstrap-secret").Value.String() != ns+"/"+name+"-tls-bootstrap" {
 		t.Errorf("--tls-bootstrap-secret=%s, want %s/%s-tls-bootstrap", flags.Lookup("tls-bootstrap-secret").Value, ns, name)
+	}
+	var policy struct {
+		Spec struct {
+			MatchConditions []struct {
+				Expression string `json:"expression"`
+			} `json:"matchConditions"`
+		} `json:"spec"`
+	}
+	objs.decode(t, "ValidatingAdmissionPolicy/"+name+"-tls-bootstrap", &policy)
+	if want := `request.userInfo.username == "system:serviceaccount:` + ns + `:` + sa.Name + `"`; len(policy.Spec.MatchConditions) != 1 || policy.Spec.MatchConditions[0].Expression != want {
+		t.Errorf("the admission policy matches %+v, want the one condition %s", policy.Spec.MatchConditions, want)
 	}
 	if _, ok := objs["ClusterRole/system:"+name+"-aggregated-reader"]; !ok {
 		t.Errorf("no ClusterRole system:%s-aggregated-reader; have %v", name, objs.ofKind("ClusterRole"))

@@ -2,6 +2,7 @@ package e2esecurity
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -14,6 +15,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
+
+	"github.com/kubemetrics/metrics-server/certs/pki"
 )
 
 // dryRun asks the kube-apiserver to authorize, admit and validate a write
@@ -161,9 +164,24 @@ func TestServerIdentityBoundaries(t *testing.T) {
 			_, err := sa.EventsV1().Events(otherNamespace).Create(ctx, nodeEvent(otherNamespace), metav1.CreateOptions{DryRun: dryRun})
 			return err
 		}},
-		// The APIServices: ours by name, no other.
-		{"patch APIService v1beta1.metrics.k8s.io", true, func() error {
-			_, err := e.serverAPIServices.ApiregistrationV1().APIServices().Patch(ctx, "v1beta1.metrics.k8s.io", types.MergePatchType, mergePatch, metav1.PatchOptions{DryRun: dryRun})
+		// The APIServices: ours by name, no other, and of ours only the
+		// caBundle (the ValidatingAdmissionPolicy of tls-bootstrap.yaml).
+		{"patch the caBundle of APIService v1beta1.metrics.k8s.io, as the bootstrap does", true, func() error {
+			_, err := e.serverAPIServices.ApiregistrationV1().APIServices().Patch(ctx, "v1beta1.metrics.k8s.io", types.MergePatchType, caBundlePatch(t), metav1.PatchOptions{DryRun: dryRun})
+			return err
+		}},
+		{"point APIService v1beta1.metrics.k8s.io at another Service", false, func() error {
+			p := []byte(`{"spec":{"service":{"namespace":"tenant","name":"thief","port":443}}}`)
+			_, err := e.serverAPIServices.ApiregistrationV1().APIServices().Patch(ctx, "v1beta1.metrics.k8s.io", types.MergePatchType, p, metav1.PatchOptions{DryRun: dryRun})
+			return err
+		}},
+		{"turn off TLS verification of APIService v1beta1.metrics.k8s.io", false, func() error {
+			p := []byte(`{"spec":{"caBundle":null,"insecureSkipTLSVerify":true}}`)
+			_, err := e.serverAPIServices.ApiregistrationV1().APIServices().Patch(ctx, "v1beta1.metrics.k8s.io", types.MergePatchType, p, metav1.PatchOptions{DryRun: dryRun})
+			return err
+		}},
+		{"annotate APIService v1.metrics.k8s.io (cert-manager.io/inject-ca-from would hand it to a CA injector)", false, func() error {
+			_, err := e.serverAPIServices.ApiregistrationV1().APIServices().Patch(ctx, "v1.metrics.k8s.io", types.MergePatchType, mergePatch, metav1.PatchOptions{DryRun: dryRun})
 			return err
 		}},
 		{"patch APIService v1.apps, which is not in its ClusterRole", false, func() error {
@@ -194,4 +212,19 @@ func TestServerIdentityBoundaries(t *testing.T) {
 
 func tokenRequest() *authenticationv1.TokenRequest {
 	return &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(600))}}
+}
+
+// caBundlePatch is the bootstrap's patch of an APIService (pkg/certbootstrap):
+// a CA as caBundle and verification on, in one merge patch.
+func caBundlePatch(t *testing.T) []byte {
+	t.Helper()
+	ca, err := pki.NewCA("e2esecurity-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := json.Marshal(map[string]any{"spec": map[string]any{"caBundle": pki.CertPEM(ca.Cert), "insecureSkipTLSVerify": false}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -87,6 +87,29 @@ func TestSwitchToCertManagerLeavesNoBootstrapAccess(t *testing.T) {
 	if _, err := e.admin.CoreV1().Secrets(serverNamespace).Get(ctx, shippedSecret, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the bootstrap's Secret (which holds its CA key) after the command: %v, want NotFound", err)
 	}
+	// Every object of the base labelled as the bootstrap's is gone,
+	// whatever its kind.
+	baseObjs, err := localcluster.Decode(e.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labelled := 0
+	for _, o := range baseObjs {
+		if o.GetLabels()["app.kubernetes.io/component"] != "tls-bootstrap" {
+			continue
+		}
+		labelled++
+		args := []string{"get", strings.ToLower(o.GetKind()), o.GetName(), "--ignore-not-found", "-o", "name"}
+		if ns := o.GetNamespace(); ns != "" {
+			args = append(args, "-n", ns)
+		}
+		if out, err := e.cluster.Kubectl(ctx, args...); err != nil || strings.TrimSpace(out) != "" {
+			t.Errorf("%s %s/%s is left after the command (%v)", o.GetKind(), o.GetNamespace(), o.GetName(), err)
+		}
+	}
+	if labelled == 0 {
+		t.Errorf("manifests/base renders no object labelled %s", bootstrapLabel)
+	}
 	// Nothing else went: the server's own roles and bindings stay.
 	rbac := e.admin.RbacV1()
 	for what, get := range map[string]func() error{
