@@ -103,7 +103,7 @@ func checkAPIService(ctx context.Context, client dynamic.Interface, name string)
 	if as.Spec.InsecureSkipTLSVerify {
 		findings = append(findings, Finding{Check: "apiservice-tls", Target: name, Status: StatusWarn,
 			Message: fmt.Sprintf("APIService %s sets insecureSkipTLSVerify: the kube-apiserver sends every user's identity to service %s without verifying who answers", name, svc),
-			Fix:     "let the server create and publish its CA (--tls-bootstrap-secret=kube-system/metrics-server-tls, the default of manifests/base and the chart) or use cert-manager (manifests/components/cert-manager, chart tls.type=certManager)"})
+			Fix:     "let the server make and publish its CA (--tls-bootstrap-secret=kube-system/metrics-server-tls-bootstrap, the default of manifests/base and the chart, which ship that Secret empty) or use cert-manager (manifests/components/cert-manager, chart tls.type=certManager)"})
 	} else if from := as.Annotations[injectCAFrom]; len(as.Spec.CABundle) == 0 && from != "" {
 		findings = append(findings, Finding{Check: "apiservice-tls", Target: name, Status: StatusFail,
 			Message: fmt.Sprintf("APIService %s has no caBundle yet: cert-manager's CA injector has not filled it from Certificate %s", name, from),
@@ -111,7 +111,7 @@ func checkAPIService(ctx context.Context, client dynamic.Interface, name string)
 	} else if len(as.Spec.CABundle) == 0 {
 		findings = append(findings, Finding{Check: "apiservice-tls", Target: name, Status: StatusWarn,
 			Message: fmt.Sprintf("APIService %s has no caBundle: the kube-apiserver verifies service %s against its own trust roots only, which rarely signed a serving certificate", name, svc),
-			Fix:     "start the server with --tls-bootstrap-secret=kube-system/metrics-server-tls (it patches caBundle) or annotate the APIService with cert-manager.io/inject-ca-from"})
+			Fix:     "start the server with --tls-bootstrap-secret=kube-system/metrics-server-tls-bootstrap (it patches caBundle) or annotate the APIService with cert-manager.io/inject-ca-from"})
 	}
 
 	for _, c := range as.Status.Conditions {

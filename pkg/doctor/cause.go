@@ -166,7 +166,7 @@ func (c Cause) finding(name, svc string) Finding {
 		f.Fix = fmt.Sprintf("a Service of type ExternalName must name a host the kube-apiserver resolves: kubectl -n %s get service %s -o yaml", ns, svcName)
 	case CauseTLSUnknownCA:
 		f.Message = fmt.Sprintf("the kube-apiserver does not trust the serving certificate of service %s: caBundle of APIService %s is not the CA that signed it", svc, name)
-		f.Fix = "let the server publish its CA (--tls-bootstrap-secret=kube-system/metrics-server-tls patches caBundle) or use cert-manager's cert-manager.io/inject-ca-from annotation; otherwise set spec.caBundle to the signing CA (base64 PEM)"
+		f.Fix = "let the server publish its CA (--tls-bootstrap-secret=kube-system/metrics-server-tls-bootstrap patches caBundle) or use cert-manager's cert-manager.io/inject-ca-from annotation; otherwise set spec.caBundle to the signing CA (base64 PEM)"
 	case CauseTLSName:
 		f.Message = fmt.Sprintf("the serving certificate of service %s is not valid for the name the kube-apiserver uses (%s.%s.svc)", svc, svcName, ns)
 		f.Fix = fmt.Sprintf("issue the serving certificate for %s.%s.svc: --tls-bootstrap-service=%s with --tls-bootstrap-secret, or add the name to the Certificate's dnsNames", svcName, ns, svcName)

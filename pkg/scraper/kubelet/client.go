@@ -8,13 +8,14 @@ import (
 	"net/http"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/kubemetrics/metrics-server/pkg/points"
 	"github.com/kubemetrics/metrics-server/pkg/scraper/gate"
+
+	"github.com/kubemetrics/metrics-server/pkg/excerpt"
 )
 
 const (
@@ -275,7 +276,7 @@ func (c *Client) fetch(ctx context.Context, node *corev1.Node, addr string, reso
 	if loc := resp.Header.Get("Location"); isRedirect(resp.StatusCode) && loc != "" {
 		return nil, fail(ReasonRedirect, resp.StatusCode, fmt.Errorf(
 			"redirect refused: the kubelet answered %d with Location %q; redirects are never followed, so credentials go to the node's address only: check what answers at this address",
-			resp.StatusCode, clip(loc, maxLocation)))
+			resp.StatusCode, excerpt.Clip(loc, maxLocation)))
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fail(ReasonHTTPStatus, resp.StatusCode, statusError(resp.StatusCode, resp.Body))
@@ -321,17 +322,6 @@ func isRedirect(status int) bool {
 
 // maxLocation bounds how much of a redirect's Location an error quotes.
 const maxLocation = 256
-
-// clip cuts s to at most n bytes, on a rune boundary, marking the cut.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "..."
-}
 
 // limitedReader reads at most left bytes and remembers why it stopped: the
 // limit, or an error of the underlying reader.
