@@ -71,7 +71,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Endpoint, "kubelet-endpoint", o.Endpoint, "Which kubelet endpoint to scrape: 'summary' (/stats/summary?only_cpu_and_memory=true), 'resource' (/metrics/resource), or 'auto': /metrics/resource first, falling back per node to /stats/summary when it fails (401/403, 404, 5xx, a refused redirect, an undecodable or too large body), and trying /metrics/resource again after --kubelet-endpoint-retry-after. Connection errors and timeouts do not switch endpoints.")
 	fs.Int64Var(&o.MaxResponseBytes, "kubelet-max-response-bytes", o.MaxResponseBytes, "The largest kubelet response body accepted; a larger one fails that node's scrape.")
 	fs.DurationVar(&o.RetryPreferredAfter, "kubelet-endpoint-retry-after", o.RetryPreferredAfter, "With --kubelet-endpoint=auto, how long a node that fell back to /stats/summary stays there before /metrics/resource is tried again.")
-	fs.IntVar(&o.Concurrency, "kubelet-max-concurrency", o.Concurrency, "Request slots of the kubelets that answer within half of --kubelet-request-timeout; kubelets that do not get a sixteenth as many slots of their own (at least 1), so at most this plus a sixteenth requests are in flight at once.")
+	fs.IntVar(&o.Concurrency, "kubelet-max-concurrency", o.Concurrency, "How many kubelet answers are read and decoded at once (the bound on the memory answers take). Requests waiting for an answer are not limited by it: every node's request starts at its phase each cycle. An answer that finds no free slot before its request's deadline fails that scrape with reason no_decode_slot.")
 }
 
 // Validate returns every problem with the kubelet flags.
