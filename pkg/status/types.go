@@ -12,8 +12,11 @@ type Node struct {
 	// Endpoint is the kubelet path the server asks (/metrics/resource,
 	// /stats/summary or a node's annotated path).
 	Endpoint string `json:"endpoint,omitempty"`
-	// Lane is "fast", or "slow" for a node whose last request held its
-	// slot for half the request timeout or more.
+	// Lane is "slow" for a node whose last request took half the request
+	// timeout or more, else "fast". Every node is scraped the same way,
+	// with a request of its own each cycle; the name stays from when slow
+	// nodes had request slots of their own, and the field now only tells
+	// that a node answers near its timeout.
 	Lane string `json:"lane"`
 	// LastAttempt is when the last request started; LastSuccess when the
 	// last good answer arrived; LastFailure when the last failed request
@@ -28,13 +31,18 @@ type Node struct {
 	ConsecutiveFailures int `json:"consecutiveFailures"`
 	// Reason classifies the failure while the node is failing: no_address,
 	// connection, timeout, tls, http_status, redirect, too_large, decode,
-	// slow, skipped, other.
+	// no_decode_slot (the kubelet answered but no decode slot,
+	// --kubelet-max-concurrency, came free before the request's
+	// deadline), other.
 	Reason string `json:"reason,omitempty"`
 	// LastError is the last failure's text (at most MaxErrorBytes), kept
 	// after a success: LastFailure says how old it is.
 	LastError string `json:"lastError,omitempty"`
 	// SkippedCycles counts the cycles in a row that started no request
-	// to the node.
+	// to the node because its previous request was still in flight (a
+	// request lasts at most the timeout, less than the resolution, so
+	// this stays 0 unless the process is starved). Such cycles do not
+	// count as failures.
 	SkippedCycles int `json:"skippedCycles,omitempty"`
 }
 

@@ -58,13 +58,16 @@ func newStatusCommand(out io.Writer) *cobra.Command {
 		Short: "Show why a node or pod has no metrics: each node's last scrapes, or a pod's reason",
 		Long: "status asks a running metrics-server, with your kubeconfig's credentials, what it knows:\n" +
 			"  status                 every node's last scrape (failing nodes first): address, endpoint, last\n" +
-			"                         success, duration, failures in a row, the last error, the lane\n" +
+			"                         success, duration, failures in a row, the last error, whether it answers\n" +
+			"                         near the timeout (LANE slow)\n" +
 			"  status NODE            one node, with its whole last error\n" +
 			"  status pod NS/NAME     whether the pod is served, and why not (not Running, not yet two\n" +
 			"                         points, a container without values, dropped for zero usage, not reported)\n" +
 			"It reaches the server through a port-forward to a ready pod behind --service (or at --server),\n" +
 			"verifies it with the caBundle of --apiservice (or --certificate-authority), and needs get on the\n" +
-			"non-resource URLs /status/* (ClusterRole system:metrics-server-status-reader).",
+			"non-resource URLs /status/* (ClusterRole system:metrics-server-status-reader of the kustomize\n" +
+			"component components/status-reader; the chart makes system:<fullname>-status-reader only with\n" +
+			"rbac.statusReader=true).",
 		SilenceUsage: true,
 		Args: func(_ *cobra.Command, args []string) error {
 			if _, _, err := statusPath(args, false, 1); err != nil {

@@ -66,7 +66,7 @@ func writeNode(w io.Writer, n *status.Node) {
 	fmt.Fprintf(w, "Duration:\t%s\n", seconds(n.DurationSeconds))
 	fmt.Fprintf(w, "Failures in a row:\t%d\n", n.ConsecutiveFailures)
 	if n.SkippedCycles > 0 {
-		fmt.Fprintf(w, "Cycles skipped:\t%d (no request slot was free in time)\n", n.SkippedCycles)
+		fmt.Fprintf(w, "Cycles skipped:\t%d (its previous request was still in flight)\n", n.SkippedCycles)
 	}
 	if n.LastError != "" {
 		fmt.Fprintf(w, "Last failure:\t%s\n", at(n.LastFailure))
