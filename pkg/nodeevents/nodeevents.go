@@ -47,8 +47,8 @@ type Config struct {
 	// Client writes the events (events.k8s.io/v1 create and patch).
 	Client kubernetes.Interface
 	// FailuresBefore is how many failed scrapes in a row make a node's
-	// Warning. Default 2: the server serves a node's last good points for
-	// two resolutions plus the timeout (--metric-max-staleness), so one
+	// Warning. Default 2: the server drops a node after two failed
+	// requests in a row at the default --metric-max-staleness, so one
 	// failure (a kubelet restart, one lost connection) hides nothing and
 	// is not worth an event; two in a row mean the node leaves kubectl top
 	// about now.

@@ -44,7 +44,7 @@ func (nopSink) Prune()              {}
 func (nopSink) Forget(string)       {}
 
 // BenchmarkCycle is the scheduling's own cost of one cycle over a fleet
-// whose kubelets answer at once: admission, lanes, deadlines, recording.
+// whose kubelets answer at once: admission, phases, deadlines, recording.
 func BenchmarkCycle(b *testing.B) {
 	for _, n := range []int{100, 1000, 5000} {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {

@@ -142,7 +142,7 @@ func (e *env) faultsAtOnce(t *testing.T, obs *observer) {
 
 	t.Run("slow just under and over the timeout", func(t *testing.T) {
 		j := judge{t: t, nodes: nodes, pods: pods}
-		// It shares the slow lane with the hanging nodes: served whenever
+		// It is scraped beside the hanging nodes, each with its own request: served whenever
 		// listed with its true usage, listed in most snapshots.
 		a, k := listed(api, top, r.slowUnder)
 		worst := j.served("slow-under when listed", a, k, []string{r.slowUnder}, loadPods(r.slowUnder), 0)

@@ -84,7 +84,7 @@ func (o *Options) Flags() (fss cliflag.NamedFlagSets) {
 	fs.DurationVar(&o.MetricResolution, "metric-resolution", o.MetricResolution, "How often metrics are scraped from kubelets; at least 10s.")
 	fs.BoolVar(&o.ShowVersion, "version", o.ShowVersion, "Print the version and exit.")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Path to the kubeconfig used to reach the Kubernetes API server and the kubelets (default: in-cluster config).")
-	fs.DurationVar(&o.MaxStaleness, "metric-max-staleness", o.MaxStaleness, "How long the last good metrics of a node whose scrapes fail are still served, so one failed scrape does not hide it. 0 means two resolutions plus the kubelet request timeout.")
+	fs.DurationVar(&o.MaxStaleness, "metric-max-staleness", o.MaxStaleness, "How long the last good metrics of a node whose scrapes fail are still served, so one failed scrape does not hide it: the node is dropped after (this / --metric-resolution) failed requests in a row, at least one; a node not tried (its previous request still in flight) is not counted. 0 means two resolutions plus the kubelet request timeout (two failed requests).")
 	fs.StringVar(&o.ZeroUsagePods, "zero-usage-pods", o.ZeroUsagePods, "What to do with a pod one of whose containers reports exactly zero cumulative CPU time or zero working set: 'serve' it, or 'drop' it as upstream metrics-server does. A container with a zero CPU rate (an idle sidecar) is served either way.")
 
 	o.GenericServerRunOptions.AddUniversalFlags(fss.FlagSet("generic"))
