@@ -17,6 +17,10 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
       -o /out/metrics-server ./cmd/metrics-server
 
 FROM gcr.io/distroless/static:nonroot
+ARG VERSION=v0.0.0-unknown
+ARG GIT_COMMIT=unknown
+# `make image` builds the same image without Docker (test/ociimage); TestBuilderAgreesWithDockerfile keeps them in step.
+LABEL org.opencontainers.image.version=${VERSION} org.opencontainers.image.revision=${GIT_COMMIT}
 COPY --from=build /out/metrics-server /metrics-server
 USER 65534:65534
 ENTRYPOINT ["/metrics-server"]

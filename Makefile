@@ -12,6 +12,11 @@ LDFLAGS  := -s -w \
 	-X k8s.io/component-base/version.gitVersion=$(VERSION) \
 	-X k8s.io/component-base/version.gitCommit=$(COMMIT) \
 	-X k8s.io/client-go/pkg/version.gitVersion=$(VERSION)
+# `make image`: a container tag allows no '+', so a dev VERSION's '+' becomes '-'.
+IMAGE    ?= kubemetrics/metrics-server:$(subst +,-,$(VERSION))
+IMAGE_TAR ?= $(OUTPUT)/metrics-server-image.tar
+# Every timestamp in the image: the commit's time, so two builds of one commit are byte-identical.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 1)
 BENCH_OUT ?= $(OUTPUT)/bench
 BENCH_COUNT ?= 6
 FUZZTIME ?= 30s
@@ -26,13 +31,17 @@ FLEET_STEADY ?= 1m
 FLEET_ARGS ?=
 FLEET_SWEEP ?= 100 1000 5000 10000
 
-.PHONY: help build test unit e2e k8s demo demo-down bench-fleet bench-fleet-sweep bench-fleet-smoke verify vet fmt tidy-check manifests manifests-check bench fuzz generate clean
+.PHONY: help build image test unit e2e k8s demo demo-down bench-fleet bench-fleet-sweep bench-fleet-smoke verify vet fmt tidy-check manifests manifests-check bench fuzz generate clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## build the static binary into _output/metrics-server
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./cmd/metrics-server
+
+image: build ## the image without a Docker engine: _output/metrics-server-image.tar (docker load, ctr import), tagged kubemetrics/metrics-server:VERSION or IMAGE=repo:tag
+	cd test && $(GO) run ./cmd/imagebuild -binary $(abspath $(BINARY)) -out $(abspath $(IMAGE_TAR)) -image '$(IMAGE)' \
+		-version '$(VERSION)' -revision '$(COMMIT)' -source-date-epoch '$(SOURCE_DATE_EPOCH)'
 
 test: unit e2e ## everything CI runs: unit and in-process tests, then end-to-end tests on a local cluster
 

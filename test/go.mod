@@ -229,6 +229,13 @@ require (
 )
 
 require (
+	github.com/containerd/stargz-snapshotter/estargz v0.18.2 // indirect
+	github.com/google/go-containerregistry v0.21.4
+	github.com/klauspost/compress v1.19.0 // indirect
+	github.com/vbatts/tar-split v0.12.2 // indirect
+)
+
+require (
 	github.com/dennwc/varint v1.0.0 // indirect
 	github.com/edsrzf/mmap-go v1.2.1-0.20241212181136-fad1cd13edbd // indirect
 	github.com/facette/natsort v0.0.0-20181210072756-2cd4dd1e2dcb // indirect
