@@ -50,14 +50,13 @@ func run(args []string) error {
 	if err := ociimage.WriteFile(*out, *ref, img); err != nil {
 		return err
 	}
-	digest, err := img.Digest()
-	if err != nil {
-		return fmt.Errorf("image digest: %w", err)
-	}
-	cfg, err := img.ConfigName()
+	// The image ID (the config's digest) is what `docker images` and
+	// `crictl images` show; a manifest digest would mislead, since a
+	// docker-save tarball carries no manifest and each runtime writes its own.
+	id, err := img.ConfigName()
 	if err != nil {
 		return fmt.Errorf("image id: %w", err)
 	}
-	fmt.Printf("wrote %s: %s (manifest %s, image id %s)\n", *out, *ref, digest, cfg)
+	fmt.Printf("wrote %s: %s, image id %s\n", *out, *ref, id)
 	return nil
 }
