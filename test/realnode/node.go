@@ -407,6 +407,9 @@ func poll(ctx context.Context, what string, limit time.Duration, check func() er
 func (n *Node) Stop() {
 	logf := n.o.Logf
 	stopCmd(n.kubelet, logf, "kubelet")
+	// Then the containers: their processes live in the kubepods cgroups
+	// and outlive both the kubelet and a killed shim.
+	killPods(logf)
 	// The shims outlive containerd: find them by the containerd address
 	// they were started with, and end them (and their containers) first.
 	shims := shimPIDs(n.Socket)
@@ -521,6 +524,55 @@ func unmountNetns(logf func(string, ...any)) {
 		_ = os.Remove(m)
 		logf("removed leftover netns %s", m)
 	}
+}
+
+// killPods SIGKILLs every process in the kubepods cgroups (the kubelet of
+// this package is the only one on the machine that makes them) and waits up
+// to 10s until they are gone.
+func killPods(logf func(string, ...any)) {
+	for i := 0; i < 100; i++ {
+		pids := podPIDs()
+		if len(pids) == 0 {
+			return
+		}
+		if i == 0 {
+			logf("killing %d container processes: %v", len(pids), pids)
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	logf("container processes still running after 10s: %v", podPIDs())
+}
+
+// podPIDs lists the processes in the kubepods cgroups of the memory
+// hierarchy (v1) or of the unified one.
+func podPIDs() []int {
+	seen := map[int]bool{}
+	for _, root := range []string{"/sys/fs/cgroup/memory/kubepods", "/sys/fs/cgroup/kubepods"} {
+		_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || d.Name() != "cgroup.procs" {
+				return nil
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return nil
+			}
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil && pid > 1 && pid != os.Getpid() {
+					seen[pid] = true
+				}
+			}
+			return nil
+		})
+	}
+	pids := make([]int, 0, len(seen))
+	for pid := range seen {
+		pids = append(pids, pid)
+	}
+	sort.Ints(pids)
+	return pids
 }
 
 // removeCgroups removes the kubepods cgroup trees the kubelet made (they

@@ -4,18 +4,23 @@ package realnode
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kubemetrics/metrics-server/certs/pki"
 	"github.com/kubemetrics/metrics-server/pkg/points"
 	"github.com/kubemetrics/metrics-server/pkg/scraper/kubelet"
 	"github.com/kubemetrics/metrics-server/test/localcluster"
@@ -137,7 +142,7 @@ spec:
 		t.Fatal(err)
 	}
 	t.Logf("node addresses %v, kubelet port %d", n.Status.Addresses, n.Status.DaemonEndpoints.KubeletEndpoint.Port)
-	rest, scheme := kubelet.RestConfigFor(base, kubelet.TLSOptions{CAFile: node.KubeletCA})
+	kubeletRest, scheme := kubelet.RestConfigFor(base, kubelet.TLSOptions{CAFile: node.KubeletCA})
 
 	for _, tc := range []struct {
 		name     string
@@ -147,7 +152,7 @@ spec:
 		{"stats-summary", kubelet.EndpointSummary},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			client, err := kubelet.NewClient(kubelet.Config{Rest: rest, Scheme: scheme, Endpoint: tc.endpoint,
+			client, err := kubelet.NewClient(kubelet.Config{Rest: kubeletRest, Scheme: scheme, Endpoint: tc.endpoint,
 				AddressTypes: []corev1.NodeAddressType{corev1.NodeInternalIP}, RequestTimeout: 10 * time.Second})
 			if err != nil {
 				t.Fatal(err)
@@ -155,7 +160,129 @@ spec:
 			checkPod(ctx, t, client, n)
 		})
 	}
+
+	// The kubelet's boundaries, as an attacker or a misconfigured scraper
+	// meets them: the wrong CA, no credentials, credentials without rights.
+	nobody, err := clientCertConfig(cluster, kubeletRest, "kubemetrics-realnode-nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongCA := kubelet.TLSOptions{CAFile: cluster.PKI.Path(pki.ClusterCA + ".crt")}
+	wrongCARest, _ := kubelet.RestConfigFor(base, wrongCA)
+	for _, tc := range []struct {
+		name   string
+		rest   *restclient.Config
+		reason kubelet.Reason
+		status int
+	}{
+		{"cluster CA instead of kubelet CA", wrongCARest, kubelet.ReasonTLS, 0},
+		{"anonymous", restclient.AnonymousClientConfig(kubeletRest), kubelet.ReasonHTTPStatus, http.StatusUnauthorized},
+		{"client without nodes/metrics rights", nobody, kubelet.ReasonHTTPStatus, http.StatusForbidden},
+	} {
+		t.Run("refused/"+tc.name, func(t *testing.T) {
+			client, err := kubelet.NewClient(kubelet.Config{Rest: tc.rest, Scheme: scheme, Endpoint: kubelet.EndpointResource,
+				AddressTypes: []corev1.NodeAddressType{corev1.NodeInternalIP}, RequestTimeout: 10 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = client.GetMetrics(ctx, n)
+			var se *kubelet.ScrapeError
+			if !errors.As(err, &se) {
+				t.Fatalf("GetMetrics = %v, want a *ScrapeError with reason %s", err, tc.reason)
+			}
+			if se.Reason != tc.reason || (tc.status != 0 && se.Status != tc.status) {
+				t.Fatalf("GetMetrics = %v (reason %s, status %d), want reason %s, status %d", err, se.Reason, se.Status, tc.reason, tc.status)
+			}
+			t.Logf("refused as expected: %v", err)
+		})
+	}
+
+	t.Run("kubectl-top", func(t *testing.T) {
+		binary := filepath.Join(dir, "metrics-server")
+		b := exec.CommandContext(ctx, "go", "build", "-o", binary, "./cmd/metrics-server")
+		b.Dir = "../.." // the repository root
+		b.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := b.CombinedOutput(); err != nil {
+			t.Fatalf("building metrics-server: %v: %s", err, out)
+		}
+		repo, err := filepath.Abs("../..")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port, err := cluster.StartMetricsServer(ctx, localcluster.MetricsServer{
+			Binary:    binary,
+			Manifests: filepath.Join(repo, "manifests/overlays/local"),
+			Args:      []string{"--metric-resolution=15s", "-v=2"},
+		})
+		if err != nil {
+			t.Fatalf("starting metrics-server: %v", err)
+		}
+		t.Logf("metrics-server on port %d, APIServices Available", port)
+		var line string
+		if err := poll(ctx, "kubectl top pod burner", 2*time.Minute, func() error {
+			out, err := cluster.Kubectl(ctx, "top", "pod", "burner", "-n", "default", "--no-headers")
+			if err != nil {
+				return err
+			}
+			line = strings.TrimSpace(out)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("kubectl top pod burner: %s", line)
+		f := strings.Fields(line)
+		if len(f) != 3 || f[0] != "burner" {
+			t.Fatalf("kubectl top pod printed %q, want NAME CPU MEMORY", line)
+		}
+		milli, err1 := strconv.Atoi(strings.TrimSuffix(f[1], "m"))
+		mi, err2 := strconv.Atoi(strings.TrimSuffix(f[2], "Mi"))
+		if err1 != nil || err2 != nil || !strings.HasSuffix(f[1], "m") || !strings.HasSuffix(f[2], "Mi") {
+			t.Fatalf("kubectl top pod printed %q: cannot read CPU (m) and memory (Mi)", line)
+		}
+		if milli < cpuMillis/2 || milli > cpuMillis*3/2 {
+			t.Errorf("kubectl top pod CPU %dm, want about %dm (within 50%%)", milli, cpuMillis)
+		}
+		if mi < holdMiB || mi > holdMiB*11/10 {
+			t.Errorf("kubectl top pod memory %dMi, want within 10%% above %dMi", mi, holdMiB)
+		}
+		// The node can come later than the pod: the kubelet's node-level
+		// sample (the root cgroup) may not have moved between the
+		// start-up scrapes, which are 2s apart.
+		began := time.Now()
+		var nodeTop string
+		if err := poll(ctx, "kubectl top node "+NodeName, time.Minute, func() error {
+			nodeTop, err = cluster.Kubectl(ctx, "top", "node", NodeName, "--no-headers")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("kubectl top node (after %s): %s", time.Since(began).Round(time.Second), strings.TrimSpace(nodeTop))
+		if f := strings.Fields(nodeTop); len(f) < 3 || f[0] != NodeName {
+			t.Errorf("kubectl top node printed %q, want the node's CPU and memory", nodeTop)
+		}
+	})
 	cleanDir = !t.Failed()
+}
+
+// clientCertConfig is base with a client certificate for user (no groups,
+// no RBAC bindings) signed by the cluster CA instead of base's credentials.
+func clientCertConfig(c *localcluster.Cluster, base *restclient.Config, user string) (*restclient.Config, error) {
+	ca, err := pki.LoadCA(c.PKI.Path(pki.ClusterCA+".crt"), c.PKI.Path(pki.ClusterCA+".key"))
+	if err != nil {
+		return nil, err
+	}
+	kp, err := ca.Issue(pki.Request{CommonName: user, Client: true})
+	if err != nil {
+		return nil, err
+	}
+	key, err := pki.KeyPEM(kp.Key)
+	if err != nil {
+		return nil, err
+	}
+	cfg := restclient.AnonymousClientConfig(base)
+	cfg.TLSClientConfig.CertData = pki.CertPEM(kp.Cert)
+	cfg.TLSClientConfig.KeyData = key
+	return cfg, nil
 }
 
 // checkPod scrapes until the burner's container has two samples at
