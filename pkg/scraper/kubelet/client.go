@@ -287,7 +287,7 @@ func (c *Client) fetch(ctx context.Context, node *corev1.Node, addr string, reso
 	if g := gate.From(ctx); g != nil {
 		if err := g.Acquire(ctx); err != nil {
 			return nil, fail(ReasonNoDecodeSlot, 0, fmt.Errorf(
-				"the kubelet answered but no decode slot came free before the request's deadline (%d bodies are decoded at once, --kubelet-max-concurrency): %w", g.Size(), err))
+				"the kubelet answered but no decode slot came free before the request's deadline (%d bodies are decoded at once): if this repeats, raise --kubelet-max-concurrency, or the server's CPU limit if decodes are slow: %w", g.Size(), err))
 		}
 		defer g.Release()
 	}
