@@ -172,3 +172,13 @@ func poll(ctx context.Context, what string, interval, limit time.Duration, check
 		}
 	}
 }
+
+// Poll is poll for the packages that bring up more of a cluster beside
+// this one (test/realnode): check every interval until it returns nil, ctx
+// ends or limit passes; an error wrapped by Permanent ends it at once.
+func Poll(ctx context.Context, what string, interval, limit time.Duration, check func() error) error {
+	return poll(ctx, what, interval, limit, check)
+}
+
+// Permanent marks err as one that Poll cannot outwait.
+func Permanent(err error) error { return permanent{err} }

@@ -238,7 +238,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 	}
 	n.containerd = cmd
 	n.o.Logf("containerd pid %d on %s", cmd.Process.Pid, n.Socket)
-	return poll(ctx, "containerd answering on "+n.Socket, 60*time.Second, func() error {
+	return localcluster.Poll(ctx, "containerd answering on "+n.Socket, time.Second, 60*time.Second, func() error {
 		return run(ctx, "ctr", "--address", n.Socket, "version")
 	})
 }
@@ -357,10 +357,10 @@ serializeImagePulls: false
 	n.o.Logf("kubelet pid %d, node %s at %s:%d", cmd.Process.Pid, NodeName, NodeIP, KubeletPort)
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	return poll(ctx, "node "+NodeName+" Ready", 3*time.Minute, func() error {
+	return localcluster.Poll(ctx, "node "+NodeName+" Ready", time.Second, 3*time.Minute, func() error {
 		select {
 		case <-exited:
-			return permanent{fmt.Errorf("the kubelet exited: see %s", log.Name())}
+			return localcluster.Permanent(fmt.Errorf("the kubelet exited: see %s", log.Name()))
 		default:
 		}
 		out, err := c.Kubectl(ctx, "get", "node", NodeName, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
@@ -372,32 +372,6 @@ serializeImagePulls: false
 		}
 		return nil
 	})
-}
-
-type permanent struct{ error }
-
-// poll runs check every second until it succeeds, fails permanently, or
-// limit passes.
-func poll(ctx context.Context, what string, limit time.Duration, check func() error) error {
-	deadline := time.Now().Add(limit)
-	var last error
-	for i := 0; ; i++ {
-		if last = check(); last == nil {
-			return nil
-		}
-		var p permanent
-		if errors.As(last, &p) {
-			return fmt.Errorf("waiting for %s: %w", what, p.error)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("waiting for %s: gave up after %s: %w", what, limit, last)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w (last: %v)", what, ctx.Err(), last)
-		case <-time.After(time.Second):
-		}
-	}
 }
 
 // Stop ends the kubelet, the containers' shims and containerd, unmounts

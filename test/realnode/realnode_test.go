@@ -115,7 +115,7 @@ spec:
 	if _, err := cluster.KubectlAs(ctx, cluster.AdminKubeconfig, []byte(pod), "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
-	if err := poll(ctx, "pod burner Running", 2*time.Minute, func() error {
+	if err := localcluster.Poll(ctx, "pod burner Running", time.Second, 2*time.Minute, func() error {
 		out, err := cluster.Kubectl(ctx, "get", "pod", "burner", "-n", "default", "-o", "jsonpath={.status.phase}")
 		if err != nil {
 			return err
@@ -219,7 +219,7 @@ spec:
 		}
 		t.Logf("metrics-server on port %d, APIServices Available", port)
 		var line string
-		if err := poll(ctx, "kubectl top pod burner", 2*time.Minute, func() error {
+		if err := localcluster.Poll(ctx, "kubectl top pod burner", time.Second, 2*time.Minute, func() error {
 			out, err := cluster.Kubectl(ctx, "top", "pod", "burner", "-n", "default", "--no-headers")
 			if err != nil {
 				return err
@@ -250,7 +250,7 @@ spec:
 		// start-up scrapes, which are 2s apart.
 		began := time.Now()
 		var nodeTop string
-		if err := poll(ctx, "kubectl top node "+NodeName, time.Minute, func() error {
+		if err := localcluster.Poll(ctx, "kubectl top node "+NodeName, time.Second, time.Minute, func() error {
 			nodeTop, err = cluster.Kubectl(ctx, "top", "node", NodeName, "--no-headers")
 			return err
 		}); err != nil {
@@ -289,7 +289,7 @@ func clientCertConfig(c *localcluster.Cluster, base *restclient.Config, user str
 // different times, then checks memory and the CPU rate between them.
 func checkPod(ctx context.Context, t *testing.T, client *kubelet.Client, n *corev1.Node) {
 	var first, last *points.Container
-	err := poll(ctx, "two samples of container burner", 90*time.Second, func() error {
+	err := localcluster.Poll(ctx, "two samples of container burner", time.Second, 90*time.Second, func() error {
 		b, err := client.GetMetrics(ctx, n)
 		if err != nil {
 			return err
