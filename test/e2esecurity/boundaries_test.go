@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
@@ -31,6 +32,7 @@ var dryRun = []string{metav1.DryRunAll}
 // sent as a dry run.
 func TestServerIdentityBoundaries(t *testing.T) {
 	ctx := context.Background()
+	waitPolicyInForce(ctx, t)
 	// A Secret of someone else in kube-system, for the server to fail to
 	// read.
 	other := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "someone-elses", Namespace: serverNamespace}, StringData: map[string]string{"password": "hunter2"}}
@@ -227,4 +229,26 @@ func caBundlePatch(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// waitPolicyInForce waits until the ValidatingAdmissionPolicy of
+// tls-bootstrap.yaml refuses the server's ServiceAccount a change of an
+// APIService's spec.service. The kube-apiserver loads a new policy
+// asynchronously (its admission plugin watches policies), so in the first
+// second after an install a patch it refuses may still pass; CI once ran
+// the boundary cases 0.9 s after the install and saw three of them pass.
+// A real install has the same short window.
+func waitPolicyInForce(ctx context.Context, t *testing.T) {
+	t.Helper()
+	p := []byte(`{"spec":{"service":{"namespace":"tenant","name":"thief","port":443}}}`)
+	var err error
+	for i := 0; i < 60; i++ {
+		_, err = e.serverAPIServices.ApiregistrationV1().APIServices().Patch(ctx, "v1beta1.metrics.k8s.io", types.MergePatchType, p,
+			metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+		if apierrors.IsForbidden(err) {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("the admission policy is not in force 30 s after the install: a dry-run patch of spec.service as the server gave %v", err)
 }
