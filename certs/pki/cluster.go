@@ -39,8 +39,10 @@ const (
 )
 
 // GenerateCluster writes a complete PKI for a control plane on loopback into
-// dir and returns it.
-func GenerateCluster(dir string) (Files, error) {
+// dir and returns it. The kube-apiserver's certificate also names
+// apiServerIPs: the address it binds when not on loopback, and the
+// `kubernetes` Service's ClusterIP that pods dial.
+func GenerateCluster(dir string, apiServerIPs ...net.IP) (Files, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return Files{}, err
 	}
@@ -69,7 +71,7 @@ func GenerateCluster(dir string) (Files, error) {
 	}{
 		{APIServer, ca, Request{CommonName: "kube-apiserver", Server: true,
 			DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-			IPs:      loopback}},
+			IPs:      append(append([]net.IP{}, loopback...), apiServerIPs...)}},
 		{Admin, ca, Request{CommonName: "kubemetrics-admin", Organizations: []string{"system:masters"}, Client: true}},
 		{ControllerManager, ca, Request{CommonName: "system:kube-controller-manager", Client: true}},
 		{Scheduler, ca, Request{CommonName: "system:kube-scheduler", Client: true}},

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -33,9 +34,25 @@ type Options struct {
 	ControlPlaneOnly bool
 	// EtcdQuotaBytes is etcd's backend quota; default 2 GiB.
 	EtcdQuotaBytes int64
+	// Address is where the kube-apiserver binds and what it advertises;
+	// default 127.0.0.1. A real node's pods cannot reach loopback, and the
+	// `kubernetes` Endpoints refuse it, so the real-node cluster binds the
+	// node's bridge address: then the apiserver keeps the `kubernetes`
+	// Endpoints itself (lease reconciler), routes to aggregated APIs by
+	// their endpoints (--enable-aggregator-routing, as pods on a real
+	// network need no kube-proxy for it) and its certificate names the
+	// address and the Service's ClusterIP 10.96.0.1.
+	Address string
+	// APIServerArgs are appended to the kube-apiserver's command line
+	// (a later flag wins: --profiling=true turns profiling on).
+	APIServerArgs []string
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
 }
+
+// KubernetesServiceIP is the `kubernetes` Service's ClusterIP: the first of
+// --service-cluster-ip-range.
+const KubernetesServiceIP = "10.96.0.1"
 
 // Cluster is a running control plane.
 type Cluster struct {
@@ -84,7 +101,19 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		}
 	}()
 	var err error
-	if c.PKI, err = pki.GenerateCluster(filepath.Join(o.Dir, "pki")); err != nil {
+	addr := o.Address
+	if addr == "" {
+		addr = "127.0.0.1"
+	}
+	ip := net.ParseIP(addr)
+	if ip == nil {
+		return nil, fmt.Errorf("localcluster: Address %q is not an IP address", addr)
+	}
+	var apiIPs []net.IP
+	if !ip.IsLoopback() {
+		apiIPs = []net.IP{ip, net.ParseIP(KubernetesServiceIP)}
+	}
+	if c.PKI, err = pki.GenerateCluster(filepath.Join(o.Dir, "pki"), apiIPs...); err != nil {
 		return nil, fmt.Errorf("generating the PKI: %w", err)
 	}
 	ports := map[string]int{}
@@ -103,33 +132,39 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		return nil, err
 	}
 
-	c.APIServer = "https://127.0.0.1:" + strconv.Itoa(ports["apiserver"])
+	c.APIServer = "https://" + net.JoinHostPort(addr, strconv.Itoa(ports["apiserver"]))
 	p := c.PKI.Path
+	// On loopback the `kubernetes` Endpoints cannot be kept (loopback
+	// endpoints are refused) and nothing routes to pod IPs.
+	network := []string{"--endpoint-reconciler-type", "none", "--enable-aggregator-routing=false"}
+	if !ip.IsLoopback() {
+		network = []string{"--endpoint-reconciler-type", "lease", "--enable-aggregator-routing=true"}
+	}
 	o.Logf("starting kube-apiserver on %s", c.APIServer)
-	if err := c.run("kube-apiserver",
+	args := []string{
 		"--etcd-servers", etcdURL,
-		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+		"--bind-address", addr, "--advertise-address", addr,
 		"--secure-port", strconv.Itoa(ports["apiserver"]),
-		"--tls-cert-file", p(pki.APIServer+".crt"), "--tls-private-key-file", p(pki.APIServer+".key"),
-		"--client-ca-file", p(pki.ClusterCA+".crt"),
+		"--tls-cert-file", p(pki.APIServer + ".crt"), "--tls-private-key-file", p(pki.APIServer + ".key"),
+		"--client-ca-file", p(pki.ClusterCA + ".crt"),
 		"--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file", p(pki.ServiceAccountKey+".pub"),
-		"--service-account-signing-key-file", p(pki.ServiceAccountKey+".key"),
+		"--service-account-key-file", p(pki.ServiceAccountKey + ".pub"),
+		"--service-account-signing-key-file", p(pki.ServiceAccountKey + ".key"),
 		"--service-cluster-ip-range", "10.96.0.0/16",
 		"--authorization-mode", "Node,RBAC",
 		"--anonymous-auth=false", // a request with no credentials is refused (401)
-		"--enable-aggregator-routing=false",
-		"--requestheader-client-ca-file", p(pki.FrontProxyCA+".crt"),
+		"--requestheader-client-ca-file", p(pki.FrontProxyCA + ".crt"),
 		"--requestheader-allowed-names", pki.ProxyClientName,
 		"--requestheader-username-headers", "X-Remote-User",
 		"--requestheader-group-headers", "X-Remote-Group",
 		"--requestheader-extra-headers-prefix", "X-Remote-Extra-",
-		"--proxy-client-cert-file", p(pki.FrontProxyClient+".crt"),
-		"--proxy-client-key-file", p(pki.FrontProxyClient+".key"),
-		"--endpoint-reconciler-type", "none", // loopback endpoints are not allowed
+		"--proxy-client-cert-file", p(pki.FrontProxyClient + ".crt"),
+		"--proxy-client-key-file", p(pki.FrontProxyClient + ".key"),
 		"--allow-privileged",
 		"--profiling=false",
-	); err != nil {
+	}
+	args = append(append(args, network...), o.APIServerArgs...)
+	if err := c.run("kube-apiserver", args...); err != nil {
 		return nil, err
 	}
 	if err := c.waitHealthy(ctx, c.APIServer+"/readyz", 3*time.Minute); err != nil {
