@@ -92,12 +92,26 @@ func protoPodItem(b []byte, pod *podmeta.Pod, u *points.PodUsage, s *wireScratch
 	return b
 }
 
-// protoUsage appends the usage map: entries sorted by key, cpu then memory.
+// usageKeys are the usage map's entries in key order, as the codecs sort
+// them: cpu, ephemeral-storage, memory, swap. Each but cpu and memory is
+// written only when has says it was reported.
+var usageKeys = [...]struct {
+	key string
+	has points.Has
+	q   func([]byte, points.Usage) []byte
+}{
+	{"cpu", 0, appendCPU},
+	{"ephemeral-storage", points.HasEphemeralStorage, appendEphemeralStorage},
+	{"memory", 0, appendMemory},
+	{"swap", points.HasSwap, appendSwap},
+}
+
+// protoUsage appends the usage map: entries sorted by key.
 func protoUsage(b []byte, tag byte, u points.Usage, s *wireScratch) []byte {
-	for _, r := range []struct {
-		key string
-		q   func([]byte, points.Usage) []byte
-	}{{"cpu", appendCPU}, {"memory", appendMemory}} {
+	for _, r := range &usageKeys {
+		if r.has != 0 && u.Has&r.has == 0 {
+			continue
+		}
 		s.num = r.q(s.num[:0], u)
 		e := s.entry[:0]
 		e = protoString(e, 0x0a, r.key)
@@ -154,8 +168,14 @@ func appendCPU(b []byte, u points.Usage) []byte {
 	return appendDecimalSI(b, u.NanoCores, -9)
 }
 
-func appendMemory(b []byte, u points.Usage) []byte {
-	m := u.Memory
+func appendMemory(b []byte, u points.Usage) []byte { return appendBytes(b, u.Memory) }
+
+func appendSwap(b []byte, u points.Usage) []byte { return appendBytes(b, u.Swap) }
+
+func appendEphemeralStorage(b []byte, u points.Usage) []byte { return appendBytes(b, u.EphemeralStorage) }
+
+// appendBytes writes a count of bytes as a binary SI quantity.
+func appendBytes(b []byte, m uint64) []byte {
 	switch {
 	case m > math.MaxInt64/1000:
 		return appendQuantity(b, resource.NewQuantity(int64(m), resource.BinarySI))
@@ -286,11 +306,23 @@ func jsonPodItem(b []byte, pod *podmeta.Pod, u *points.PodUsage, s *wireScratch)
 		}
 		b = append(b, `{"name":`...)
 		b = jsonString(b, c.Name)
-		b = append(b, `,"usage":{"cpu":"`...)
-		b = appendCPU(b, c.Usage)
-		b = append(b, `","memory":"`...)
-		b = appendMemory(b, c.Usage)
-		b = append(b, `"}}`...)
+		b = append(b, `,"usage":{`...)
+		first := true
+		for _, r := range &usageKeys {
+			if r.has != 0 && c.Has&r.has == 0 {
+				continue
+			}
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = append(b, '"')
+			b = append(b, r.key...)
+			b = append(b, `":"`...)
+			b = r.q(b, c.Usage)
+			b = append(b, '"')
+		}
+		b = append(b, `}}`...)
 	}
 	return append(b, "]}"...)
 }

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/metrics/pkg/apis/metrics"
 	metricsv1 "k8s.io/metrics/pkg/apis/metrics/v1"
 	"k8s.io/metrics/pkg/apis/metrics/v1beta1"
 
@@ -42,6 +46,15 @@ func wireTestList(codecsEncodings *wireEncodings) *podList {
 		{Index: 3, Timestamp: ts, Window: int64(15 * time.Second), Containers: []points.ContainerUsage{
 			{Name: "x", Usage: mk(7, 3<<30)}}},
 	}
+	// Swap and ephemeral storage where reported: zero, small, huge, alone
+	// or together; absent elsewhere.
+	extra := func(c *points.ContainerUsage, has points.Has, swap, eph uint64) {
+		c.Has, c.Swap, c.EphemeralStorage = has, swap, eph
+	}
+	extra(&usage[0].Containers[0], points.HasSwap, 0, 0)
+	extra(&usage[0].Containers[1], points.HasSwap|points.HasEphemeralStorage, 1<<20+1, 512)
+	extra(&usage[2].Containers[0], points.HasEphemeralStorage, 0, 1<<62+3)
+	extra(&usage[2].Containers[2], points.HasSwap, 1<<40, 0)
 	return &podList{pods: pods, usage: usage, encodings: codecsEncodings}
 }
 
@@ -59,7 +72,9 @@ func TestWireEncodingMatchesCodecs(t *testing.T) {
 		if i%3 == 0 {
 			mem = mem &^ 1023
 		}
-		l.usage[3].Containers = append(l.usage[3].Containers, points.ContainerUsage{Name: "r", Usage: points.Usage{NanoCores: cpu, Memory: mem}})
+		u := points.Usage{NanoCores: cpu, Memory: mem, Has: points.Has(r.IntN(4)) << 2}
+		u.Swap, u.EphemeralStorage = r.Uint64N(1<<uint(r.IntN(62)+1)), r.Uint64N(1<<uint(r.IntN(62)+1))
+		l.usage[3].Containers = append(l.usage[3].Containers, points.ContainerUsage{Name: "r", Usage: u})
 	}
 	for _, gv := range []schema.GroupVersion{metricsv1.SchemeGroupVersion, v1beta1.SchemeGroupVersion} {
 		for _, mediaType := range []string{runtime.ContentTypeProtobuf, runtime.ContentTypeJSON} {
@@ -151,5 +166,90 @@ func TestWireEncodingOverHTTP(t *testing.T) {
 				t.Errorf("our encoder used: %v, want %v", used, tt.ours)
 			}
 		})
+	}
+}
+
+// TestWireUnchangedForCPUAndMemory: what a consumer reading only cpu and
+// memory gets is what it got before swap and ephemeral storage were
+// served. A list none of whose containers reports them is written byte
+// for byte as before (testdata/podlist-*, written by the encoders of
+// commit 29f205d, which served cpu and memory only), by our encoders and
+// by the codecs; one with them decodes to the same cpu and memory
+// quantities, the extra keys beside them.
+func TestWireUnchangedForCPUAndMemory(t *testing.T) {
+	_, codecs := NewScheme()
+	enc := newWireEncodings(codecs)
+	plain := wireTestList(enc)
+	for i := range plain.usage {
+		for j := range plain.usage[i].Containers {
+			plain.usage[i].Containers[j].Has = 0
+		}
+	}
+	extras := wireTestList(enc)
+	for _, gv := range []schema.GroupVersion{metricsv1.SchemeGroupVersion, v1beta1.SchemeGroupVersion} {
+		for ext, mediaType := range map[string]string{"pb": runtime.ContentTypeProtobuf, "json": runtime.ContentTypeJSON} {
+			t.Run(gv.Version+"/"+mediaType, func(t *testing.T) {
+				info, _ := runtime.SerializerInfoForMediaType(codecs.SupportedMediaTypes(), mediaType)
+				codec := codecs.EncoderForVersion(info.Serializer, gv)
+				want, err := os.ReadFile(filepath.Join("testdata", "podlist-"+gv.Version+"."+ext))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for name, obj := range map[string]runtime.Object{"ours": plain, "codec": plain.GetObject()} {
+					var got bytes.Buffer
+					if err := codec.Encode(obj, &got); err != nil {
+						t.Fatal(err)
+					}
+					if !bytes.Equal(got.Bytes(), want) {
+						t.Errorf("%s: without swap or ephemeral storage the bytes differ from before\n got: %q\nwant: %q", name, clip(got.Bytes()), clip(want))
+					}
+				}
+				// With the extras: same cpu and memory, extra keys only
+				// where reported.
+				var b bytes.Buffer
+				if err := codec.Encode(extras, &b); err != nil {
+					t.Fatal(err)
+				}
+				decoder := codecs.UniversalDecoder() // to the internal version
+				gotObj, err := runtime.Decode(decoder, b.Bytes())
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantObj, err := runtime.Decode(decoder, want)
+				if err != nil {
+					t.Fatal(err)
+				}
+				g, w := gotObj.(*metrics.PodMetricsList), wantObj.(*metrics.PodMetricsList)
+				if len(g.Items) != len(w.Items) {
+					t.Fatalf("%d items, want %d", len(g.Items), len(w.Items))
+				}
+				keys := 0
+				for i := range g.Items {
+					for j, c := range g.Items[i].Containers {
+						wc := w.Items[i].Containers[j]
+						for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+							if gq, wq := c.Usage[r], wc.Usage[r]; gq.String() != wq.String() {
+								t.Errorf("%s/%s %s = %s, want %s", g.Items[i].Name, c.Name, r, gq.String(), wq.String())
+							}
+						}
+						keys += len(c.Usage) - 2
+						u := extras.usage[i].Containers[j]
+						for _, x := range []struct {
+							name corev1.ResourceName
+							has  points.Has
+							v    uint64
+						}{{"swap", points.HasSwap, u.Swap}, {corev1.ResourceEphemeralStorage, points.HasEphemeralStorage, u.EphemeralStorage}} {
+							q, ok := c.Usage[x.name]
+							if ok != (u.Has&x.has != 0) || ok && q.Value() != int64(x.v) {
+								t.Errorf("%s/%s %s = %v (present %v), want %d (present %v)", g.Items[i].Name, c.Name, x.name, q.Value(), ok, x.v, u.Has&x.has != 0)
+							}
+						}
+					}
+				}
+				if keys != 5 {
+					t.Errorf("%d swap and ephemeral-storage keys served, want 5", keys)
+				}
+			})
+		}
 	}
 }

@@ -1,5 +1,6 @@
 // Package points holds the raw measurements that one kubelet scrape yields:
-// cumulative CPU counters and memory working sets for a node and for the
+// cumulative CPU counters, memory working sets and, where the kubelet
+// reports them, swap and ephemeral-storage usage, for a node and for the
 // containers of the pods bound to it.
 //
 // It is the only vocabulary shared by the kubelet decoders (which produce
@@ -17,10 +18,14 @@ const (
 	HasCPU Has = 1 << iota
 	// HasMemory marks Point.Memory as present.
 	HasMemory
+	// HasSwap marks Point.Swap as present.
+	HasSwap
+	// HasEphemeralStorage marks Point.EphemeralStorage as present.
+	HasEphemeralStorage
 )
 
 // Point is one raw measurement of a node or a container at one instant.
-// It is 40 bytes and holds no pointers, so slices of points cost the garbage
+// It is 56 bytes and holds no pointers, so slices of points cost the garbage
 // collector nothing to scan.
 type Point struct {
 	// Timestamp is when the kubelet took the sample.
@@ -35,7 +40,15 @@ type Point struct {
 	CPU uint64
 	// Memory is the working set, valid when Has&HasMemory != 0. Unit: bytes.
 	Memory uint64
-	// Has says which of CPU and Memory were reported.
+	// Swap is the swap in use, valid when Has&HasSwap != 0 (the kubelet's
+	// swapUsageBytes, or *_swap_usage_bytes). Unit: bytes.
+	Swap uint64
+	// EphemeralStorage is the local ephemeral storage in use, valid when
+	// Has&HasEphemeralStorage != 0: for a container its writable layer
+	// plus its logs (the summary's rootfs and logs usedBytes), for a node
+	// its root filesystem (the summary's fs usedBytes). Unit: bytes.
+	EphemeralStorage uint64
+	// Has says which of the values were reported.
 	Has Has
 }
 

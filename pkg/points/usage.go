@@ -1,7 +1,8 @@
 package points
 
 // Usage is what the API serves for one series: the CPU rate between two
-// samples and the latest memory working set.
+// samples, the latest memory working set and, when the kubelet reported
+// them, the latest swap and ephemeral-storage usage.
 type Usage struct {
 	// Timestamp is the later sample's time. Unit: Unix nanoseconds.
 	Timestamp int64
@@ -11,6 +12,12 @@ type Usage struct {
 	NanoCores uint64
 	// Memory is the latest working set. Unit: bytes.
 	Memory uint64
+	// Swap and EphemeralStorage are the latest swap and ephemeral-storage
+	// usage, each valid only when Has says so. Unit: bytes.
+	Swap, EphemeralStorage uint64
+	// Has says which of Swap and EphemeralStorage are served (HasSwap,
+	// HasEphemeralStorage); CPU and memory always are.
+	Has Has
 }
 
 // ContainerUsage is one container's usage.

@@ -103,13 +103,28 @@ func (s *Store) podUsage(p *podEntry, dst []points.ContainerUsage) (_ []points.C
 }
 
 func (u usage) public() points.Usage {
-	return points.Usage{Timestamp: u.timestamp, Window: u.window, NanoCores: u.nanoCores, Memory: u.memory}
+	return points.Usage{Timestamp: u.timestamp, Window: u.window, NanoCores: u.nanoCores, Memory: u.memory,
+		Swap: u.swap, EphemeralStorage: u.ephemeral, Has: u.has}
 }
 
-// ResourceList renders a usage as the API's cpu and memory quantities.
+// ResourceSwap is the usage key of swap, the one kubectl top --show-swap
+// reads (k8s.io/kubectl pkg/metricsutil); core/v1 names no such resource.
+const ResourceSwap corev1.ResourceName = "swap"
+
+// ResourceList renders a usage as the API's quantities: cpu and memory
+// always, swap and ephemeral-storage only when the kubelet reported them
+// (absent, not zero, otherwise), all in the forms the API serves (cpu in
+// decimal SI nanocores, bytes in binary SI).
 func ResourceList(u points.Usage) corev1.ResourceList {
-	return corev1.ResourceList{
+	l := corev1.ResourceList{
 		corev1.ResourceCPU:    *resource.NewScaledQuantity(int64(u.NanoCores), resource.Nano),
 		corev1.ResourceMemory: *resource.NewQuantity(int64(u.Memory), resource.BinarySI),
 	}
+	if u.Has&points.HasSwap != 0 {
+		l[ResourceSwap] = *resource.NewQuantity(int64(u.Swap), resource.BinarySI)
+	}
+	if u.Has&points.HasEphemeralStorage != 0 {
+		l[corev1.ResourceEphemeralStorage] = *resource.NewQuantity(int64(u.EphemeralStorage), resource.BinarySI)
+	}
+	return l
 }

@@ -327,9 +327,48 @@ func TestSeriesClock(t *testing.T) {
 }
 
 // TestSeriesSize guards the memory a container costs: the arrival time and
-// the jump count live in what was padding.
+// the jump count live in what was padding; swap and ephemeral storage add
+// their two uint64s and nothing more.
 func TestSeriesSize(t *testing.T) {
-	if got := unsafe.Sizeof(series{}); got != 56 {
-		t.Errorf("series is %d bytes, want 56", got)
+	if got := unsafe.Sizeof(series{}); got != 72 {
+		t.Errorf("series is %d bytes, want 72", got)
+	}
+}
+
+// TestSeriesSwapAndEphemeralStorage: swap and ephemeral storage are the
+// latest point's, served only when that point reported them (absent, not
+// zero, otherwise), and never decide whether a series is served.
+func TestSeriesSwapAndEphemeralStorage(t *testing.T) {
+	with := func(p points.Point, has points.Has, swap, eph uint64) points.Point {
+		p.Has |= has
+		p.Swap, p.EphemeralStorage = swap, eph
+		return p
+	}
+	tests := []struct {
+		name   string
+		points []points.Point
+		want   *usage
+	}{
+		{"none reported", []points.Point{pt(100, 1, 1, 10), pt(115, 1, 2, 20)},
+			&usage{nanoCores: 66666667, memory: 20, timestamp: 115 * sec, window: 15 * sec}},
+		{"swap zero is served", []points.Point{pt(100, 1, 1, 10), with(pt(115, 1, 2, 20), points.HasSwap, 0, 0)},
+			&usage{nanoCores: 66666667, memory: 20, has: points.HasSwap, timestamp: 115 * sec, window: 15 * sec}},
+		{"both, latest wins", []points.Point{with(pt(100, 1, 1, 10), points.HasSwap|points.HasEphemeralStorage, 5, 6),
+			with(pt(115, 1, 2, 20), points.HasSwap|points.HasEphemeralStorage, 1<<33, 7<<20)},
+			&usage{nanoCores: 66666667, memory: 20, swap: 1 << 33, ephemeral: 7 << 20, has: points.HasSwap | points.HasEphemeralStorage, timestamp: 115 * sec, window: 15 * sec}},
+		{"reported before, not now: absent", []points.Point{with(pt(100, 1, 1, 10), points.HasSwap|points.HasEphemeralStorage, 5, 6), pt(115, 1, 2, 20)},
+			&usage{nanoCores: 66666667, memory: 20, timestamp: 115 * sec, window: 15 * sec}},
+		{"ephemeral storage alone", []points.Point{pt(100, 1, 1, 10), with(pt(115, 1, 2, 20), points.HasEphemeralStorage, 0, 4096)},
+			&usage{nanoCores: 66666667, memory: 20, ephemeral: 4096, has: points.HasEphemeralStorage, timestamp: 115 * sec, window: 15 * sec}},
+		{"past int64: not served", []points.Point{pt(100, 1, 1, 10), with(pt(115, 1, 2, 20), points.HasSwap|points.HasEphemeralStorage, 1<<63, math.MaxUint64)},
+			&usage{nanoCores: 66666667, memory: 20, timestamp: 115 * sec, window: 15 * sec}},
+		{"no rate: nothing served, swap or not", []points.Point{with(pt(115, 1, 2, 20), points.HasSwap, 5, 0)}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := feed(0, tt.points)
+			got, ok := s.usage(0)
+			checkUsage(t, got, ok, tt.want)
+		})
 	}
 }

@@ -731,3 +731,64 @@ func TestStoreDisputeLoggedOnChange(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreServesSwapAndEphemeralStorage: a node's and a container's swap
+// and ephemeral storage reach the getters as "swap" and
+// "ephemeral-storage" quantities where the kubelet reported them, and are
+// absent (not zero) where it did not.
+func TestStoreServesSwapAndEphemeralStorage(t *testing.T) {
+	s := NewStore(Options{})
+	for _, ts := range []int64{100, 115} {
+		for _, node := range []string{"swapful", "swapless"} {
+			b := batch(node, ts, map[string][]ctr{"ns " + node: {{name: "a", cpuSecs: float64(ts), mem: 10 << 20}, {name: "b", cpuSecs: float64(ts), mem: 20 << 20}}})
+			if node == "swapful" {
+				b.NodePoint.Has |= points.HasSwap | points.HasEphemeralStorage
+				b.NodePoint.Swap, b.NodePoint.EphemeralStorage = 3<<30, 40<<30
+				c := &b.Pods[0].Containers[0].Point
+				c.Has |= points.HasSwap | points.HasEphemeralStorage
+				c.Swap, c.EphemeralStorage = 256<<20, 1536
+				b.Pods[0].Containers[1].Has |= points.HasSwap // reported, zero
+			}
+			s.Store(b)
+		}
+	}
+	nodes, err := s.GetNodeMetrics(nodeObj("swapful"), nodeObj("swapless"))
+	if err != nil || len(nodes) != 2 {
+		t.Fatalf("GetNodeMetrics = %d nodes, %v; want 2", len(nodes), err)
+	}
+	keys := func(l corev1.ResourceList) map[corev1.ResourceName]string {
+		out := map[corev1.ResourceName]string{}
+		for k, q := range l {
+			out[k] = q.String()
+		}
+		return out
+	}
+	wantNodes := []map[corev1.ResourceName]string{
+		{"cpu": "2", "memory": "1Gi", "swap": "3Gi", "ephemeral-storage": "40Gi"},
+		{"cpu": "2", "memory": "1Gi"},
+	}
+	for i, n := range nodes {
+		if diff := cmp.Diff(wantNodes[i], keys(n.Usage)); diff != "" {
+			t.Errorf("node %s usage (-want +got):\n%s", n.Name, diff)
+		}
+	}
+	pods := s.GetPodUsage(podObj("ns", "swapful"), podObj("ns", "swapless"))
+	if len(pods) != 2 {
+		t.Fatalf("GetPodUsage = %d pods, want 2", len(pods))
+	}
+	var got [][]map[corev1.ResourceName]string
+	for _, p := range pods {
+		var cs []map[corev1.ResourceName]string
+		for _, c := range p.Containers {
+			cs = append(cs, keys(ResourceList(c.Usage)))
+		}
+		got = append(got, cs)
+	}
+	want := [][]map[corev1.ResourceName]string{
+		{{"cpu": "1", "memory": "10Mi", "swap": "256Mi", "ephemeral-storage": "1536"}, {"cpu": "1", "memory": "20Mi", "swap": "0"}},
+		{{"cpu": "1", "memory": "10Mi"}, {"cpu": "1", "memory": "20Mi"}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("pod usage (-want +got):\n%s", diff)
+	}
+}

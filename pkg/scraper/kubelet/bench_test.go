@@ -52,6 +52,7 @@ func benchPayloads(pods, containers int) (summary, resource []byte) {
 		{"# HELP container_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the container in core-seconds\n# TYPE container_cpu_usage_seconds_total counter\n", "container_cpu_usage_seconds_total"},
 		{"# HELP container_memory_working_set_bytes [STABLE] Current working set of the container in bytes\n# TYPE container_memory_working_set_bytes gauge\n", "container_memory_working_set_bytes"},
 		{"# HELP container_start_time_seconds [STABLE] Start time of the container since unix epoch in seconds\n# TYPE container_start_time_seconds gauge\n", "container_start_time_seconds"},
+		{"# HELP container_swap_usage_bytes [ALPHA] Current amount of the container swap usage in bytes. Reported only on non-windows systems\n# TYPE container_swap_usage_bytes gauge\n", "container_swap_usage_bytes"},
 	}
 	for i, sr := range series {
 		r.WriteString(sr.help)
@@ -65,12 +66,28 @@ func benchPayloads(pods, containers int) (summary, resource []byte) {
 					fmt.Fprintf(&r, "%g %d\n", float64(52428800+p*4096), ms)
 				case 2:
 					r.WriteString("1.795435204e+09\n")
+				case 3:
+					// What a kubelet reports for a container that
+					// swaps nothing (cAdvisor's 0), as in the summary.
+					fmt.Fprintf(&r, "0 %d\n", ms)
 				}
 			}
 		}
 	}
 	fmt.Fprintf(&r, "# HELP node_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the node in core-seconds\n# TYPE node_cpu_usage_seconds_total counter\nnode_cpu_usage_seconds_total 123456.789012345 %d\n", ms)
 	fmt.Fprintf(&r, "# HELP node_memory_working_set_bytes [STABLE] Current working set of the node in bytes\n# TYPE node_memory_working_set_bytes gauge\nnode_memory_working_set_bytes 2.68435456e+09 %d\n", ms)
+	fmt.Fprintf(&r, "# HELP node_swap_usage_bytes [ALPHA] Current swap usage of the node in bytes. Reported only on non-windows systems\n# TYPE node_swap_usage_bytes gauge\nnode_swap_usage_bytes 0 %d\n", ms)
+	// The pod series, which the decoder skips, as a kubelet writes them.
+	for _, sr := range []struct{ help, name, value string }{
+		{"# HELP pod_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the pod in core-seconds\n# TYPE pod_cpu_usage_seconds_total counter\n", "pod_cpu_usage_seconds_total", "3975.308642"},
+		{"# HELP pod_memory_working_set_bytes [STABLE] Current working set of the pod in bytes\n# TYPE pod_memory_working_set_bytes gauge\n", "pod_memory_working_set_bytes", "1.048576e+08"},
+		{"# HELP pod_swap_usage_bytes [ALPHA] Current amount of the pod swap usage in bytes. Reported only on non-windows systems\n# TYPE pod_swap_usage_bytes gauge\n", "pod_swap_usage_bytes", "0"},
+	} {
+		r.WriteString(sr.help)
+		for p := range pods {
+			fmt.Fprintf(&r, "%s{namespace=\"team-%d\",pod=\"app-%d-7d9f8c6b5-x2k4p\"} %s %d\n", sr.name, p%7, p, sr.value, ms)
+		}
+	}
 	r.WriteString("# HELP resource_scrape_error [STABLE] 1 if there was an error while getting container metrics, 0 otherwise\n# TYPE resource_scrape_error gauge\nresource_scrape_error 0\n")
 	return s.Bytes(), r.Bytes()
 }

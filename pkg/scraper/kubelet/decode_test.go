@@ -136,7 +136,7 @@ func TestSummaryShapes(t *testing.T) {
 		containers []string
 		has        []points.Has
 	}{
-		{"shop/web-7d9f8c6b5-x2k4p", []string{"nginx", "php-fpm"}, []points.Has{points.HasCPU | points.HasMemory, points.HasCPU | points.HasMemory}},
+		{"shop/web-7d9f8c6b5-x2k4p", []string{"nginx", "php-fpm"}, []points.Has{points.HasCPU | points.HasMemory | points.HasSwap, points.HasCPU | points.HasMemory}},
 		{"shop/api-0", []string{"istio-proxy", "api"}, []points.Has{points.HasCPU | points.HasMemory, points.HasCPU | points.HasMemory}},
 		{"db/pg-0", []string{"postgres"}, []points.Has{points.HasCPU | points.HasMemory}},
 		{"shop/migrate-28871234-abcde", []string{"migrate"}, []points.Has{0}},
@@ -169,6 +169,9 @@ func TestSummaryShapes(t *testing.T) {
 	}
 	if got, want := b.NodePoint.Memory, uint64(412316860416); got != want {
 		t.Errorf("node memory = %d, want %d", got, want)
+	}
+	if got, want := b.NodePoint.Swap, uint64(1<<30); got != want || b.NodePoint.Has&points.HasSwap == 0 {
+		t.Errorf("node swap = %d (has %b), want %d", got, b.NodePoint.Has, want)
 	}
 }
 

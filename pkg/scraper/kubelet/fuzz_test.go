@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -53,6 +54,12 @@ func FuzzDecodeResource(f *testing.F) {
 		"node_memory_working_set_bytes 2.74877906944e+11 1795515331000\nnode_cpu_usage_seconds_total 1.8446744073e+10 1795515331000\n",
 		"container_memory_working_set_bytes{container=\"db\",namespace=\"shop\",pod=\"pg-0\"} 4.294967296e+10 1795515331000\n" +
 			"container_start_time_seconds{container=\"db\",namespace=\"shop\",pod=\"pg-0\"} 1.7644001234567e+09\n",
+		// Swap alone, for a node and for a container, with and without
+		// timestamps; and the series not read beside them.
+		"node_swap_usage_bytes 1.073741824e+09 1795515331412\n" +
+			"container_swap_usage_bytes{container=\"db\",namespace=\"shop\",pod=\"pg-0\"} 0\n" +
+			"container_swap_limit_bytes{container=\"db\",namespace=\"shop\",pod=\"pg-0\"} 4.294967296e+09 1795515331412\n" +
+			"pod_swap_usage_bytes{namespace=\"shop\",pod=\"pg-0\"} 0 1795515331412\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -81,6 +88,15 @@ func FuzzDecodeSummary(f *testing.F) {
 		`{"node":{"cpu":{"time":"2026-11-24T10:15:31.000000000000000000000000000000000000000000000000Z","usageCoreNanoSeconds":1}}}`,
 		"{\"node\":{\"memory\":{\"wor\u212angSetBytes\":5}}}",
 		`{"NODE":{"Cpu":{"usageCORENanoSeconds":5,"time":null}},"pods":[null,{"podRef":null},{"podRef":{"name":"\u00e9\ud800x","namespace":"n"},"containers":[{"name":"c\/d","memory":{"workingSetBytes":19327352832}}]}]}`,
+		// Swap and filesystems as a full summary has them: node fs,
+		// container rootfs and logs (logs alone count nothing), a sum
+		// past 2^64, nulls, and the fields not read beside them.
+		`{"node":{"cpu":{"usageCoreNanoSeconds":1},"swap":{"time":"2026-11-24T10:15:31Z","swapAvailableBytes":7516192768,"swapUsageBytes":1073741824},"fs":{"time":"2026-11-24T10:15:31Z","availableBytes":1,"capacityBytes":2,"usedBytes":53687091200,"inodesUsed":9},"runtime":{"imageFs":{"usedBytes":7}}},` +
+			`"pods":[{"podRef":{"name":"a","namespace":"b"},"containers":[` +
+			`{"name":"c","swap":{"swapUsageBytes":0},"rootfs":{"time":"2026-11-24T10:15:31Z","usedBytes":4096,"inodesUsed":3},"logs":{"usedBytes":8192}},` +
+			`{"name":"d","rootfs":{"usedBytes":18446744073709551615},"logs":{"usedBytes":1}},` +
+			`{"name":"e","logs":{"usedBytes":1},"swap":null,"rootfs":{"usedBytes":null}}],` +
+			`"volume":[{"name":"v","usedBytes":5}],"ephemeral-storage":{"usedBytes":12293}}]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -117,7 +133,7 @@ func compareWithReference(t *testing.T, body []byte, got *points.Batch, err erro
 	}
 }
 
-var ourSeries = []string{seriesNodeCPU, seriesNodeMemory, seriesContainerCPU, seriesContainerMemory, seriesContainerStart}
+var ourSeries = []string{seriesNodeCPU, seriesNodeMemory, seriesContainerCPU, seriesContainerMemory, seriesContainerStart, seriesNodeSwap, seriesContainerSwap}
 
 // resourceReference decodes body with expfmt and maps the result through
 // DecodeResource's documented rules: only the lines of our series count
@@ -126,7 +142,7 @@ var ourSeries = []string{seriesNodeCPU, seriesNodeMemory, seriesContainerCPU, se
 // container samples with non-empty, bounded names; bounded counts; the
 // last sample of a series and container wins; a sample without timestamp
 // gets the request time; a point's timestamp is its CPU sample's, else its
-// memory sample's.
+// memory sample's (swap samples' never), else the request time's.
 func resourceReference(body []byte) (*points.Batch, error) {
 	var kept []byte
 	lines := bytes.SplitAfter(body, []byte("\n"))
@@ -168,7 +184,7 @@ func resourceReference(body []byte) (*points.Batch, error) {
 				return nil, errors.New("not finite or negative")
 			}
 			switch series {
-			case seriesNodeMemory, seriesContainerMemory:
+			case seriesNodeMemory, seriesContainerMemory, seriesNodeSwap, seriesContainerSwap:
 				if v >= 1<<64 {
 					return nil, errors.New("memory past 2^64 bytes")
 				}
@@ -228,6 +244,8 @@ func resourceReference(body []byte) (*points.Batch, error) {
 				e.memTS, e.hasMem = ts, true
 			case seriesContainerStart:
 				e.p.StartTime = int64(math.Round(v * 1e9))
+			case seriesNodeSwap, seriesContainerSwap:
+				e.p.Swap, e.p.Has = uint64(math.Round(v)), e.p.Has|points.HasSwap
 			}
 		}
 	}
@@ -249,7 +267,11 @@ func resourceReference(body []byte) (*points.Batch, error) {
 		}
 		return pt
 	}
-	b := &points.Batch{Node: "n", NodePoint: stamp(&node, 0)}
+	nodeDefault := int64(0)
+	if node.p.Has != 0 {
+		nodeDefault = now
+	}
+	b := &points.Batch{Node: "n", NodePoint: stamp(&node, nodeDefault)}
 	// Pods in order of their first container, as the decoder lists them;
 	// expfmt groups by series, so the order here is by series, then line.
 	// The decoder's order is by line: compare sorted.
@@ -275,6 +297,8 @@ type summaryRef struct {
 		StartTime metav1.Time `json:"startTime"`
 		CPURef    *cpuRef     `json:"cpu"`
 		MemoryRef *memoryRef  `json:"memory"`
+		Swap      *swapRef    `json:"swap"`
+		Fs        *fsRef      `json:"fs"`
 	} `json:"node"`
 	Pods []struct {
 		PodRef struct {
@@ -286,6 +310,9 @@ type summaryRef struct {
 			StartTime metav1.Time `json:"startTime"`
 			CPU       *cpuRef     `json:"cpu"`
 			Memory    *memoryRef  `json:"memory"`
+			Swap      *swapRef    `json:"swap"`
+			Rootfs    *fsRef      `json:"rootfs"`
+			Logs      *fsRef      `json:"logs"`
 		} `json:"containers"`
 	} `json:"pods"`
 }
@@ -298,6 +325,40 @@ type cpuRef struct {
 type memoryRef struct {
 	Time            metav1.Time `json:"time"`
 	WorkingSetBytes *uint64     `json:"workingSetBytes"`
+}
+
+type swapRef struct {
+	Time           metav1.Time `json:"time"`
+	SwapUsageBytes *uint64     `json:"swapUsageBytes"`
+}
+
+type fsRef struct {
+	Time      metav1.Time `json:"time"`
+	UsedBytes *uint64     `json:"usedBytes"`
+}
+
+// extras maps swap and filesystem stats through DecodeSummary's rules:
+// swap is swapUsageBytes; ephemeral storage the node's fs usedBytes, or
+// a container's rootfs usedBytes plus its logs usedBytes when present,
+// saturating at 2^64-1; each present when its first term is.
+func extras(p *points.Point, swap *swapRef, fs, rootfs, logs *fsRef) {
+	if swap != nil && swap.SwapUsageBytes != nil {
+		p.Swap, p.Has = *swap.SwapUsageBytes, p.Has|points.HasSwap
+	}
+	switch {
+	case fs != nil && fs.UsedBytes != nil:
+		p.EphemeralStorage, p.Has = *fs.UsedBytes, p.Has|points.HasEphemeralStorage
+	case rootfs != nil && rootfs.UsedBytes != nil:
+		sum := new(big.Int).SetUint64(*rootfs.UsedBytes)
+		if logs != nil && logs.UsedBytes != nil {
+			sum.Add(sum, new(big.Int).SetUint64(*logs.UsedBytes))
+		}
+		p.EphemeralStorage = math.MaxUint64
+		if sum.IsUint64() {
+			p.EphemeralStorage = sum.Uint64()
+		}
+		p.Has |= points.HasEphemeralStorage
+	}
 }
 
 // summaryReference decodes body with encoding/json into the kubelet's
@@ -390,6 +451,7 @@ func summaryReference(body []byte) (*points.Batch, error) {
 			if err != nil {
 				return nil, err
 			}
+			extras(&pt, c.Swap, nil, c.Rootfs, c.Logs)
 			pod.Containers = append(pod.Containers, points.Container{Name: c.Name, Point: pt})
 		}
 		if nameBytes > maxNameBytes {
@@ -401,6 +463,7 @@ func summaryReference(body []byte) (*points.Batch, error) {
 	if b.NodePoint, err = point(ref.Node.StartTime, ref.Node.CPURef, ref.Node.MemoryRef); err != nil {
 		return nil, err
 	}
+	extras(&b.NodePoint, ref.Node.Swap, ref.Node.Fs, nil, nil)
 	if b.NodePoint.Has == 0 && len(b.Pods) == 0 {
 		return nil, errors.New("neither node nor pod stats")
 	}
@@ -410,45 +473,57 @@ func summaryReference(body []byte) (*points.Batch, error) {
 // sameAsKubelet checks that summaryRef read what the kubelet's types read.
 func sameAsKubelet(ref *summaryRef, full *statsv1alpha1.Summary) error {
 	type vals struct {
-		Start, CPUTime, MemTime time.Time
-		CPU, Mem                *uint64
+		Start, CPUTime, MemTime, SwapTime, FsTime time.Time
+		CPU, Mem, Swap, Fs                        *uint64
 	}
-	fromRef := func(start metav1.Time, c *cpuRef, m *memoryRef) vals {
+	fromRef := func(start metav1.Time, c *cpuRef, m *memoryRef, s *swapRef, fs *fsRef) vals {
 		v := vals{Start: start.Time}
 		if c != nil {
 			v.CPUTime, v.CPU = c.Time.Time, c.UsageCoreNanoSeconds
 		}
 		if m != nil {
 			v.MemTime, v.Mem = m.Time.Time, m.WorkingSetBytes
+		}
+		if s != nil {
+			v.SwapTime, v.Swap = s.Time.Time, s.SwapUsageBytes
+		}
+		if fs != nil {
+			v.FsTime, v.Fs = fs.Time.Time, fs.UsedBytes
 		}
 		return v
 	}
-	fromFull := func(start metav1.Time, c *statsv1alpha1.CPUStats, m *statsv1alpha1.MemoryStats) vals {
+	fromFull := func(start metav1.Time, c *statsv1alpha1.CPUStats, m *statsv1alpha1.MemoryStats, s *statsv1alpha1.SwapStats, fs *statsv1alpha1.FsStats) vals {
 		v := vals{Start: start.Time}
 		if c != nil {
 			v.CPUTime, v.CPU = c.Time.Time, c.UsageCoreNanoSeconds
 		}
 		if m != nil {
 			v.MemTime, v.Mem = m.Time.Time, m.WorkingSetBytes
+		}
+		if s != nil {
+			v.SwapTime, v.Swap = s.Time.Time, s.SwapUsageBytes
+		}
+		if fs != nil {
+			v.FsTime, v.Fs = fs.Time.Time, fs.UsedBytes
 		}
 		return v
 	}
 	var a, b []vals
 	var an, bn []string
-	a = append(a, fromRef(ref.Node.StartTime, ref.Node.CPURef, ref.Node.MemoryRef))
-	b = append(b, fromFull(full.Node.StartTime, full.Node.CPU, full.Node.Memory))
+	a = append(a, fromRef(ref.Node.StartTime, ref.Node.CPURef, ref.Node.MemoryRef, ref.Node.Swap, ref.Node.Fs))
+	b = append(b, fromFull(full.Node.StartTime, full.Node.CPU, full.Node.Memory, full.Node.Swap, full.Node.Fs))
 	for _, p := range ref.Pods {
 		an = append(an, p.PodRef.Namespace+"/"+p.PodRef.Name)
 		for _, c := range p.Containers {
 			an = append(an, c.Name)
-			a = append(a, fromRef(c.StartTime, c.CPU, c.Memory))
+			a = append(a, fromRef(c.StartTime, c.CPU, c.Memory, c.Swap, c.Rootfs), fromRef(metav1.Time{}, nil, nil, nil, c.Logs))
 		}
 	}
 	for _, p := range full.Pods {
 		bn = append(bn, p.PodRef.Namespace+"/"+p.PodRef.Name)
 		for _, c := range p.Containers {
 			bn = append(bn, c.Name)
-			b = append(b, fromFull(c.StartTime, c.CPU, c.Memory))
+			b = append(b, fromFull(c.StartTime, c.CPU, c.Memory, c.Swap, c.Rootfs), fromFull(metav1.Time{}, nil, nil, nil, c.Logs))
 		}
 	}
 	if diff := cmp.Diff(an, bn); diff != "" {
@@ -477,13 +552,15 @@ var summarySchema = func() *schema {
 	leaf, tm := &schema{}, &schema{time: true}
 	cpu := &schema{keys: map[string]*schema{"time": tm, "usageCoreNanoSeconds": leaf}}
 	mem := &schema{keys: map[string]*schema{"time": tm, "workingSetBytes": leaf}}
-	container := &schema{keys: map[string]*schema{"name": leaf, "startTime": tm, "cpu": cpu, "memory": mem}}
+	swap := &schema{keys: map[string]*schema{"time": tm, "swapUsageBytes": leaf}}
+	fs := &schema{keys: map[string]*schema{"time": tm, "usedBytes": leaf}}
+	container := &schema{keys: map[string]*schema{"name": leaf, "startTime": tm, "cpu": cpu, "memory": mem, "swap": swap, "rootfs": fs, "logs": fs}}
 	pod := &schema{keys: map[string]*schema{
 		"podRef":     {keys: map[string]*schema{"name": leaf, "namespace": leaf}},
 		"containers": {elem: container},
 	}}
 	return &schema{keys: map[string]*schema{
-		"node": {keys: map[string]*schema{"startTime": tm, "cpu": cpu, "memory": mem}},
+		"node": {keys: map[string]*schema{"startTime": tm, "cpu": cpu, "memory": mem, "swap": swap, "fs": fs}},
 		"pods": {elem: pod},
 	}}
 }()

@@ -28,6 +28,13 @@ const (
 	seriesContainerCPU    = "container_cpu_usage_seconds_total"
 	seriesContainerMemory = "container_memory_working_set_bytes"
 	seriesContainerStart  = "container_start_time_seconds"
+	// The swap series are alpha and only written for what the kubelet's
+	// stats report swap for (k8s.io/kubernetes v1.37.2
+	// pkg/kubelet/metrics/collectors/resource_metrics.go: a stat without
+	// swapUsageBytes writes no sample). pod_swap_usage_bytes is not read:
+	// PodMetrics lists containers only.
+	seriesNodeSwap      = "node_swap_usage_bytes"
+	seriesContainerSwap = "container_swap_usage_bytes"
 )
 
 // DecodeResource decodes a /metrics/resource body (Prometheus text format
@@ -40,7 +47,9 @@ const (
 // lines of other series are skipped unparsed; values must be finite, not
 // negative and fit their Point field; timestamps must lie in years 1970
 // to 2200; a container sample needs non-empty container, namespace and pod
-// labels; names, pods and containers are bounded (bounds.go); a metric
+// labels; names, pods and containers are bounded (bounds.go); swap
+// samples (node_swap_usage_bytes, container_swap_usage_bytes) are read as
+// memory is, but their timestamps are not the point's; a metric
 // name inside the braces (text format 1.0.0) is not read; repeated samples
 // of a series and container replace the earlier ones.
 func DecodeResource(r io.Reader, node string, now time.Time) (*points.Batch, error) {
@@ -226,6 +235,10 @@ func (d *resourceDecoder) line(l []byte, unterminated bool) error {
 		series = seriesContainerMemory
 	case seriesContainerStart:
 		series = seriesContainerStart
+	case seriesNodeSwap:
+		series = seriesNodeSwap
+	case seriesContainerSwap:
+		series = seriesContainerSwap
 	default:
 		return nil
 	}
@@ -259,6 +272,8 @@ func (d *resourceDecoder) line(l []byte, unterminated bool) error {
 		setCPU(&d.node, &d.nodeCPUTimed, value, ts)
 	case seriesNodeMemory:
 		setMemory(&d.node, d.nodeCPUTimed, value, ts)
+	case seriesNodeSwap:
+		setSwap(&d.node, value)
 	default:
 		if len(lbl.container) == 0 || len(lbl.namespace) == 0 || len(lbl.pod) == 0 {
 			return fmt.Errorf("%s: sample lacks a container, namespace or pod label", series)
@@ -278,6 +293,8 @@ func (d *resourceDecoder) line(l []byte, unterminated bool) error {
 			setMemory(&sl.point, sl.cpuTimed, value, ts)
 		case seriesContainerStart:
 			sl.point.StartTime = int64(math.Round(value * 1e9))
+		case seriesContainerSwap:
+			setSwap(&sl.point, value)
 		}
 	}
 	return nil
@@ -322,7 +339,7 @@ func checkRange(series string, value float64) error {
 			return nil
 		}
 		limit = maxCPUSeconds
-	case seriesNodeMemory, seriesContainerMemory:
+	case seriesNodeMemory, seriesContainerMemory, seriesNodeSwap, seriesContainerSwap:
 		if value < maxMemoryBytes {
 			return nil
 		}
@@ -341,6 +358,13 @@ func setCPU(p *points.Point, timed *bool, seconds float64, ts int64) {
 	p.Has |= points.HasCPU
 	p.Timestamp = ts
 	*timed = true
+}
+
+// setSwap sets the swap in use; its sample time takes no part in the
+// point's timestamp, as in the summary.
+func setSwap(p *points.Point, bytes float64) {
+	p.Swap = uint64(math.Round(bytes))
+	p.Has |= points.HasSwap
 }
 
 func setMemory(p *points.Point, cpuTimed bool, bytes float64, ts int64) {
@@ -463,6 +487,10 @@ func (d *resourceDecoder) batch(node string) *points.Batch {
 	b := batches.Get().(*points.Batch)
 	b.Reset(node, len(d.pods), len(d.slots))
 	b.NodePoint = d.node
+	// A node with only its swap sample still gets a sample time.
+	if b.NodePoint.Has != 0 && b.NodePoint.Timestamp == 0 {
+		b.NodePoint.Timestamp = d.now
+	}
 	if len(d.pods) == 0 {
 		return b
 	}

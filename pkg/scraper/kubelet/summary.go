@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 	"time"
 
@@ -13,14 +14,20 @@ import (
 	"github.com/kubemetrics/metrics-server/pkg/points"
 )
 
-// DecodeSummary decodes a /stats/summary?only_cpu_and_memory=true body into
-// the batch of node. now stands in for a sample time the kubelet left out.
+// DecodeSummary decodes a /stats/summary body, with only_cpu_and_memory=true
+// or without, into the batch of node. now stands in for a sample time the
+// kubelet left out.
 //
 // It reads the body as a stream through a fixed window and keeps only the
 // fields it uses (k8s.io/kubelet/pkg/apis/stats/v1alpha1: node startTime,
-// cpu, memory; each pod's podRef and containers' name, startTime, cpu and
-// memory), so its memory is that of the batch it returns whatever the
-// body holds. It accepts what encoding/json accepts into the kubelet's
+// cpu, memory, swap and fs; each pod's podRef and containers' name,
+// startTime, cpu, memory, swap, rootfs and logs), so its memory is that of
+// the batch it returns whatever the body holds. Swap is swapUsageBytes;
+// a container's ephemeral storage is its rootfs usedBytes plus its logs
+// usedBytes when present (the kubelet's own sum for the pod's
+// ephemeral-storage stat), saturating at 2^64-1; a node's is its fs
+// usedBytes. Their times are read as times but take no part in the
+// point's timestamp. It accepts what encoding/json accepts into the kubelet's
 // stats types, keys matched case-insensitively, with these differences:
 // fields it does not use are checked as JSON only, not for their types; a
 // key it uses may appear once per object; names, pods and containers are
@@ -78,7 +85,7 @@ type summaryDecoder struct {
 }
 
 // maxSummaryDepth is the depth of the deepest member we read:
-// pods[].containers[].cpu.usageCoreNanoSeconds.
+// pods[].containers[].cpu.usageCoreNanoSeconds (or rootfs.usedBytes).
 const maxSummaryDepth = 6
 
 // Past these sizes a decoder's scratch is dropped rather than pooled.
@@ -100,16 +107,17 @@ func (d *summaryDecoder) release() {
 }
 
 // stats is what we read of a node's or container's stats. A zero time is
-// absent.
+// absent. fs is the node's fs, rootfs and logs a container's.
 type stats struct {
-	start    time.Time
-	cpu, mem usage
+	start            time.Time
+	cpu, mem, swap   usage
+	fs, rootfs, logs usage
 }
 
-// usage is what we read of a cpu or memory object: its time (zero:
-// absent) and its counter (cpu.usageCoreNanoSeconds in nanocore-seconds,
-// memory.workingSetBytes in bytes), which has says was present and not
-// null.
+// usage is what we read of a cpu, memory, swap or filesystem object: its
+// time (zero: absent) and its counter (cpu.usageCoreNanoSeconds in
+// nanocore-seconds, memory.workingSetBytes, swap.swapUsageBytes and
+// usedBytes in bytes), which has says was present and not null.
 type usage struct {
 	at    time.Time
 	value uint64
@@ -144,6 +152,24 @@ func (s *stats) point(now int64) (points.Point, error) {
 	}
 	if p.Timestamp == 0 {
 		p.Timestamp = now
+	}
+	if s.swap.has {
+		p.Swap = s.swap.value
+		p.Has |= points.HasSwap
+	}
+	switch {
+	case s.fs.has:
+		p.EphemeralStorage = s.fs.value
+		p.Has |= points.HasEphemeralStorage
+	case s.rootfs.has:
+		p.EphemeralStorage = s.rootfs.value
+		if s.logs.has {
+			p.EphemeralStorage += s.logs.value
+			if p.EphemeralStorage < s.logs.value {
+				p.EphemeralStorage = math.MaxUint64
+			}
+		}
+		p.Has |= points.HasEphemeralStorage
 	}
 	return p, nil
 }
@@ -288,11 +314,18 @@ func (d *summaryDecoder) object(c byte, depth int, what string, member func(key 
 }
 
 func (d *summaryDecoder) nodeMember(key []byte, c byte, depth int) error {
+	if keyIs(key, "fs") {
+		err := d.once(depth, 1<<12, key)
+		if err == nil {
+			err = d.readUsage(c, depth, "node", kindFs, &d.nodeStats.fs)
+		}
+		return err
+	}
 	return d.statsMember(&d.nodeStats, "node", key, c, depth)
 }
 
-// statsMember reads the startTime, cpu and memory of a node or container
-// into st; what names it in errors.
+// statsMember reads the startTime, cpu, memory and swap of a node or
+// container into st; what names it in errors.
 func (d *summaryDecoder) statsMember(st *stats, what string, key []byte, c byte, depth int) error {
 	var err error
 	switch {
@@ -302,11 +335,15 @@ func (d *summaryDecoder) statsMember(st *stats, what string, key []byte, c byte,
 		}
 	case keyIs(key, "cpu"):
 		if err = d.once(depth, 1<<9, key); err == nil {
-			err = d.readUsage(c, depth, what, true, &st.cpu)
+			err = d.readUsage(c, depth, what, kindCPU, &st.cpu)
 		}
 	case keyIs(key, "memory"):
 		if err = d.once(depth, 1<<10, key); err == nil {
-			err = d.readUsage(c, depth, what, false, &st.mem)
+			err = d.readUsage(c, depth, what, kindMemory, &st.mem)
+		}
+	case keyIs(key, "swap"):
+		if err = d.once(depth, 1<<11, key); err == nil {
+			err = d.readUsage(c, depth, what, kindSwap, &st.swap)
 		}
 	default:
 		err = d.js.skip(depth, c)
@@ -314,33 +351,57 @@ func (d *summaryDecoder) statsMember(st *stats, what string, key []byte, c byte,
 	return err
 }
 
-// readUsage reads the cpu object (cpu) or the memory object (or null) of
-// a node or container into u: its time and its counter. what names the
-// owner in errors. The keys are constants, not arguments: keyIs with a
-// constant name does not copy it.
-func (d *summaryDecoder) readUsage(c byte, depth int, what string, cpu bool, u *usage) error {
-	object := "memory"
-	if cpu {
-		object = "cpu"
+// usageKind is which object readUsage reads: its name, its counter's key.
+type usageKind uint8
+
+const (
+	kindCPU usageKind = iota
+	kindMemory
+	kindSwap
+	kindFs
+	kindRootfs
+	kindLogs
+)
+
+// usageObjects names each kind's object and the fields read, for errors.
+var usageObjects = [...]struct{ object, time, counter string }{
+	kindCPU:    {"cpu", "cpu.time", "cpu.usageCoreNanoSeconds"},
+	kindMemory: {"memory", "memory.time", "memory.workingSetBytes"},
+	kindSwap:   {"swap", "swap.time", "swap.swapUsageBytes"},
+	kindFs:     {"fs", "fs.time", "fs.usedBytes"},
+	kindRootfs: {"rootfs", "rootfs.time", "rootfs.usedBytes"},
+	kindLogs:   {"logs", "logs.time", "logs.usedBytes"},
+}
+
+// isCounter says whether key is the counter of kind's object. The keys
+// are constants, not arguments: keyIs with a constant name does not copy
+// it.
+func (k usageKind) isCounter(key []byte) bool {
+	switch k {
+	case kindCPU:
+		return keyIs(key, "usageCoreNanoSeconds")
+	case kindMemory:
+		return keyIs(key, "workingSetBytes")
+	case kindSwap:
+		return keyIs(key, "swapUsageBytes")
 	}
-	return d.object(c, depth, object, func(key []byte, c byte, depth int) error {
+	return keyIs(key, "usedBytes")
+}
+
+// readUsage reads the object (or null) of kind of a node or container
+// into u: its time and its counter. what names the owner in errors.
+func (d *summaryDecoder) readUsage(c byte, depth int, what string, kind usageKind, u *usage) error {
+	names := &usageObjects[kind]
+	return d.object(c, depth, names.object, func(key []byte, c byte, depth int) error {
 		var err error
 		switch {
 		case keyIs(key, "time"):
 			if err = d.once(depth, 1, key); err == nil {
-				field := "memory.time"
-				if cpu {
-					field = "cpu.time"
-				}
-				u.at, err = d.readTime(c, what, field)
+				u.at, err = d.readTime(c, what, names.time)
 			}
-		case cpu && keyIs(key, "usageCoreNanoSeconds"), !cpu && keyIs(key, "workingSetBytes"):
+		case kind.isCounter(key):
 			if err = d.once(depth, 2, key); err == nil {
-				field := "memory.workingSetBytes"
-				if cpu {
-					field = "cpu.usageCoreNanoSeconds"
-				}
-				u.value, u.has, err = d.readUint(c, what, field)
+				u.value, u.has, err = d.readUint(c, what, names.counter)
 			}
 		default:
 			err = d.js.skip(depth, c)
@@ -426,11 +487,22 @@ func (d *summaryDecoder) readContainers(c byte, depth int) error {
 		p.containers = append(p.containers, containerScratch{})
 		ct := &p.containers[len(p.containers)-1]
 		return d.object(c, depth+1, "a container", func(key []byte, c byte, depth int) error {
-			if keyIs(key, "name") {
+			switch {
+			case keyIs(key, "name"):
 				if err := d.once(depth, 1, key); err != nil {
 					return err
 				}
 				return d.name(c, &ct.name, maxContainerName, "container name")
+			case keyIs(key, "rootfs"):
+				if err := d.once(depth, 1<<13, key); err != nil {
+					return err
+				}
+				return d.readUsage(c, depth, "container", kindRootfs, &ct.stats.rootfs)
+			case keyIs(key, "logs"):
+				if err := d.once(depth, 1<<14, key); err != nil {
+					return err
+				}
+				return d.readUsage(c, depth, "container", kindLogs, &ct.stats.logs)
 			}
 			return d.statsMember(&ct.stats, "container", key, c, depth)
 		})
