@@ -172,7 +172,9 @@ func appendMemory(b []byte, u points.Usage) []byte { return appendBytes(b, u.Mem
 
 func appendSwap(b []byte, u points.Usage) []byte { return appendBytes(b, u.Swap) }
 
-func appendEphemeralStorage(b []byte, u points.Usage) []byte { return appendBytes(b, u.EphemeralStorage) }
+func appendEphemeralStorage(b []byte, u points.Usage) []byte {
+	return appendBytes(b, u.EphemeralStorage)
+}
 
 // appendBytes writes a count of bytes as a binary SI quantity.
 func appendBytes(b []byte, m uint64) []byte {
