@@ -54,10 +54,10 @@ k8s: ## build the pinned Kubernetes components, etcd, kwok v0.8.0 and helm v3.22
 e2e: k8s ## end-to-end tests: real control plane on loopback, simulated kubelets, the kubectl we build, the HPA
 	cd test && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 30m ./...
 
-real-node: ## as root: a real kubelet v1.37.2 on containerd (bridge kmrn45, 10.45.0.0/24), a pod scraped by our kubelet client; not in CI (docs/real-node.md)
+real-node: ## as root: our image installed from the manifests and the chart on a real kubelet v1.37.2 on containerd (bridge kmrn45, 10.45.0.0/24) (docs/real-node.md)
 	@[ "$$(id -u)" = 0 ] || { echo "real-node: must run as root (containerd, runc, the kubelet)" >&2; exit 1; }
-	test/tools/build-k8s.sh etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet
-	cd test && REALNODE_REQUIRED=1 $(GO) test -tags realnode -count=1 -v -timeout 20m ./realnode
+	test/tools/build-k8s.sh etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy helm
+	cd test && REALNODE_REQUIRED=1 $(GO) test -tags realnode -count=1 -v -timeout 45m ./realnode $(if $(REALNODE_RUN),-run '$(REALNODE_RUN)')
 
 demo: build k8s ## a local cluster with a small fleet and our server; prints kubectl top; Ctrl-C to stop
 	cd test && $(GO) build -o ../$(PLAYGROUND) ./cmd/playground

@@ -199,6 +199,10 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		"--use-service-account-credentials",
 		"--service-account-private-key-file", p(pki.ServiceAccountKey+".key"),
 		"--root-ca-file", p(pki.ClusterCA+".crt"),
+		// The CSR signers (a real kubelet's serving certificate with
+		// serverTLSBootstrap) sign with the cluster CA, as kubeadm's do.
+		"--cluster-signing-cert-file", p(pki.ClusterCA+".crt"),
+		"--cluster-signing-key-file", p(pki.ClusterCA+".key"),
 		"--controllers", "*",
 		"--horizontal-pod-autoscaler-sync-period", o.HPASyncPeriod.String(),
 		"--horizontal-pod-autoscaler-downscale-stabilization", o.HPADownscaleStabilization.String(),

@@ -19,6 +19,8 @@ package realnode
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -57,27 +59,55 @@ const (
 
 // Options say where things are.
 type Options struct {
-	// Dir holds everything: containerd root and state, CNI config, kubelet
-	// root, certificates, logs.
+	// Dir holds everything: the control plane, containerd root and state,
+	// CNI config, kubelet root, certificates, logs.
 	Dir string
-	// Kubelet is the kubelet binary.
-	Kubelet string
-	// Cluster is the running control plane to join.
-	Cluster *localcluster.Cluster
-	// WorkloadBinary is the static cmd/workload binary for both images.
+	// BinDir holds the kubelet, kube-proxy and the control plane's
+	// binaries (test/.cache/bin/v1.37.2).
+	BinDir string
+	// WorkloadBinary is the static cmd/workload binary for the pause and
+	// workload images.
 	WorkloadBinary string
-	Logf           func(format string, args ...any)
+	// ImageTars are more image tarballs (docker save format) to import,
+	// such as our server's from `make image`.
+	ImageTars []string
+	// Cluster tunes the control plane; Dir, BinDir, Address and Logf are
+	// set by Up.
+	Cluster localcluster.Options
+	Logf    func(format string, args ...any)
 }
 
-// Node is a running containerd and kubelet.
+// ServingCert says where the kubelet's serving certificate comes from.
+type ServingCert string
+
+const (
+	// ServingCertBootstrap is serverTLSBootstrap: the kubelet asks for a
+	// kubernetes.io/kubelet-serving certificate with a CSR naming its
+	// addresses, Up approves it as an operator does, and the controller
+	// manager signs it with the cluster CA. Pods verify it with their
+	// ServiceAccount's ca.crt, as on a kubeadm cluster that turned it on.
+	ServingCertBootstrap ServingCert = "bootstrap"
+	// ServingCertSelfSigned is the kubelet's default: with no certificate
+	// and no bootstrap it makes its own, for its hostname only (no IP
+	// SAN), signed by a CA of its own.
+	ServingCertSelfSigned ServingCert = "self-signed"
+)
+
+// Node is a running control plane, containerd, kubelet and kube-proxy.
 type Node struct {
-	o          Options
-	Socket     string
+	o       Options
+	Cluster *localcluster.Cluster
+	Socket  string
+	// Serving is where the kubelet's serving certificate comes from now.
+	Serving    ServingCert
 	containerd *exec.Cmd
 	kubelet    *exec.Cmd
-	// KubeletCA is the CA file that verifies the kubelet's serving certificate.
-	KubeletCA string
-	logs      []*os.File
+	kubeProxy  *exec.Cmd
+	// kubeletExited is closed when the current kubelet exits.
+	kubeletExited chan struct{}
+	// lock is the machine-wide lock of real-node runs, held until Stop.
+	lock *os.File
+	logs          []*os.File
 }
 
 // Missing names what this machine lacks to run a real node, or "" when it
@@ -86,9 +116,9 @@ func Missing() string {
 	if os.Geteuid() != 0 {
 		return "not root (containerd and the kubelet need root)"
 	}
-	for _, b := range []string{"containerd", "runc", "ctr", "ip"} {
+	for _, b := range []string{"containerd", "runc", "ctr", "ip", "iptables"} {
 		if _, err := exec.LookPath(b); err != nil {
-			return "no " + b + " binary in PATH (apt-get install -y containerd runc containernetworking-plugins iproute2)"
+			return "no " + b + " binary in PATH (apt-get install -y containerd runc containernetworking-plugins iproute2 iptables)"
 		}
 	}
 	for _, p := range []string{"bridge", "host-local", "loopback"} {
@@ -107,20 +137,27 @@ func Missing() string {
 // CNIBinDir is where Debian's containernetworking-plugins puts the plugins.
 const CNIBinDir = "/usr/lib/cni"
 
-// Start brings up the bridge, containerd (with both images imported) and
-// the kubelet, and waits until the Node is Ready. On error everything
-// started is stopped again.
-func Start(ctx context.Context, o Options) (n *Node, err error) {
+// Up brings up the bridge, the control plane bound on the bridge's
+// address, containerd (with the images imported), the kubelet (its
+// serving certificate bootstrapped) and kube-proxy, and waits until the
+// Node is Ready. On error everything started is stopped again.
+func Up(ctx context.Context, o Options) (n *Node, err error) {
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
 	n = &Node{o: o, Socket: filepath.Join(o.Dir, "containerd.sock")}
+	if n.lock, err = takeLock(); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			n.Stop()
 			n = nil
 		}
 	}()
+	// Holding the lock, anything of an earlier run is a leftover (a
+	// killed test binary runs no deferred Stop): sweep it first.
+	Sweep(o.Logf)
 	for _, d := range []string{"containerd-root", "containerd-state", "cni", "kubelet", "pod-logs", "pki", "logs", "images"} {
 		if err := os.MkdirAll(filepath.Join(o.Dir, d), 0o755); err != nil {
 			return n, err
@@ -129,13 +166,34 @@ func Start(ctx context.Context, o Options) (n *Node, err error) {
 	if err := setUpBridge(ctx); err != nil {
 		return n, err
 	}
+	co := o.Cluster
+	co.BinDir, co.Dir, co.Address, co.Logf = o.BinDir, filepath.Join(o.Dir, "cluster"), NodeIP, o.Logf
+	// kubectl logs and exec go through the kube-apiserver to the kubelet:
+	// by the node's address (its host name resolves nowhere here), with
+	// the kubelet's certificate verified and a client certificate the
+	// kubelet's webhook authorizes (system:masters).
+	pre := filepath.Join(co.Dir, "pki")
+	co.APIServerArgs = append(co.APIServerArgs,
+		"--kubelet-preferred-address-types", "InternalIP",
+		"--kubelet-certificate-authority", filepath.Join(pre, pki.ClusterCA+".crt"),
+		"--kubelet-client-certificate", filepath.Join(pre, pki.Admin+".crt"),
+		"--kubelet-client-key", filepath.Join(pre, pki.Admin+".key"))
+	if n.Cluster, err = localcluster.Start(ctx, co); err != nil {
+		return n, fmt.Errorf("starting the control plane: %w", err)
+	}
 	if err := n.startContainerd(ctx); err != nil {
 		return n, err
 	}
 	if err := n.importImages(ctx); err != nil {
 		return n, err
 	}
-	if err := n.startKubelet(ctx); err != nil {
+	if err := n.writeKubeletCredentials(); err != nil {
+		return n, err
+	}
+	if err := n.StartKubelet(ctx, ServingCertBootstrap); err != nil {
+		return n, err
+	}
+	if err := n.startKubeProxy(ctx); err != nil {
 		return n, err
 	}
 	return n, nil
@@ -183,7 +241,7 @@ func (n *Node) startContainerd(ctx context.Context) error {
   "cniVersion": "1.0.0",
   "name": "kubemetrics-realnode",
   "plugins": [
-    {"type": "bridge", "bridge": %q, "isGateway": true, "ipMasq": false, "hairpinMode": true,
+    {"type": "bridge", "bridge": %q, "isGateway": true, "isDefaultGateway": true, "ipMasq": false, "hairpinMode": true,
      "ipam": {"type": "host-local", "ranges": [[{"subnet": %q, "gateway": %q}]],
               "dataDir": %q}},
     {"type": "loopback"}
@@ -260,39 +318,65 @@ func (n *Node) importImages(ctx context.Context) error {
 		}
 		n.o.Logf("imported %s", ref)
 	}
+	for _, tar := range n.o.ImageTars {
+		if err := run(ctx, "ctr", "--address", n.Socket, "-n", "k8s.io", "images", "import", tar); err != nil {
+			return err
+		}
+		n.o.Logf("imported %s", tar)
+	}
 	return nil
 }
 
-func (n *Node) startKubelet(ctx context.Context) error {
-	c := n.o.Cluster
-	d := n.o.Dir
+// writeKubeletCredentials writes the kubelet's client certificate
+// (system:node:<name>, as the kubelet's own TLS bootstrap would get) and
+// its kubeconfig.
+func (n *Node) writeKubeletCredentials() error {
+	c := n.Cluster
 	clusterCA, err := pki.LoadCA(c.PKI.Path(pki.ClusterCA+".crt"), c.PKI.Path(pki.ClusterCA+".key"))
 	if err != nil {
 		return err
 	}
-	kubeletCA, err := pki.LoadCA(c.PKI.Path(pki.KubeletCA+".crt"), c.PKI.Path(pki.KubeletCA+".key"))
-	if err != nil {
-		return err
+	pkiDir := filepath.Join(n.o.Dir, "pki")
+	for _, id := range []struct{ file, cn, org string }{
+		{"kubelet-client", "system:node:" + NodeName, "system:nodes"},
+		// Bound to system:node-proxier by the default RBAC.
+		{"kube-proxy-client", "system:kube-proxy", ""},
+	} {
+		req := pki.Request{CommonName: id.cn, Client: true}
+		if id.org != "" {
+			req.Organizations = []string{id.org}
+		}
+		kp, err := clusterCA.Issue(req)
+		if err != nil {
+			return err
+		}
+		if err := pki.WritePair(pkiDir, id.file, kp.Cert, kp.Key); err != nil {
+			return err
+		}
+		if err := localcluster.WriteKubeconfig(filepath.Join(n.o.Dir, strings.TrimSuffix(id.file, "-client")+".kubeconfig"), c.APIServer,
+			c.PKI.Path(pki.ClusterCA+".crt"), filepath.Join(pkiDir, id.file+".crt"), filepath.Join(pkiDir, id.file+".key"), ""); err != nil {
+			return err
+		}
 	}
-	pkiDir := filepath.Join(d, "pki")
-	client, err := clusterCA.Issue(pki.Request{CommonName: "system:node:" + NodeName, Organizations: []string{"system:nodes"}, Client: true})
-	if err != nil {
-		return err
+	return nil
+}
+
+// StartKubelet (re)starts the kubelet with its serving certificate from
+// serving, and waits until the Node is Ready and the kubelet serves TLS
+// with that certificate. A running kubelet is stopped first; its pods keep
+// running in containerd and it finds them again.
+func (n *Node) StartKubelet(ctx context.Context, serving ServingCert) error {
+	if n.kubelet != nil {
+		stopCmd(n.kubelet, n.o.Logf, "kubelet")
+		<-n.kubeletExited
+		n.kubelet = nil
 	}
-	if err := pki.WritePair(pkiDir, "kubelet-client", client.Cert, client.Key); err != nil {
-		return err
-	}
-	serving, err := kubeletCA.Issue(pki.Request{CommonName: NodeName, Server: true, DNSNames: []string{NodeName}, IPs: []net.IP{net.ParseIP(NodeIP)}})
-	if err != nil {
-		return err
-	}
-	if err := pki.WritePair(pkiDir, "kubelet-serving", serving.Cert, serving.Key); err != nil {
-		return err
-	}
-	n.KubeletCA = c.PKI.Path(pki.KubeletCA + ".crt")
-	kubeconfig := filepath.Join(d, "kubelet.kubeconfig")
-	if err := localcluster.WriteKubeconfig(kubeconfig, c.APIServer, c.PKI.Path(pki.ClusterCA+".crt"),
-		filepath.Join(pkiDir, "kubelet-client.crt"), filepath.Join(pkiDir, "kubelet-client.key"), ""); err != nil {
+	c := n.Cluster
+	d := n.o.Dir
+	// A folder per mode: the kubelet keeps what it made or got there, and
+	// a self-signed pair must not be found by a bootstrapping kubelet.
+	certDir := filepath.Join(d, "pki", "serving-"+string(serving))
+	if err := os.MkdirAll(certDir, 0o700); err != nil {
 		return err
 	}
 	cfg := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
@@ -305,9 +389,8 @@ port: %d
 readOnlyPort: 0
 healthzBindAddress: 127.45.0.1
 healthzPort: 10248
-tlsCertFile: %s
-tlsPrivateKeyFile: %s
-podLogsDirectory: %s
+serverTLSBootstrap: %t
+podLogsDir: %s
 authentication:
   anonymous:
     enabled: false
@@ -328,22 +411,21 @@ evictionHard:
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
-`, n.Socket, NodeIP, KubeletPort,
-		filepath.Join(pkiDir, "kubelet-serving.crt"), filepath.Join(pkiDir, "kubelet-serving.key"),
+`, n.Socket, NodeIP, KubeletPort, serving == ServingCertBootstrap,
 		filepath.Join(d, "pod-logs"), c.PKI.Path(pki.ClusterCA+".crt"))
-	cfgPath := filepath.Join(d, "kubelet-config.yaml")
+	cfgPath := filepath.Join(d, "kubelet-config-"+string(serving)+".yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return err
 	}
-	log, err := n.logFile("kubelet")
+	log, err := n.logFile("kubelet-" + string(serving))
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(n.o.Kubelet,
+	cmd := exec.Command(filepath.Join(n.o.BinDir, "kubelet"),
 		"--config", cfgPath,
-		"--kubeconfig", kubeconfig,
+		"--kubeconfig", filepath.Join(d, "kubelet.kubeconfig"),
 		"--root-dir", filepath.Join(d, "kubelet"),
-		"--cert-dir", pkiDir,
+		"--cert-dir", certDir,
 		"--hostname-override", NodeName,
 		"--node-ip", NodeIP,
 		"--v", "2",
@@ -353,15 +435,37 @@ serializeImagePulls: false
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting the kubelet: %w", err)
 	}
-	n.kubelet = cmd
-	n.o.Logf("kubelet pid %d, node %s at %s:%d", cmd.Process.Pid, NodeName, NodeIP, KubeletPort)
+	n.kubelet, n.Serving = cmd, serving
+	n.o.Logf("kubelet pid %d, node %s at %s:%d, serving certificate %s", cmd.Process.Pid, NodeName, NodeIP, KubeletPort, serving)
 	exited := make(chan struct{})
+	n.kubeletExited = exited
 	go func() { _ = cmd.Wait(); close(exited) }()
-	return localcluster.Poll(ctx, "node "+NodeName+" Ready", time.Second, 3*time.Minute, func() error {
+	alive := func() error {
 		select {
 		case <-exited:
 			return localcluster.Permanent(fmt.Errorf("the kubelet exited: see %s", log.Name()))
 		default:
+			return nil
+		}
+	}
+	// A certificate bootstrapped before is kept in certDir and reused.
+	_, statErr := os.Stat(filepath.Join(certDir, "kubelet-server-current.pem"))
+	if serving == ServingCertBootstrap && statErr != nil {
+		if err := n.approveServingCSR(ctx, alive); err != nil {
+			return err
+		}
+	}
+	if err := localcluster.Poll(ctx, "kubelet serving TLS ("+string(serving)+" certificate)", time.Second, 2*time.Minute, func() error {
+		if err := alive(); err != nil {
+			return err
+		}
+		return n.checkServingCert(serving)
+	}); err != nil {
+		return err
+	}
+	return localcluster.Poll(ctx, "node "+NodeName+" Ready", time.Second, 3*time.Minute, func() error {
+		if err := alive(); err != nil {
+			return err
 		}
 		out, err := c.Kubectl(ctx, "get", "node", NodeName, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
 		if err != nil {
@@ -374,12 +478,137 @@ serializeImagePulls: false
 	})
 }
 
+// approveServingCSR approves the kubelet's pending kubernetes.io/kubelet-serving
+// CSR, as an operator does (`kubectl certificate approve`): nothing in
+// Kubernetes approves those by itself.
+func (n *Node) approveServingCSR(ctx context.Context, alive func() error) error {
+	var name string
+	err := localcluster.Poll(ctx, "the kubelet's serving CSR", time.Second, 2*time.Minute, func() error {
+		if err := alive(); err != nil {
+			return err
+		}
+		out, err := n.Cluster.Kubectl(ctx, "get", "csr", "-o",
+			`jsonpath={range .items[?(@.spec.signerName=="kubernetes.io/kubelet-serving")]}{.metadata.name} {.spec.username} {.status.conditions[*].type}{"\n"}{end}`)
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line)
+			if len(f) == 2 && f[1] == "system:node:"+NodeName { // no condition yet: pending
+				name = f[0]
+				return nil
+			}
+		}
+		return fmt.Errorf("no pending CSR of system:node:%s among %q", NodeName, out)
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := n.Cluster.Kubectl(ctx, "certificate", "approve", name); err != nil {
+		return err
+	}
+	n.o.Logf("approved the kubelet's serving CSR %s", name)
+	return nil
+}
+
+// checkServingCert dials the kubelet and checks its certificate is the one
+// serving says: signed by the cluster CA for NodeIP, or self-signed
+// without an IP SAN.
+func (n *Node) checkServingCert(serving ServingCert) error {
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", net.JoinHostPort(NodeIP, strconv.Itoa(KubeletPort)),
+		&tls.Config{InsecureSkipVerify: true}) // only to read the certificate; nothing is sent
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	certs := conn.ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return fmt.Errorf("the kubelet sent no certificate")
+	}
+	leaf := certs[0]
+	switch serving {
+	case ServingCertBootstrap:
+		pool := x509.NewCertPool()
+		pem, err := os.ReadFile(n.Cluster.PKI.Path(pki.ClusterCA + ".crt"))
+		if err != nil {
+			return err
+		}
+		pool.AppendCertsFromPEM(pem)
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: NodeIP}); err != nil {
+			return fmt.Errorf("the kubelet's certificate (issuer %q) is not yet the bootstrapped one: %w", leaf.Issuer.CommonName, err)
+		}
+	case ServingCertSelfSigned:
+		if len(leaf.IPAddresses) != 0 || leaf.Issuer.CommonName == "kubemetrics-local-cluster-ca" {
+			return fmt.Errorf("the kubelet's certificate (issuer %q, IPs %v) is not self-signed", leaf.Issuer.CommonName, leaf.IPAddresses)
+		}
+	}
+	return nil
+}
+
+// startKubeProxy runs kube-proxy in iptables mode, so pods reach Services
+// (the `kubernetes` Service first: our server's in-cluster config dials
+// 10.96.0.1:443). Its health and metrics ports are on loopback, it makes
+// no NodePorts on other addresses and changes no conntrack sysctl.
+func (n *Node) startKubeProxy(ctx context.Context) error {
+	d := n.o.Dir
+	cfg := fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: %s
+hostnameOverride: %s
+mode: iptables
+clusterCIDR: %s
+detectLocalMode: ClusterCIDR
+healthzBindAddress: 127.45.0.1:10256
+metricsBindAddress: 127.45.0.1:10249
+nodePortAddresses: ["127.45.0.0/16"]
+iptables:
+  localhostNodePorts: false
+conntrack:
+  maxPerCore: 0
+  min: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+`, filepath.Join(d, "kube-proxy.kubeconfig"), NodeName, PodCIDR)
+	cfgPath := filepath.Join(d, "kube-proxy-config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return err
+	}
+	log, err := n.logFile("kube-proxy")
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(n.o.BinDir, "kube-proxy"), "--config", cfgPath, "--v", "2")
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting kube-proxy: %w", err)
+	}
+	n.kubeProxy = cmd
+	n.o.Logf("kube-proxy pid %d (iptables mode)", cmd.Process.Pid)
+	// Ready once the `kubernetes` Service has its rule.
+	return localcluster.Poll(ctx, "kube-proxy's rule for the kubernetes Service", time.Second, 2*time.Minute, func() error {
+		if syscall.Kill(cmd.Process.Pid, 0) != nil || isZombie(cmd.Process.Pid) {
+			return localcluster.Permanent(fmt.Errorf("kube-proxy exited: see %s", log.Name()))
+		}
+		out, err := exec.CommandContext(ctx, "iptables", "-t", "nat", "-S", "KUBE-SERVICES").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("iptables -t nat -S KUBE-SERVICES: %v: %s", err, out)
+		}
+		if !strings.Contains(string(out), localcluster.KubernetesServiceIP+"/32") {
+			return fmt.Errorf("no rule for %s yet", localcluster.KubernetesServiceIP)
+		}
+		return nil
+	})
+}
+
 // Stop ends the kubelet, the containers' shims and containerd, unmounts
 // what they mounted under Dir and the pods' network namespaces, removes the
 // pod cgroups the kubelet made and the bridge. It reports what it could not
 // undo on Logf and goes on.
 func (n *Node) Stop() {
 	logf := n.o.Logf
+	stopCmd(n.kubeProxy, logf, "kube-proxy")
 	stopCmd(n.kubelet, logf, "kubelet")
 	// Then the containers: their processes live in the kubepods cgroups
 	// and outlive both the kubelet and a killed shim.
@@ -398,13 +627,152 @@ func (n *Node) Stop() {
 	unmountUnder(n.o.Dir, logf)
 	unmountNetns(logf)
 	removeCgroups(logf)
+	if n.kubeProxy != nil {
+		// kube-proxy's own undo of its iptables and nftables rules.
+		if err := run(context.Background(), filepath.Join(n.o.BinDir, "kube-proxy"), "--cleanup"); err != nil {
+			logf("kube-proxy --cleanup: %v", err)
+		}
+	}
+	removeKubeChains(logf)
 	if _, err := net.InterfaceByName(Bridge); err == nil {
 		if err := run(context.Background(), "ip", "link", "del", Bridge); err != nil {
 			logf("removing bridge: %v", err)
 		}
 	}
+	if n.Cluster != nil {
+		n.Cluster.Stop()
+	}
 	for _, f := range n.logs {
 		f.Close()
+	}
+	if n.lock != nil {
+		n.lock.Close() // releases the flock
+	}
+}
+
+// LockFile serializes real-node runs on a machine: they share the bridge,
+// the kubepods cgroups and the host's iptables.
+const LockFile = "/run/kubemetrics-realnode.lock"
+
+// DirPrefix begins the folder of every real-node run (under /tmp).
+const DirPrefix = "/tmp/kubemetrics-realnode-"
+
+// Lock takes the machine-wide lock of real-node runs (for Sweep outside
+// Up) and returns its release.
+func Lock() (func(), error) {
+	f, err := takeLock()
+	if err != nil {
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
+func takeLock() (*os.File, error) {
+	f, err := os.OpenFile(LockFile, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another real-node run holds %s (%w): one at a time on a machine", LockFile, err)
+	}
+	return f, nil
+}
+
+// Sweep removes what a real-node run that was killed left behind: its
+// processes (every one whose command line names a DirPrefix folder or its
+// containerd), the containers in the kubepods cgroups, mounts under those
+// folders, the pods' network namespaces, the cgroups, the KUBE- iptables
+// chains and the bridge. Call it only holding the lock (Up does).
+func Sweep(logf func(string, ...any)) {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), DirPrefix) {
+			pids = append(pids, pid)
+		}
+	}
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if len(pids) > 0 {
+		logf("sweep: killed %d processes of an earlier real-node run: %v", len(pids), pids)
+	}
+	killPods(logf)
+	for _, m := range mountPoints(func(p string) bool { return strings.HasPrefix(p, DirPrefix) }) {
+		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
+			logf("sweep: unmount %s: %v", m, err)
+		}
+	}
+	unmountNetns(logf)
+	removeCgroups(logf)
+	removeKubeChains(logf)
+	if _, err := net.InterfaceByName(Bridge); err == nil {
+		if err := run(context.Background(), "ip", "link", "del", Bridge); err != nil {
+			logf("sweep: removing bridge: %v", err)
+		} else {
+			logf("sweep: removed the bridge %s an earlier run left", Bridge)
+		}
+	}
+}
+
+// removeKubeChains removes the iptables chains the kubelet makes in the
+// host's tables (KUBE-KUBELET-CANARY, KUBE-FIREWALL, KUBE-IPTABLES-HINT)
+// and kube-proxy left, with the rules that jump to them. Only the kubelet
+// and kube-proxy of this package make KUBE- chains on this machine.
+func removeKubeChains(logf func(string, ...any)) {
+	builtin := map[string][]string{
+		"filter": {"INPUT", "FORWARD", "OUTPUT"},
+		"nat":    {"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"},
+		"mangle": {"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"},
+	}
+	for _, bin := range []string{"iptables", "ip6tables"} {
+		for _, table := range []string{"filter", "nat", "mangle"} {
+			// The built-in chains' jumps to KUBE- chains, by rule number,
+			// last first so the numbers stay right.
+			for _, chain := range builtin[table] {
+				out, err := exec.Command(bin, "-w", "5", "-t", table, "-L", chain, "-n", "--line-numbers").Output()
+				if err != nil {
+					continue
+				}
+				var nums []string
+				for _, line := range strings.Split(string(out), "\n") {
+					f := strings.Fields(line)
+					if len(f) >= 2 && strings.HasPrefix(f[1], "KUBE-") {
+						nums = append(nums, f[0])
+					}
+				}
+				for i := len(nums) - 1; i >= 0; i-- {
+					if err := exec.Command(bin, "-w", "5", "-t", table, "-D", chain, nums[i]).Run(); err != nil {
+						logf("%s -t %s -D %s %s: %v", bin, table, chain, nums[i], err)
+					}
+				}
+			}
+			out, err := exec.Command(bin, "-w", "5", "-t", table, "-S").Output()
+			if err != nil {
+				continue
+			}
+			var chains []string
+			for _, line := range strings.Split(string(out), "\n") {
+				if f := strings.Fields(line); len(f) == 2 && f[0] == "-N" && strings.HasPrefix(f[1], "KUBE-") {
+					chains = append(chains, f[1])
+				}
+			}
+			// Empty them all first: they jump to one another.
+			for _, c := range chains {
+				_ = exec.Command(bin, "-w", "5", "-t", table, "-F", c).Run()
+			}
+			for _, c := range chains {
+				if err := exec.Command(bin, "-w", "5", "-t", table, "-X", c).Run(); err != nil {
+					logf("%s -t %s -X %s: %v", bin, table, c, err)
+				}
+			}
+		}
 	}
 }
 

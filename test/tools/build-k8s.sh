@@ -5,8 +5,8 @@
 # suite, into test/.cache/bin/kwok-<kwok version>/, and helm, which lints and
 # renders charts/metrics-server (test/chart), into
 # test/.cache/bin/helm-<helm version>/, skipping any binary already there.
-# Usage: test/tools/build-k8s.sh [name ...]   (default: all but kubelet,
-# which only `make real-node` asks for)
+# Usage: test/tools/build-k8s.sh [name ...]   (default: all but kubelet and
+# kube-proxy, which only the real node asks for)
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"   # the test module
 version="v1.37.2"
@@ -30,8 +30,9 @@ declare -A pkgs=(
   [kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
   [kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
   [kubectl]=k8s.io/kubernetes/cmd/kubectl
-  # kubelet is built only on request (make real-node), never by default.
+  # kubelet and kube-proxy are built only on request (make real-node), never by default.
   [kubelet]=k8s.io/kubernetes/cmd/kubelet
+  [kube-proxy]=k8s.io/kubernetes/cmd/kube-proxy
   [kubectl-1.32]=.
   [kwok]=sigs.k8s.io/kwok/cmd/kwok@$kwok_version
   [helm]=helm.sh/helm/v3/cmd/helm@$helm_version
@@ -78,16 +79,6 @@ for name in "${names[@]}"; do
     build=(env GOBIN="$dest/.tmp" CGO_ENABLED=0 nice -n 10 go install -trimpath -ldflags "$flags" "$pkg")
   else
     build=(env CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "$flags" -o "$dest/.tmp/$name" "$pkg")
-  fi
-  if [ "$name" = kubelet ]; then
-    # The test module's go.sum lacks the kubelet's own dependencies (the
-    # CRI streaming server...), and this script must not edit it: build in
-    # a scratch copy of the module under .cache, whose go.sum may grow.
-    dir="$here/.cache/kubelet-module"
-    mkdir -p "$dir"
-    sed "s#=> \.\./\$#=> $here/..#" "$here/go.mod" > "$dir/go.mod"
-    cp "$here/go.sum" "$dir/go.sum"
-    (cd "$dir" && go get "k8s.io/kubernetes/cmd/kubelet@$version") || { kill "$beat" 2>/dev/null || true; echo "build-k8s: resolving kubelet failed" >&2; exit 1; }
   fi
   if ! (cd "$dir" && "${build[@]}"); then
     kill "$beat" 2>/dev/null || true

@@ -4,7 +4,8 @@
 // flags it sleeps until SIGTERM (the pause image's sandbox process); with
 // -hold-mib it allocates and touches that much memory and keeps it; with
 // -cpu-millis it burns about that much CPU (1000 = one core) in 100ms
-// periods. It is built static and packed by test/ociimage.
+// periods; with -exit-after it exits after that long, with -exit-code's
+// status. It is built static and packed by test/ociimage.
 package main
 
 import (
@@ -18,6 +19,8 @@ import (
 func main() {
 	holdMiB := flag.Int("hold-mib", 0, "MiB of memory to allocate, touch and keep")
 	cpuMillis := flag.Int("cpu-millis", 0, "CPU to burn, in millicores (at most 1000)")
+	exitAfter := flag.Duration("exit-after", 0, "exit after this long (an init container, or with -exit-code a container that crashes); 0 never")
+	exitCode := flag.Int("exit-code", 0, "the status -exit-after exits with")
 	flag.Parse()
 	if *holdMiB < 0 || *holdMiB > 4096 || *cpuMillis < 0 || *cpuMillis > 1000 {
 		os.Stderr.WriteString("workload: -hold-mib must be in [0,4096], -cpu-millis in [0,1000]\n")
@@ -33,7 +36,15 @@ func main() {
 	if *cpuMillis > 0 {
 		go burn(time.Duration(*cpuMillis) * 100 * time.Millisecond / 1000)
 	}
-	<-stop
+	var exit <-chan time.Time
+	if *exitAfter > 0 {
+		exit = time.After(*exitAfter)
+	}
+	select {
+	case <-stop:
+	case <-exit:
+		os.Exit(*exitCode)
+	}
 	// Keep held alive to the end.
 	if len(held) > 0 && held[0] != 1 {
 		os.Exit(3)

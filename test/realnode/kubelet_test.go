@@ -7,10 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,69 +28,19 @@ const (
 	cpuMillis = 200
 )
 
-// skipOrFail skips with reason, or fails when REALNODE_REQUIRED=1 (what
-// `make real-node` sets: there a missing piece is an error, not a skip).
-func skipOrFail(t *testing.T, reason string) {
-	t.Helper()
-	if os.Getenv("REALNODE_REQUIRED") == "1" {
-		t.Fatalf("real node test cannot run: %s", reason)
-	}
-	t.Skipf("real node test skipped: %s", reason)
-}
-
 // TestRealKubeletMetrics starts a control plane, containerd and a real
 // kubelet v1.37.2, runs a pod holding holdMiB MiB and burning cpuMillis
 // millicores, and scrapes the kubelet's /metrics/resource and
 // /stats/summary?only_cpu_and_memory=true with our kubelet client, the
 // serving certificate verified against the kubelet CA.
 func TestRealKubeletMetrics(t *testing.T) {
-	if why := Missing(); why != "" {
-		skipOrFail(t, why)
-	}
-	binDir, err := filepath.Abs("../.cache/bin/v1.37.2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeletBin := filepath.Join(binDir, "kubelet")
-	if _, err := os.Stat(kubeletBin); err != nil {
-		skipOrFail(t, "no kubelet binary at "+kubeletBin+" (test/tools/build-k8s.sh kubelet)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	need(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-
-	dir, err := os.MkdirTemp("/tmp", "kubemetrics-realnode-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("working in %s", dir)
-	workload := filepath.Join(dir, "workload")
-	build := exec.CommandContext(ctx, "go", "build", "-tags", "realnode", "-trimpath", "-o", workload, "./cmd/workload")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the workload: %v: %s", err, out)
-	}
-
-	cluster, err := localcluster.Start(ctx, localcluster.Options{BinDir: binDir, Dir: filepath.Join(dir, "cluster"), Logf: t.Logf})
-	if err != nil {
-		t.Fatalf("starting the control plane: %v", err)
-	}
-	defer cluster.Stop()
-	node, err := Start(ctx, Options{Dir: filepath.Join(dir, "node"), Kubelet: kubeletBin, Cluster: cluster, WorkloadBinary: workload, Logf: t.Logf})
-	if err != nil {
-		t.Fatalf("starting the node: %v (logs in %s)", err, filepath.Join(dir, "node", "logs"))
-	}
-	cleanDir := false
-	defer func() {
-		node.Stop()
-		if cleanDir {
-			if err := os.RemoveAll(dir); err != nil {
-				t.Logf("removing %s: %v", dir, err)
-			}
-		} else {
-			t.Logf("kept %s for its logs", dir)
-		}
-	}()
-	t.Logf("node %s is Ready", NodeName)
+	cluster := suite.node.Cluster
+	// The CA the kubelet's serving certificate verifies with: the cluster
+	// CA, which signed its bootstrapped certificate.
+	kubeletCA := cluster.PKI.Path(pki.ClusterCA + ".crt")
 
 	pod := fmt.Sprintf(`apiVersion: v1
 kind: Pod
@@ -112,21 +58,14 @@ spec:
       requests: {cpu: 100m, memory: 64Mi}
       limits: {cpu: "1", memory: 512Mi}
 `, NodeName, WorkloadImage, holdMiB, cpuMillis)
-	if _, err := cluster.KubectlAs(ctx, cluster.AdminKubeconfig, []byte(pod), "apply", "-f", "-"); err != nil {
+	if _, err := kubectlIn(ctx, pod, "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
-	if err := localcluster.Poll(ctx, "pod burner Running", time.Second, 2*time.Minute, func() error {
-		out, err := cluster.Kubectl(ctx, "get", "pod", "burner", "-n", "default", "-o", "jsonpath={.status.phase}")
-		if err != nil {
-			return err
-		}
-		if out != "Running" {
-			return fmt.Errorf("phase %q", out)
-		}
-		return nil
-	}); err != nil {
-		desc, _ := cluster.Kubectl(ctx, "describe", "pod", "burner", "-n", "default")
-		t.Fatalf("%v\n%s", err, desc)
+	defer func() {
+		_, _ = kubectl(context.Background(), "delete", "pod", "burner", "-n", "default", "--wait=false")
+	}()
+	if err := waitPodsRunning(ctx, "default", "burner"); err != nil {
+		t.Fatal(err)
 	}
 
 	base, err := clientcmd.BuildConfigFromFlags("", cluster.AdminKubeconfig)
@@ -142,7 +81,7 @@ spec:
 		t.Fatal(err)
 	}
 	t.Logf("node addresses %v, kubelet port %d", n.Status.Addresses, n.Status.DaemonEndpoints.KubeletEndpoint.Port)
-	kubeletRest, scheme := kubelet.RestConfigFor(base, kubelet.TLSOptions{CAFile: node.KubeletCA})
+	kubeletRest, scheme := kubelet.RestConfigFor(base, kubelet.TLSOptions{CAFile: kubeletCA})
 
 	for _, tc := range []struct {
 		name     string
@@ -167,7 +106,7 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrongCA := kubelet.TLSOptions{CAFile: cluster.PKI.Path(pki.ClusterCA + ".crt")}
+	wrongCA := kubelet.TLSOptions{CAFile: cluster.PKI.Path(pki.KubeletCA + ".crt")}
 	wrongCARest, _ := kubelet.RestConfigFor(base, wrongCA)
 	for _, tc := range []struct {
 		name   string
@@ -175,7 +114,7 @@ spec:
 		reason kubelet.Reason
 		status int
 	}{
-		{"cluster CA instead of kubelet CA", wrongCARest, kubelet.ReasonTLS, 0},
+		{"another CA than the cluster CA", wrongCARest, kubelet.ReasonTLS, 0},
 		{"anonymous", restclient.AnonymousClientConfig(kubeletRest), kubelet.ReasonHTTPStatus, http.StatusUnauthorized},
 		{"client without nodes/metrics rights", nobody, kubelet.ReasonHTTPStatus, http.StatusForbidden},
 	} {
@@ -197,71 +136,6 @@ spec:
 		})
 	}
 
-	t.Run("kubectl-top", func(t *testing.T) {
-		binary := filepath.Join(dir, "metrics-server")
-		b := exec.CommandContext(ctx, "go", "build", "-o", binary, "./cmd/metrics-server")
-		b.Dir = "../.." // the repository root
-		b.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := b.CombinedOutput(); err != nil {
-			t.Fatalf("building metrics-server: %v: %s", err, out)
-		}
-		repo, err := filepath.Abs("../..")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port, err := cluster.StartMetricsServer(ctx, localcluster.MetricsServer{
-			Binary:    binary,
-			Manifests: filepath.Join(repo, "manifests/overlays/local"),
-			Args:      []string{"--metric-resolution=15s", "-v=2"},
-		})
-		if err != nil {
-			t.Fatalf("starting metrics-server: %v", err)
-		}
-		t.Logf("metrics-server on port %d, APIServices Available", port)
-		var line string
-		if err := localcluster.Poll(ctx, "kubectl top pod burner", time.Second, 2*time.Minute, func() error {
-			out, err := cluster.Kubectl(ctx, "top", "pod", "burner", "-n", "default", "--no-headers")
-			if err != nil {
-				return err
-			}
-			line = strings.TrimSpace(out)
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("kubectl top pod burner: %s", line)
-		f := strings.Fields(line)
-		if len(f) != 3 || f[0] != "burner" {
-			t.Fatalf("kubectl top pod printed %q, want NAME CPU MEMORY", line)
-		}
-		milli, err1 := strconv.Atoi(strings.TrimSuffix(f[1], "m"))
-		mi, err2 := strconv.Atoi(strings.TrimSuffix(f[2], "Mi"))
-		if err1 != nil || err2 != nil || !strings.HasSuffix(f[1], "m") || !strings.HasSuffix(f[2], "Mi") {
-			t.Fatalf("kubectl top pod printed %q: cannot read CPU (m) and memory (Mi)", line)
-		}
-		if milli < cpuMillis/2 || milli > cpuMillis*3/2 {
-			t.Errorf("kubectl top pod CPU %dm, want about %dm (within 50%%)", milli, cpuMillis)
-		}
-		if mi < holdMiB || mi > holdMiB*11/10 {
-			t.Errorf("kubectl top pod memory %dMi, want within 10%% above %dMi", mi, holdMiB)
-		}
-		// The node can come later than the pod: the kubelet's node-level
-		// sample (the root cgroup) may not have moved between the
-		// start-up scrapes, which are 2s apart.
-		began := time.Now()
-		var nodeTop string
-		if err := localcluster.Poll(ctx, "kubectl top node "+NodeName, time.Second, time.Minute, func() error {
-			nodeTop, err = cluster.Kubectl(ctx, "top", "node", NodeName, "--no-headers")
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("kubectl top node (after %s): %s", time.Since(began).Round(time.Second), strings.TrimSpace(nodeTop))
-		if f := strings.Fields(nodeTop); len(f) < 3 || f[0] != NodeName {
-			t.Errorf("kubectl top node printed %q, want the node's CPU and memory", nodeTop)
-		}
-	})
-	cleanDir = !t.Failed()
 }
 
 // clientCertConfig is base with a client certificate for user (no groups,
