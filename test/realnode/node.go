@@ -107,7 +107,7 @@ type Node struct {
 	kubeletExited chan struct{}
 	// lock is the machine-wide lock of real-node runs, held until Stop.
 	lock *os.File
-	logs          []*os.File
+	logs []*os.File
 }
 
 // Missing names what this machine lacks to run a real node, or "" when it
