@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
 )
 
 // TestKubeletEndpointHelpSaysResourceFirst: in auto mode the client asks
@@ -25,5 +26,31 @@ func TestKubeletEndpointHelpSaysResourceFirst(t *testing.T) {
 	retry := fs.Lookup("kubelet-endpoint-retry-after").Usage
 	if !strings.Contains(retry, "/metrics/resource is tried again") {
 		t.Errorf("help of --kubelet-endpoint-retry-after %q should say /metrics/resource is what is tried again", retry)
+	}
+}
+
+// TestEphemeralStorageFlag: --kubelet-ephemeral-storage is off by default
+// and reaches the client's config when set.
+func TestEphemeralStorageFlag(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want bool
+	}{{nil, false}, {[]string{"--kubelet-ephemeral-storage"}, true}, {[]string{"--kubelet-ephemeral-storage=false"}, false}} {
+		o := New()
+		fs := pflag.NewFlagSet("kubelet", pflag.ContinueOnError)
+		o.AddFlags(fs)
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		if errs := o.Validate(); len(errs) != 0 {
+			t.Fatalf("%v: %v", tt.args, errs)
+		}
+		cfg, err := o.Config(&rest.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.EphemeralStorage != tt.want {
+			t.Errorf("%v: EphemeralStorage = %v, want %v", tt.args, cfg.EphemeralStorage, tt.want)
+		}
 	}
 }

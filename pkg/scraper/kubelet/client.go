@@ -95,27 +95,70 @@ func (c *Client) GetMetrics(ctx context.Context, node *corev1.Node) (*points.Bat
 	}
 	switch c.cfg.Endpoint {
 	case EndpointSummary:
-		return c.fetch(ctx, node, addr, false)
+		return c.summary(ctx, node, addr)
 	case EndpointResource:
-		return c.fetch(ctx, node, addr, true)
+		return c.resource(ctx, node, addr)
 	}
 	if c.onFallback(node.Name) {
-		return c.fetch(ctx, node, addr, false)
+		return c.summary(ctx, node, addr)
 	}
-	batch, err := c.fetch(ctx, node, addr, true)
+	batch, err := c.fetch(ctx, node, addr, askResource)
 	if err == nil {
 		c.clearFallback(ctx, node.Name)
-		return batch, nil
+		return c.withEphemeralStorage(ctx, node, addr, batch), nil
 	}
 	if !fallbackWorthy(err) {
 		return nil, err
 	}
-	batch, serr := c.fetch(ctx, node, addr, false)
+	batch, serr := c.summary(ctx, node, addr)
 	if serr != nil {
 		return nil, bothFailed(err, serr)
 	}
 	c.setFallback(ctx, node.Name, err)
 	return batch, nil
+}
+
+// summary scrapes /stats/summary: the full one with EphemeralStorage,
+// else (or when the full one fails with an HTTP status, as on runtimes
+// that cannot report their image filesystem) the only_cpu_and_memory one.
+func (c *Client) summary(ctx context.Context, node *corev1.Node, addr string) (*points.Batch, error) {
+	if !c.cfg.EphemeralStorage {
+		return c.fetch(ctx, node, addr, askSummary)
+	}
+	batch, err := c.fetch(ctx, node, addr, askFullSummary)
+	if err == nil || ReasonOf(err) != ReasonHTTPStatus {
+		return batch, err
+	}
+	klog.FromContext(ctx).V(4).Info("The full summary failed; scraping the only_cpu_and_memory one, without ephemeral storage", "node", klog.KRef("", node.Name), "err", err)
+	return c.fetch(ctx, node, addr, askSummary)
+}
+
+// resource scrapes /metrics/resource, then, with EphemeralStorage, the
+// full summary for ephemeral storage.
+func (c *Client) resource(ctx context.Context, node *corev1.Node, addr string) (*points.Batch, error) {
+	batch, err := c.fetch(ctx, node, addr, askResource)
+	if err != nil {
+		return nil, err
+	}
+	return c.withEphemeralStorage(ctx, node, addr, batch), nil
+}
+
+// withEphemeralStorage adds to a batch from /metrics/resource the
+// ephemeral storage of the full summary, with EphemeralStorage; when that
+// request fails, the batch goes without, and its CPU and memory are
+// served all the same.
+func (c *Client) withEphemeralStorage(ctx context.Context, node *corev1.Node, addr string, batch *points.Batch) *points.Batch {
+	if !c.cfg.EphemeralStorage {
+		return batch
+	}
+	full, err := c.fetch(ctx, node, addr, askFullSummary)
+	if err != nil {
+		klog.FromContext(ctx).V(4).Info("No ephemeral storage for the node this cycle: the full summary failed", "node", klog.KRef("", node.Name), "err", err)
+		return batch
+	}
+	mergeEphemeralStorage(batch, full)
+	recycle(full)
+	return batch
 }
 
 // bothFailed is the error of an auto node whose /metrics/resource and
@@ -250,8 +293,9 @@ func (c *Client) firstPath(node *corev1.Node) string {
 }
 
 // fetch asks one endpoint and decodes its answer.
-func (c *Client) fetch(ctx context.Context, node *corev1.Node, addr string, resource bool) (*points.Batch, error) {
-	req, err := NewRequest(ctx, c.cfg.Scheme, addr, node, resource)
+func (c *Client) fetch(ctx context.Context, node *corev1.Node, addr string, a ask) (*points.Batch, error) {
+	resource := a == askResource
+	req, err := newRequest(ctx, c.cfg.Scheme, addr, node, a)
 	if err != nil {
 		return nil, &ScrapeError{Node: node.Name, Address: addr, Reason: ReasonConnection, Err: fmt.Errorf("building the request: %w", err)}
 	}

@@ -68,6 +68,15 @@ type Config struct {
 	RetryPreferredAfter time.Duration
 	// RequestTimeout bounds one request on top of the caller's context.
 	RequestTimeout time.Duration
+	// EphemeralStorage asks for the full /stats/summary, whose filesystem
+	// stats give ephemeral-storage usage, instead of the
+	// only_cpu_and_memory one: on a node scraped through /stats/summary
+	// in its place (falling back to only_cpu_and_memory for the scrape
+	// when the full one fails, as it does on runtimes that cannot report
+	// their image filesystem); on a node scraped through
+	// /metrics/resource, which has no such series, as a second request
+	// after it, whose failure costs the node its ephemeral storage only.
+	EphemeralStorage bool
 	// Clock is the time source; nil means the real clock.
 	Clock clock.PassiveClock
 }

@@ -36,11 +36,33 @@ func ResourcePath(node *corev1.Node) string {
 // summary with its query; with the client's Accept header and
 // Accept-Encoding identity. The error is only for a nil ctx.
 func NewRequest(ctx context.Context, scheme, addr string, node *corev1.Node, resource bool) (*http.Request, error) {
+	if resource {
+		return newRequest(ctx, scheme, addr, node, askResource)
+	}
+	return newRequest(ctx, scheme, addr, node, askSummary)
+}
+
+// ask is which answer a request asks a kubelet for.
+type ask uint8
+
+const (
+	// askSummary: /stats/summary?only_cpu_and_memory=true.
+	askSummary ask = iota
+	// askResource: /metrics/resource, or the node's annotated path.
+	askResource
+	// askFullSummary: /stats/summary, filesystem stats included.
+	askFullSummary
+)
+
+func newRequest(ctx context.Context, scheme, addr string, node *corev1.Node, a ask) (*http.Request, error) {
 	u := url.URL{Scheme: scheme, Host: addr, Path: summaryPath, RawQuery: summaryQuery}
 	accept := acceptJSON
-	if resource {
+	switch a {
+	case askResource:
 		u = url.URL{Scheme: scheme, Host: addr, Path: ResourcePath(node)}
 		accept = acceptPrometheus
+	case askFullSummary:
+		u.RawQuery = ""
 	}
 	// The URL is set as built: rendering it to a string for
 	// NewRequestWithContext to parse back was work done twice per scrape.
