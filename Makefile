@@ -31,7 +31,7 @@ FLEET_STEADY ?= 1m
 FLEET_ARGS ?=
 FLEET_SWEEP ?= 100 1000 5000 10000
 
-.PHONY: help build image test unit e2e k8s real-node demo demo-down bench-fleet bench-fleet-sweep bench-fleet-smoke verify vet fmt tidy-check manifests manifests-check bench fuzz generate clean
+.PHONY: help build image test unit e2e k8s real-node real-node-down demo-real demo demo-down bench-fleet bench-fleet-sweep bench-fleet-smoke verify vet fmt tidy-check manifests manifests-check bench fuzz generate clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -58,6 +58,15 @@ real-node: ## as root: our image installed from the manifests and the chart on a
 	@[ "$$(id -u)" = 0 ] || { echo "real-node: must run as root (containerd, runc, the kubelet)" >&2; exit 1; }
 	test/tools/build-k8s.sh etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy helm
 	cd test && REALNODE_REQUIRED=1 $(GO) test -tags realnode -count=1 -v -timeout 45m ./realnode $(if $(REALNODE_RUN),-run '$(REALNODE_RUN)')
+
+demo-real: ## as root: the playground on a real node (containerd, kubelet, our image from manifests/components.yaml, an HPA); Ctrl-C to stop
+	@cd test && $(GO) run -tags realnode ./realnode/cmd/missing || { echo "demo-real: 'make demo' runs the playground with simulated kubelets, without root" >&2; exit 1; }
+	test/tools/build-k8s.sh etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy helm
+	cd test && $(GO) build -tags realnode -o ../$(OUTPUT)/demo-real ./realnode/cmd/demo
+	cd test && ../$(OUTPUT)/demo-real -repo ..
+
+real-node-down: ## as root: remove what a killed real-node run or demo-real left (processes, containers, mounts, cgroups, iptables chains, the bridge)
+	cd test && $(GO) run -tags realnode ./realnode/cmd/sweep
 
 demo: build k8s ## a local cluster with a small fleet and our server; prints kubectl top; Ctrl-C to stop
 	cd test && $(GO) build -o ../$(PLAYGROUND) ./cmd/playground

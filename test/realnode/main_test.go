@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -117,31 +116,17 @@ func setUp(ctx context.Context, logf func(string, ...any)) error {
 	}
 	logf("working in %s", suite.dir)
 
-	workload := filepath.Join(suite.dir, "workload")
-	if err := goBuild(ctx, ".", workload, "-tags", "realnode", "./cmd/workload"); err != nil {
+	built, err := Build(ctx, suite.repo, suite.dir)
+	if err != nil {
 		return err
 	}
-	suite.server = filepath.Join(suite.dir, "metrics-server")
-	if err := goBuild(ctx, suite.repo, suite.server, "./cmd/metrics-server"); err != nil {
-		return err
-	}
-	// Our image, built as a user builds it, under the name the release
-	// manifest and the chart's default pull.
-	if suite.image, err = componentsImage(filepath.Join(suite.repo, "manifests/components.yaml")); err != nil {
-		return err
-	}
-	suite.imageTar = filepath.Join(suite.dir, "metrics-server-image.tar")
-	mk := exec.CommandContext(ctx, "make", "--no-print-directory", "image", "IMAGE="+suite.image, "IMAGE_TAR="+suite.imageTar)
-	mk.Dir = suite.repo
-	if out, err := mk.CombinedOutput(); err != nil {
-		return fmt.Errorf("make image: %v: %s", err, out)
-	}
+	suite.server, suite.image, suite.imageTar = built.Server, built.Image, built.ImageTar
 	logf("make image: %s as %s", suite.imageTar, suite.image)
 
 	suite.node, err = Up(ctx, Options{
 		Dir:            filepath.Join(suite.dir, "node"),
 		BinDir:         suite.bin,
-		WorkloadBinary: workload,
+		WorkloadBinary: built.Workload,
 		ImageTars:      []string{suite.imageTar},
 		Logf:           logf,
 	})
@@ -155,31 +140,6 @@ func need(t *testing.T) {
 	if suite.skip != "" {
 		t.Skipf("real node suite skipped: %s", suite.skip)
 	}
-}
-
-func goBuild(ctx context.Context, dir, out string, args ...string) error {
-	cmd := exec.CommandContext(ctx, "go", append([]string{"build", "-trimpath", "-o", out}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %v: %s", args[len(args)-1], err, b)
-	}
-	return nil
-}
-
-var imageLine = regexp.MustCompile(`(?m)^\s+image:\s*(\S+)\s*$`)
-
-// componentsImage is the one image the release manifest runs.
-func componentsImage(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	m := imageLine.FindAllSubmatch(b, -1)
-	if len(m) != 1 {
-		return "", fmt.Errorf("%s names %d images, want 1", path, len(m))
-	}
-	return string(m[0][1]), nil
 }
 
 // kubectl runs the kubectl we built as the cluster's admin.

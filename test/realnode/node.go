@@ -478,6 +478,29 @@ serializeImagePulls: false
 	})
 }
 
+// PodLogs returns the logs the kubelet keeps of container in the pods of
+// ns whose name begins with podPrefix, read from its log folder: kubectl
+// logs goes through the kube-apiserver to the kubelet, which it cannot
+// verify while the kubelet serves a self-signed certificate.
+func (n *Node) PodLogs(ns, podPrefix, container string) (string, error) {
+	files, err := filepath.Glob(filepath.Join(n.o.Dir, "pod-logs", ns+"_"+podPrefix+"*", container, "*.log"))
+	if err != nil {
+		return "", err
+	}
+	if len(files) == 0 {
+		return "", fmt.Errorf("no log of container %s of a pod %s* in %s", container, podPrefix, ns)
+	}
+	var b strings.Builder
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		b.Write(data)
+	}
+	return b.String(), nil
+}
+
 // approveServingCSR approves the kubelet's pending kubernetes.io/kubelet-serving
 // CSR, as an operator does (`kubectl certificate approve`): nothing in
 // Kubernetes approves those by itself.
