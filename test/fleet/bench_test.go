@@ -31,7 +31,7 @@ func BenchmarkRender(b *testing.B) {
 			cpu0 := processCPU(b)
 			for b.Loop() {
 				n.mu.Lock()
-				n.cached = nil
+				n.cached = [2]cachedSummary{}
 				n.mu.Unlock()
 				r := httptest.NewRequest(http.MethodGet, path, nil)
 				r.Header.Set("Accept-Encoding", "gzip")

@@ -64,7 +64,7 @@ func (f *Fleet) AddNode(ctx context.Context, nodeName string) (net.IP, error) {
 		n.mu.Unlock()
 		return nil, fmt.Errorf("node %s is not deleted; DeleteNode it first", nodeName)
 	}
-	n.ip, n.deleted, n.cached = ip, false, nil
+	n.ip, n.deleted, n.cached = ip, false, [2]cachedSummary{}
 	n.mu.Unlock()
 	if err := f.serveNode(f.runCtx, n); err != nil {
 		return nil, err

@@ -19,9 +19,18 @@
 // Prefix-host, when Config.Host is set, reports this machine's capacity
 // and usage read with cAdvisor.
 //
+// Swap and filesystems are the kubelet's too: every fourth node has swap
+// (NodeShape.Swap, status.nodeInfo.swap set), where containers swap what
+// their usage says and the others 0, as cAdvisor reads a container that
+// swaps nothing; a node without swap reports 0 everywhere, and one with
+// NodeShape.NoSwapStats no swap stats at all (no swap object, no swap
+// series). The full summary (without only_cpu_and_memory=true) adds the
+// node's fs and image filesystem, each container's rootfs and logs, each
+// pod's token volume and ephemeral-storage stats.
+//
 // Usage follows a load model a test controls: the annotation
-// fleet.kubemetrics.io/usage on a pod ("cpu=250m,memory=18Gi", per
-// container). Faults per node (faults.go): SetMode (slow, hang, 500, 404
+// fleet.kubemetrics.io/usage on a pod ("cpu=250m,memory=18Gi,swap=64Mi,
+// ephemeral-storage=1Gi", per container). Faults per node (faults.go): SetMode (slow, hang, 500, 404
 // on one endpoint, garbage, wrong TLS name; authfaults.go: a certificate
 // without the IP SAN, tokens refused), SetDelay, SetFlap,
 // SetClockSkew; DeleteNode and AddNode take a node away and bring it back

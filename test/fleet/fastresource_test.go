@@ -67,11 +67,24 @@ func TestFastResourceIsTheKubelets(t *testing.T) {
 			s.Pods[1].CPU, s.Pods[1].Memory, s.Pods[1].Swap = nil, nil, nil
 			s.Pods[1].Containers[0].Memory = nil
 		}},
+		{name: "node with swap, a container swapping", node: 3, pods: 3, tweak: func(s *statsapi.Summary) {
+			v := uint64(256 << 20)
+			s.Pods[1].Containers[0].Swap.SwapUsageBytes = &v
+		}},
+		{name: "kubelet without swap stats", node: 4, pods: 3, tweak: func(s *statsapi.Summary) {
+			s.Node.Swap = nil
+			for i := range s.Pods {
+				s.Pods[i].Swap = nil
+				for j := range s.Pods[i].Containers {
+					s.Pods[i].Containers[j].Swap = nil
+				}
+			}
+		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f, n := testNode(t, tt.node, tt.pods, 18<<30)
 			n.skew = tt.skew
-			s := n.sample(n.clock.Now())
+			s := n.sample(n.clock.Now(), false)
 			if tt.tweak != nil {
 				tt.tweak(s)
 			}

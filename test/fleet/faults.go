@@ -120,7 +120,7 @@ func (f *Fleet) SetFlap(nodeName string, fl *Flap) error {
 // start times) is shifted by skew, in both formats. Say ±5m for a node
 // whose NTP has failed.
 func (f *Fleet) SetClockSkew(nodeName string, skew time.Duration) error {
-	return f.change(nodeName, false, func(n *node) { n.skew, n.cached = skew, nil })
+	return f.change(nodeName, false, func(n *node) { n.skew, n.cached = skew, [2]cachedSummary{} })
 }
 
 // change applies fn to a node under its lock; with dropConns it then

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
-	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	"k8s.io/utils/clock"
 
 	"github.com/kubemetrics/metrics-server/certs/pki"
@@ -155,10 +154,9 @@ type node struct {
 	conns   map[net.Conn]struct{} // open client connections, closed on a mode change
 	pods    map[string]*pod
 	hits    map[string]int
-	// The latest sample and its instant (zero: none); reset when pods
-	// come or go.
-	cached   *statsapi.Summary
-	cachedAt time.Time
+	// The latest samples, only CPU and memory and full, and their
+	// instants (zero: none); reset when pods come or go.
+	cached [2]cachedSummary
 }
 
 // addr returns the node's current address.

@@ -133,7 +133,7 @@ func (f *Fleet) handler(n *node) http.Handler {
 			return
 		}
 		if f.cfg.FastResource {
-			serveFastResource(w, r, n.sample(n.clock.Now()), f.processStart)
+			serveFastResource(w, r, n.sample(n.clock.Now(), false), f.processStart)
 			return
 		}
 		n.resource.ServeHTTP(w, r)

@@ -104,6 +104,12 @@ func (f *Fleet) registerNode(ctx context.Context, n *node) error {
 			ContainerRuntimeVersion: "simulated://1.0", KernelVersion: "6.1.0", OSImage: "kubemetrics fleet",
 		},
 	}
+	if n.shape.Swap > 0 {
+		// As the kubelet reports a machine with swap (NodeSwap, on by
+		// default): kubectl top node --show-swap takes SWAP(%) from it.
+		swap := n.shape.Swap
+		created.Status.NodeInfo.Swap = &corev1.NodeSwapStatus{Capacity: &swap}
+	}
 	// Controllers (node lifecycle, taints) may touch a new node at once:
 	// on a conflict, read it again and set the status again.
 	status := created.Status
@@ -130,11 +136,18 @@ func (f *Fleet) registerNode(ctx context.Context, n *node) error {
 
 // capacity is a node's resources, less reserve bytes of memory: its
 // capacity with none, its allocatable with the kubelet's eviction reserve.
+// Its ephemeral storage is its root filesystem's capacity (allocatable
+// less the kubelet's default nodefs.available<10% threshold).
 func capacity(s NodeShape, reserve int64) corev1.ResourceList {
+	disk, _ := s.disk()
+	if reserve > 0 {
+		disk -= disk / 10
+	}
 	return corev1.ResourceList{
-		corev1.ResourceCPU:    *resource.NewQuantity(s.Cores, resource.DecimalSI),
-		corev1.ResourceMemory: *resource.NewQuantity(s.Memory-reserve, resource.BinarySI),
-		corev1.ResourcePods:   *resource.NewQuantity(110, resource.DecimalSI),
+		corev1.ResourceCPU:              *resource.NewQuantity(s.Cores, resource.DecimalSI),
+		corev1.ResourceMemory:           *resource.NewQuantity(s.Memory-reserve, resource.BinarySI),
+		corev1.ResourceEphemeralStorage: *resource.NewQuantity(disk, resource.BinarySI),
+		corev1.ResourcePods:             *resource.NewQuantity(110, resource.DecimalSI),
 	}
 }
 

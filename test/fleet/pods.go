@@ -131,7 +131,7 @@ func (f *Fleet) syncPod(ctx context.Context, idx cache.Indexer, key string) erro
 	} else {
 		n.mu.Lock()
 		n.pods[key] = state
-		n.cached = nil
+		n.cached = [2]cachedSummary{}
 		n.mu.Unlock()
 	}
 	if p.Status.Phase == corev1.PodRunning {
@@ -154,7 +154,7 @@ func (f *Fleet) forgetPod(key string) {
 	if n, ok := f.byName[p.node]; ok {
 		n.mu.Lock()
 		delete(n.pods, key)
-		n.cached = nil
+		n.cached = [2]cachedSummary{}
 		n.mu.Unlock()
 	}
 }

@@ -13,6 +13,31 @@ type NodeShape struct {
 	SystemMilliCPU int64
 	// SystemMemory is the working set outside pods, in bytes.
 	SystemMemory int64
+	// Swap is the node's swap space in bytes; 0 is none (the kubelet then
+	// reports 0 swapped for everything, as cAdvisor reads it, and the Node
+	// object has no status.nodeInfo.swap). SystemSwap is what is swapped
+	// out outside pods.
+	Swap, SystemSwap int64
+	// NoSwapStats: the kubelet reports no swap stats at all (no swap
+	// object in the summary, no swap series), as a Windows node's does.
+	NoSwapStats bool
+	// Disk is the capacity of the node's root filesystem in bytes (the
+	// kubelet's nodefs: its ephemeral-storage capacity); SystemDisk what
+	// is used on it outside pods' ephemeral storage (images, logs of the
+	// system). 0 is DefaultDisk.
+	Disk, SystemDisk int64
+}
+
+// DefaultDisk is a node's root filesystem when its shape names none:
+// 100 GiB, 20 GiB of it used outside pods.
+const DefaultDisk, defaultSystemDisk = 100 << 30, 20 << 30
+
+// disk returns Disk and SystemDisk, defaulted.
+func (s NodeShape) disk() (capacity, system int64) {
+	if s.Disk <= 0 {
+		return DefaultDisk, defaultSystemDisk
+	}
+	return s.Disk, min(max(s.SystemDisk, 0), s.Disk)
 }
 
 // evictionReserve is what a kubelet with default flags keeps out of
@@ -35,13 +60,22 @@ var largeNodes = []NodeShape{
 
 // DefaultShape is node i's shape when Config.Shape is nil: every third
 // node (i = 2, 5, 8, ...) is a large machine of 24 to 96 cores with 40 to
-// 400 GiB in use, the others 8 cores and 32 GiB with 512 MiB in use.
+// 400 GiB in use, the others 8 cores and 32 GiB with 512 MiB in use. Every
+// fourth node (i = 3, 7, 11, ...) has swap (HasSwap).
 func DefaultShape(i int) NodeShape {
-	if i%3 != 2 {
-		return smallNode
+	s := smallNode
+	if i%3 == 2 {
+		s = largeNodes[(i/3)%len(largeNodes)]
 	}
-	return largeNodes[(i/3)%len(largeNodes)]
+	if HasSwap(i) {
+		s.Swap, s.SystemSwap = s.Memory/4, 192<<20
+	}
+	return s
 }
+
+// HasSwap says whether DefaultShape gives node i swap: a quarter of its
+// memory, 192 MiB of it swapped out by the system.
+func HasSwap(i int) bool { return i%4 == 3 }
 
 // IsLarge says whether DefaultShape makes node i a large machine, for
 // callers that size its pods to match.
