@@ -105,7 +105,7 @@ func TestRun(t *testing.T) {
 		{
 			name: "cluster CA from kube-root-ca.crt", k: &fakeKubelet{token: saToken}, cert: good, asked: true,
 			in:   func(in *Input) { in.KubeletCA = nil },
-			want: []want{{check: CheckTLS, status: doctor.StatusOK, says: []string{"signed by the cluster CA (ConfigMap kube-system/kube-root-ca.crt)"}}},
+			want: []want{{check: CheckTLS, status: doctor.StatusOK, says: []string{"signed by the cluster CA (ConfigMap kube-system/kube-root-ca.crt: the server verifies kubelets with it"}}},
 		},
 		{
 			name: "server CA file unreadable here", k: &fakeKubelet{token: saToken}, cert: good,

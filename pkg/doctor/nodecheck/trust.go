@@ -101,17 +101,17 @@ func clusterCA(ctx context.Context, in Input) ([]byte, string) {
 	ns := in.ServiceAccount.Namespace
 	cm, err := in.Client.CoreV1().ConfigMaps(ns).Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
 	if err == nil && cm.Data["ca.crt"] != "" {
-		return []byte(cm.Data["ca.crt"]), fmt.Sprintf("the cluster CA (ConfigMap %s/kube-root-ca.crt), which the server verifies kubelets with when it has no --kubelet-certificate-authority", ns)
+		return []byte(cm.Data["ca.crt"]), fmt.Sprintf("the cluster CA (ConfigMap %s/kube-root-ca.crt: the server verifies kubelets with it when it has no --kubelet-certificate-authority)", ns)
 	}
 	if in.Rest == nil {
 		return nil, ""
 	}
 	if b := in.Rest.TLSClientConfig.CAData; len(b) > 0 {
-		return b, "the cluster CA of your kubeconfig, which the server verifies kubelets with when it has no --kubelet-certificate-authority"
+		return b, "the cluster CA of your kubeconfig (the server verifies kubelets with it when it has no --kubelet-certificate-authority)"
 	}
 	if f := in.Rest.TLSClientConfig.CAFile; f != "" {
 		if b, err := os.ReadFile(f); err == nil {
-			return b, fmt.Sprintf("the cluster CA %s of your kubeconfig, which the server verifies kubelets with when it has no --kubelet-certificate-authority", f)
+			return b, fmt.Sprintf("the cluster CA %s of your kubeconfig (the server verifies kubelets with it when it has no --kubelet-certificate-authority)", f)
 		}
 	}
 	return nil, ""
