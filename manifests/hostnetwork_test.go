@@ -16,7 +16,8 @@ const kubeletPort = 10250
 
 // TestHostNetworkOverlay: the host-network overlay puts the server on the
 // node's network, keeps service DNS names resolving, and serves on a port
-// that is not the kubelet's, consistently in the flag, the container port
+// that is not the kubelet's on the node's address only (status.hostIP),
+// consistently in the flag, the container port
 // and the probes (which name the port), while the Service still reaches it
 // by the port's name.
 func TestHostNetworkOverlay(t *testing.T) {
@@ -41,6 +42,21 @@ func TestHostNetworkOverlay(t *testing.T) {
 	}
 	if !slices.Equal(ports, []string{"4443"}) {
 		t.Errorf("--secure-port values %v, want exactly [4443]", ports)
+	}
+	var bind []string
+	for _, a := range c.Args {
+		if v, ok := strings.CutPrefix(a, "--bind-address="); ok {
+			bind = append(bind, v)
+		}
+	}
+	hostIP := false
+	for _, e := range c.Env {
+		if e.Name == "HOST_IP" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.hostIP" {
+			hostIP = true
+		}
+	}
+	if !slices.Equal(bind, []string{"$(HOST_IP)"}) || !hostIP {
+		t.Errorf("--bind-address values %v, HOST_IP from status.hostIP %v: want the node's address only, not every address of the node", bind, hostIP)
 	}
 	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != 4443 || c.Ports[0].Name != "https" {
 		t.Errorf("container ports %+v, want https on 4443", c.Ports)

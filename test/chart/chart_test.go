@@ -23,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/kubernetes/third_party/forked/golang/expansion"
 
 	"github.com/kubemetrics/metrics-server/cmd/metrics-server/app/options"
 )
@@ -487,6 +488,7 @@ func TestValues(t *testing.T) {
 			if p := d.Spec.Template.Spec.DNSPolicy; p != corev1.DNSClusterFirstWithHostNet {
 				t.Errorf("dnsPolicy %q on the host network, want ClusterFirstWithHostNet", p)
 			}
+			checkBindsHostIP(t, d.Spec.Template.Spec.Containers[0])
 			checkFlags(t, d)
 		},
 	}, {
@@ -880,7 +882,7 @@ func checkFlags(t *testing.T, d appsv1.Deployment) *pflag.FlagSet {
 	for _, set := range options.NewOptions().Flags().FlagSets {
 		fs.AddFlagSet(set)
 	}
-	args := d.Spec.Template.Spec.Containers[0].Args
+	args := kubeletExpanded(d.Spec.Template.Spec.Containers[0])
 	if err := fs.Parse(args); err != nil {
 		t.Fatalf("args %v are not the server's flags: %v", args, err)
 	}
@@ -1049,4 +1051,52 @@ func writeCA(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// checkBindsHostIP: a server on the node's network listens on the node's
+// address (the downward API's status.hostIP, expanded into
+// --bind-address), not on every address of the node.
+func checkBindsHostIP(t *testing.T, c corev1.Container) {
+	t.Helper()
+	var bind []string
+	for _, a := range c.Args {
+		if v, ok := strings.CutPrefix(a, "--bind-address="); ok {
+			bind = append(bind, v)
+		}
+	}
+	if len(bind) != 1 || bind[0] != "$(HOST_IP)" {
+		t.Errorf("--bind-address values %v, want exactly [$(HOST_IP)]", bind)
+	}
+	found := false
+	for _, e := range c.Env {
+		if e.Name == "HOST_IP" {
+			found = e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.hostIP"
+		}
+	}
+	if !found {
+		t.Errorf("env %+v has no HOST_IP from status.hostIP", c.Env)
+	}
+}
+
+// kubeletExpanded is the container's args as the kubelet passes them:
+// $(VAR) replaced by the container's env, a downward-API field by a sample
+// value of its kind (an IP for status.hostIP and status.podIP).
+func kubeletExpanded(c corev1.Container) []string {
+	env := map[string]string{}
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			env[e.Name] = e.Value
+		case e.ValueFrom.FieldRef != nil && strings.HasSuffix(e.ValueFrom.FieldRef.FieldPath, "IP"):
+			env[e.Name] = "10.1.2.3"
+		case e.ValueFrom.FieldRef != nil:
+			env[e.Name] = "sample-" + e.ValueFrom.FieldRef.FieldPath
+		}
+	}
+	mapping := expansion.MappingFuncFor(env)
+	out := make([]string, len(c.Args))
+	for i, a := range c.Args {
+		out[i] = expansion.Expand(a, mapping)
+	}
+	return out
 }
