@@ -71,7 +71,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 
 	fs.StringVar(&o.Endpoint, "kubelet-endpoint", o.Endpoint, "Which kubelet endpoint to scrape: 'summary' (/stats/summary?only_cpu_and_memory=true), 'resource' (/metrics/resource), or 'auto': /metrics/resource first, falling back per node to /stats/summary when it fails (401/403, 404, 5xx, a refused redirect, an undecodable or too large body), and trying /metrics/resource again after --kubelet-endpoint-retry-after. Connection errors and timeouts do not switch endpoints.")
 	fs.Int64Var(&o.MaxResponseBytes, "kubelet-max-response-bytes", o.MaxResponseBytes, "The largest kubelet response body accepted; a larger one fails that node's scrape.")
-	fs.DurationVar(&o.RetryPreferredAfter, "kubelet-endpoint-retry-after", o.RetryPreferredAfter, "With --kubelet-endpoint=auto, how long a node that fell back to /stats/summary stays there before /metrics/resource is tried again.")
+	fs.DurationVar(&o.RetryPreferredAfter, "kubelet-endpoint-retry-after", o.RetryPreferredAfter, "With --kubelet-endpoint=auto, how long a node that fell back to /stats/summary stays there before /metrics/resource is tried again; with --kubelet-ephemeral-storage, also how long a node whose full summary was refused goes without asking for it.")
 	fs.BoolVar(&o.EphemeralStorage, "kubelet-ephemeral-storage", o.EphemeralStorage, EphemeralStorageHelp)
 	fs.IntVar(&o.Concurrency, "kubelet-max-concurrency", o.Concurrency, "How many kubelet answers are read and decoded at once (the bound on the memory answers take). Requests waiting for an answer are not limited by it: every node's request starts at its phase each cycle. An answer that finds no free slot before its request's deadline fails that scrape with reason no_decode_slot.")
 }
@@ -82,7 +82,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 const EphemeralStorageHelp = "Serve ephemeral-storage usage (a container's writable layer plus its logs, a node's root filesystem) from the kubelet's full /stats/summary. " +
 	"It costs: on nodes scraped through /stats/summary, the full summary instead of the only_cpu_and_memory one (about twice the bytes and the decode time); " +
 	"on nodes scraped through /metrics/resource, which has no such series, a second request each cycle for the full summary (about three times the decode time of /metrics/resource alone). " +
-	"When the full summary fails (as on runtimes that cannot report their image filesystem), CPU and memory are served without it. " +
+	"When a node's full summary is refused (as on runtimes that cannot report their image filesystem), its CPU and memory are served without it, and it is asked again after --kubelet-endpoint-retry-after. " +
 	"kubectl top ignores the key; an HPA with a Resource metric named ephemeral-storage uses it, and ignores a pod any of whose containers lacks it."
 
 // Validate returns every problem with the kubelet flags.

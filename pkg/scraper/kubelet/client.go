@@ -43,6 +43,12 @@ type Client struct {
 	// entry behind for longer than one retry period's growth.
 	fellBack map[string]fallback
 	sweepAt  int
+	// noFull holds, with EphemeralStorage, the nodes whose full summary
+	// was refused (an HTTP status, an undecodable or too large answer),
+	// by when: they are not asked for it again until RetryPreferredAfter
+	// has passed. Swept as fellBack is, at noFullSweepAt entries.
+	noFull        map[string]time.Time
+	noFullSweepAt int
 }
 
 // minSweep is the smallest fellBack size that triggers a sweep.
@@ -69,7 +75,7 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("building the kubelet transport: %w", err)
 	}
 	hc := &http.Client{Transport: rt, CheckRedirect: refuseRedirects}
-	return &Client{cfg: cfg, http: hc, conns: conns, fellBack: map[string]fallback{}}, nil
+	return &Client{cfg: cfg, http: hc, conns: conns, fellBack: map[string]fallback{}, noFull: map[string]time.Time{}}, nil
 }
 
 // refuseRedirects makes the HTTP client hand a redirect back as the
@@ -119,18 +125,18 @@ func (c *Client) GetMetrics(ctx context.Context, node *corev1.Node) (*points.Bat
 }
 
 // summary scrapes /stats/summary: the full one with EphemeralStorage,
-// else (or when the full one fails with an HTTP status, as on runtimes
-// that cannot report their image filesystem) the only_cpu_and_memory one.
+// else (or when the full one's answer is refused, as the 500 of runtimes
+// that cannot report their image filesystem, and for RetryPreferredAfter
+// after) the only_cpu_and_memory one.
 func (c *Client) summary(ctx context.Context, node *corev1.Node, addr string) (*points.Batch, error) {
-	if !c.cfg.EphemeralStorage {
+	if !c.askFull(node.Name) {
 		return c.fetch(ctx, node, addr, askSummary)
 	}
 	batch, err := c.fetch(ctx, node, addr, askFullSummary)
-	if err == nil || ReasonOf(err) != ReasonHTTPStatus {
-		return batch, err
+	if c.fullAnswered(ctx, node.Name, err) {
+		return c.fetch(ctx, node, addr, askSummary)
 	}
-	klog.FromContext(ctx).V(4).Info("The full summary failed; scraping the only_cpu_and_memory one, without ephemeral storage", "node", klog.KRef("", node.Name), "err", err)
-	return c.fetch(ctx, node, addr, askSummary)
+	return batch, err
 }
 
 // resource scrapes /metrics/resource, then, with EphemeralStorage, the
@@ -148,17 +154,71 @@ func (c *Client) resource(ctx context.Context, node *corev1.Node, addr string) (
 // request fails, the batch goes without, and its CPU and memory are
 // served all the same.
 func (c *Client) withEphemeralStorage(ctx context.Context, node *corev1.Node, addr string, batch *points.Batch) *points.Batch {
-	if !c.cfg.EphemeralStorage {
+	if !c.askFull(node.Name) {
 		return batch
 	}
 	full, err := c.fetch(ctx, node, addr, askFullSummary)
+	c.fullAnswered(ctx, node.Name, err)
 	if err != nil {
-		klog.FromContext(ctx).V(4).Info("No ephemeral storage for the node this cycle: the full summary failed", "node", klog.KRef("", node.Name), "err", err)
 		return batch
 	}
 	mergeEphemeralStorage(batch, full)
 	recycle(full)
 	return batch
+}
+
+// askFull says whether to ask node for the full summary: with
+// EphemeralStorage, unless its full summary was refused less than
+// RetryPreferredAfter ago.
+func (c *Client) askFull(node string) bool {
+	if !c.cfg.EphemeralStorage {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	since, ok := c.noFull[node]
+	return !ok || c.cfg.Clock.Since(since) >= c.cfg.RetryPreferredAfter
+}
+
+// fullAnswered records how node's full summary went (err from fetch)
+// and reports whether its answer was refused. An answer refused (an HTTP status, as
+// the kubelets of runtimes that cannot report their image filesystem
+// give, or an undecodable or too large body) stops the asking for
+// RetryPreferredAfter, logged at V(2) when it starts and ends; a node
+// that did not answer (connection, timeout) is asked again next cycle.
+func (c *Client) fullAnswered(ctx context.Context, node string, err error) bool {
+	refused := false
+	switch ReasonOf(err) {
+	case ReasonHTTPStatus, ReasonDecode, ReasonTooLarge, ReasonRedirect:
+		refused = err != nil
+	}
+	c.mu.Lock()
+	_, was := c.noFull[node]
+	switch {
+	case refused:
+		c.noFull[node] = c.cfg.Clock.Now()
+		if len(c.noFull) >= max(c.noFullSweepAt, minSweep) {
+			for n, since := range c.noFull {
+				if c.cfg.Clock.Since(since) >= c.cfg.RetryPreferredAfter {
+					delete(c.noFull, n)
+				}
+			}
+			c.noFullSweepAt = 2 * len(c.noFull)
+		}
+	case err == nil:
+		delete(c.noFull, node)
+	}
+	c.mu.Unlock()
+	logger := klog.FromContext(ctx)
+	switch {
+	case refused && !was:
+		logger.V(2).Info("No ephemeral storage for the node: its full summary was refused; CPU and memory are served without it", "node", klog.KRef("", node), "reason", ReasonOf(err), "retryAfter", c.cfg.RetryPreferredAfter, "err", err)
+	case err == nil && was:
+		logger.V(2).Info("The node's full summary answers again: ephemeral storage served", "node", klog.KRef("", node))
+	case err != nil && !refused:
+		logger.V(4).Info("No ephemeral storage for the node this cycle: its full summary failed", "node", klog.KRef("", node), "reason", ReasonOf(err), "err", err)
+	}
+	return refused
 }
 
 // bothFailed is the error of an auto node whose /metrics/resource and
@@ -197,6 +257,7 @@ func (c *Client) Recycle(b *points.Batch) { recycle(b) }
 func (c *Client) Forget(node string) {
 	c.mu.Lock()
 	delete(c.fellBack, node)
+	delete(c.noFull, node)
 	c.mu.Unlock()
 }
 

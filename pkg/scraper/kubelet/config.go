@@ -76,6 +76,8 @@ type Config struct {
 	// their image filesystem); on a node scraped through
 	// /metrics/resource, which has no such series, as a second request
 	// after it, whose failure costs the node its ephemeral storage only.
+	// A node whose full summary is refused (an HTTP status, a body
+	// refused) is not asked for it again for RetryPreferredAfter.
 	EphemeralStorage bool
 	// Clock is the time source; nil means the real clock.
 	Clock clock.PassiveClock

@@ -4,8 +4,10 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -123,5 +125,82 @@ func TestMergeEphemeralStorage(t *testing.T) {
 	}}
 	if diff := cmp.Diff(want, dst, batchContent); diff != "" {
 		t.Errorf("merged batch (-want +got):\n%s", diff)
+	}
+}
+
+// TestRefusedFullSummaryIsNotAskedEveryCycle: a node whose full summary
+// is refused (the 500 of a runtime without image filesystem stats) is not
+// asked for it again until RetryPreferredAfter has passed, on either
+// endpoint, and serves CPU and memory meanwhile; once it answers,
+// ephemeral storage is back. Forget drops what was remembered.
+func TestRefusedFullSummaryIsNotAskedEveryCycle(t *testing.T) {
+	_, resource := benchPayloads(3, 2)
+	const fullQ, cheapQ = summaryPath, summaryPath + "?" + summaryQuery
+	for _, tt := range []struct {
+		endpoint Endpoint
+		first    []string // the requests of the first scrape; later ones ask the same without fullQ
+	}{
+		{EndpointSummary, []string{fullQ, cheapQ}},
+		{EndpointResource, []string{resourcePath, fullQ}},
+	} {
+		t.Run(tt.endpoint.String(), func(t *testing.T) {
+			k := &summaryKubelet{resource: resource, full: kubeletSummary(3, 2, true), cheap: kubeletSummary(3, 2, false), fullStatus: 500}
+			srv := httptest.NewTLSServer(k)
+			defer srv.Close()
+			c, clk := newTestClient(t, tt.endpoint, func(cfg *Config) { cfg.EphemeralStorage, cfg.RetryPreferredAfter = true, 10*time.Minute })
+			node := nodeFor(t, srv)
+			scrape := func() (asked []string, eph bool) {
+				t.Helper()
+				k.mu.Lock()
+				k.asked = nil
+				k.mu.Unlock()
+				b, err := c.GetMetrics(context.Background(), node)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Recycle(b)
+				k.mu.Lock()
+				defer k.mu.Unlock()
+				return k.asked, b.NodePoint.Has&points.HasEphemeralStorage != 0
+			}
+			without := slices.DeleteFunc(slices.Clone(tt.first), func(s string) bool { return s == fullQ })
+			steps := []struct {
+				advance time.Duration
+				fixed   bool
+				asked   []string
+				eph     bool
+			}{
+				{0, false, tt.first, false},
+				{time.Minute, false, without, false},
+				{9 * time.Minute, false, tt.first, false}, // retried after 10 minutes, refused again
+				{5 * time.Minute, true, without, false},   // fixed, but not asked yet
+				{5 * time.Minute, true, []string{tt.first[0], fullQ}, true},
+				{time.Second, true, []string{tt.first[0], fullQ}, true},
+			}
+			if tt.endpoint == EndpointSummary {
+				// On the summary endpoint the full summary replaces the
+				// cheap one once it answers.
+				steps[4].asked, steps[5].asked = []string{fullQ}, []string{fullQ}
+			}
+			for i, st := range steps {
+				clk.Step(st.advance)
+				if st.fixed {
+					k.mu.Lock()
+					k.fullStatus = 0
+					k.mu.Unlock()
+				}
+				asked, eph := scrape()
+				if diff := cmp.Diff(st.asked, asked); diff != "" || eph != st.eph {
+					t.Errorf("scrape %d: ephemeral storage %v, want %v; requests (-want +got):\n%s", i, eph, st.eph, diff)
+				}
+			}
+			c.Forget(node.Name)
+			c.mu.Lock()
+			n := len(c.noFull)
+			c.mu.Unlock()
+			if n != 0 {
+				t.Errorf("Forget left %d entries", n)
+			}
+		})
 	}
 }
