@@ -209,13 +209,17 @@ func checkInstalled(ctx context.Context, t *testing.T, selector string) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cert, err := verifyServing(net.JoinHostPort(p.Status.PodIP, "10250"), "metrics-server.kube-system.svc", ca)
+			port := "10250"
+			if ps := p.Spec.Containers[0].Ports; len(ps) > 0 {
+				port = fmt.Sprint(ps[0].ContainerPort)
+			}
+			cert, err := verifyServing(net.JoinHostPort(p.Status.PodIP, port), "metrics-server.kube-system.svc", ca)
 			if err != nil {
-				t.Errorf("pod %s at %s: its serving certificate does not verify with %s's caBundle: %v", p.Name, p.Status.PodIP, apiService, err)
+				t.Errorf("pod %s at %s:%s: its serving certificate does not verify with %s's caBundle: %v", p.Name, p.Status.PodIP, port, apiService, err)
 				continue
 			}
-			t.Logf("pod %s (%s): serving certificate %q (issuer %q, until %s) verifies with %s's caBundle",
-				p.Name, p.Status.PodIP, cert.Subject.CommonName, cert.Issuer.CommonName, cert.NotAfter.Format("2006-01-02"), apiService)
+			t.Logf("pod %s (%s:%s): serving certificate %q (issuer %q, until %s) verifies with %s's caBundle",
+				p.Name, p.Status.PodIP, port, cert.Subject.CommonName, cert.Issuer.CommonName, cert.NotAfter.Format("2006-01-02"), apiService)
 		}
 	}
 }
