@@ -319,11 +319,20 @@ func (n *Node) importImages(ctx context.Context) error {
 		n.o.Logf("imported %s", ref)
 	}
 	for _, tar := range n.o.ImageTars {
-		if err := run(ctx, "ctr", "--address", n.Socket, "-n", "k8s.io", "images", "import", tar); err != nil {
+		if err := n.ImportImage(ctx, tar); err != nil {
 			return err
 		}
-		n.o.Logf("imported %s", tar)
 	}
+	return nil
+}
+
+// ImportImage imports an image tarball (docker save format) into the
+// CRI's namespace of the node's containerd.
+func (n *Node) ImportImage(ctx context.Context, tar string) error {
+	if err := run(ctx, "ctr", "--address", n.Socket, "-n", "k8s.io", "images", "import", tar); err != nil {
+		return err
+	}
+	n.o.Logf("imported %s", tar)
 	return nil
 }
 

@@ -21,7 +21,16 @@ func main() {
 	cpuMillis := flag.Int("cpu-millis", 0, "CPU to burn, in millicores (at most 1000)")
 	exitAfter := flag.Duration("exit-after", 0, "exit after this long (an init container, or with -exit-code a container that crashes); 0 never")
 	exitCode := flag.Int("exit-code", 0, "the status -exit-after exits with")
+	exitOnce := flag.String("exit-once", "", "a file: -exit-after applies only while it does not exist, and the first run creates it (a container that restarts once)")
 	flag.Parse()
+	if *exitOnce != "" {
+		if _, err := os.Stat(*exitOnce); err == nil {
+			*exitAfter = 0
+		} else if err := os.WriteFile(*exitOnce, []byte("ran\n"), 0o644); err != nil {
+			os.Stderr.WriteString("workload: " + err.Error() + "\n")
+			os.Exit(2)
+		}
+	}
 	if *holdMiB < 0 || *holdMiB > 4096 || *cpuMillis < 0 || *cpuMillis > 1000 {
 		os.Stderr.WriteString("workload: -hold-mib must be in [0,4096], -cpu-millis in [0,1000]\n")
 		os.Exit(2)
