@@ -80,8 +80,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 // figures are BenchmarkDecodeSummaryCost's and BenchmarkDecodeResource's
 // (pkg/scraper/kubelet) at 30 pods of 2 containers.
 const EphemeralStorageHelp = "Serve ephemeral-storage usage (a container's writable layer plus its logs, a node's root filesystem) from the kubelet's full /stats/summary. " +
-	"It costs: on nodes scraped through /stats/summary, the full summary instead of the only_cpu_and_memory one (about twice the bytes and the decode time); " +
-	"on nodes scraped through /metrics/resource, which has no such series, a second request each cycle for the full summary (about three times the decode time of /metrics/resource alone). " +
+	"It costs, per node and cycle: on nodes scraped through /stats/summary, the full summary instead of the only_cpu_and_memory one (about twice the bytes and the decode time: 112 KiB in 0.38 ms against 50 KiB in 0.18 ms at 30 pods of 2 containers); " +
+	"on nodes scraped through /metrics/resource, which has no such series, a second request for the full summary (its decode about four times that of /metrics/resource, 0.08 ms at 30 pods). " +
 	"When a node's full summary is refused (as on runtimes that cannot report their image filesystem), its CPU and memory are served without it, and it is asked again after --kubelet-endpoint-retry-after. " +
 	"kubectl top ignores the key; an HPA with a Resource metric named ephemeral-storage uses it, and ignores a pod any of whose containers lacks it."
 
