@@ -447,8 +447,8 @@ func checkNothingLeft(ctx context.Context, t *testing.T, rendered []byte, select
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(objs) < 10 {
-		t.Fatalf("the rendered install has %d objects: not ours", len(objs))
+	if len(objs) < 5 {
+		t.Fatalf("the rendered install has %d objects: not a metrics server", len(objs))
 	}
 	err = poll(ctx, "nothing of ours left", time.Second, 2*time.Minute, func() error {
 		var left []string
