@@ -13,15 +13,18 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubemetrics/metrics-server/certs/pki"
 	"github.com/kubemetrics/metrics-server/test/fleet"
@@ -57,6 +60,10 @@ func run() error {
 	profile := flag.Bool("profile", false, "save CPU and heap profiles of each server during steady state into <out>/profiles")
 	podsVia := flag.String("pods-via", "etcd", "how the fleet's pods are made: etcd (written to storage, Running at once; fast) or apiserver (create and status update through the API, as a kubelet would; about 250 pods a second here)")
 	plotOnly := flag.Bool("plot-only", false, "only redraw summary.md and plot.png from the results in -out")
+	audit := flag.Bool("audit", true, "audit the kube-apiserver and each server (Metadata level) to attribute the requests of the steady window by user and user agent")
+	idle := flag.Bool("apiserver-idle", true, "measure the kube-apiserver for a steady window with no server running, before the servers")
+	apiserverProfile := flag.Bool("apiserver-profile", false, "run the kube-apiserver with --profiling=true and save a 30 s CPU profile of it in each server's steady window into <out>/profiles")
+	coalesce := flag.Bool("coalesce-kubelet-auth", true, "send one review for concurrent identical TokenReviews and SubjectAccessReviews of the simulated kubelets, whose shared answer cache would otherwise send one per scrape arriving while it refreshes (see coalesce.go); false shows those bursts")
 	check := flag.Bool("check", false, "fail unless our server scraped every node exactly once per cycle, finished every cycle within 5s and served complete lists without errors (the CI smoke)")
 	flag.Parse()
 	if *plotOnly {
@@ -77,14 +84,28 @@ func run() error {
 	logf := func(f string, a ...any) { fmt.Printf("[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(f, a...)) }
 	_ = localcluster.StopPIDs(*dir)
 	_ = os.RemoveAll(*dir)
-	c, err := localcluster.Start(ctx, localcluster.Options{BinDir: *bin, Dir: *dir, Logf: logf, ControlPlaneOnly: true, EtcdQuotaBytes: 8 << 30})
+	auditDir := filepath.Join(*dir, "audit")
+	var policy, apiserverAudit string
+	var err error
+	var apiserverArgs []string
+	if *audit {
+		if policy, err = writeAuditPolicy(auditDir); err != nil {
+			return err
+		}
+		apiserverAudit = filepath.Join(auditDir, "kube-apiserver.log")
+		apiserverArgs = append(apiserverArgs, "--audit-policy-file="+policy, "--audit-log-path="+apiserverAudit)
+	}
+	if *apiserverProfile {
+		apiserverArgs = append(apiserverArgs, "--profiling=true")
+	}
+	c, err := localcluster.Start(ctx, localcluster.Options{BinDir: *bin, Dir: *dir, Logf: logf, ControlPlaneOnly: true, EtcdQuotaBytes: 8 << 30, APIServerArgs: apiserverArgs})
 	if err != nil {
 		return err
 	}
 	defer c.Stop()
 	// The simulator's writes are many and small; its client is not the
 	// thing under test, so it is not held back.
-	client, err := c.ClientWithRate(5000, 5000)
+	client, err := fleetClient(c.AdminKubeconfig, *coalesce)
 	if err != nil {
 		return err
 	}
@@ -129,6 +150,19 @@ func run() error {
 		return err
 	}
 	logf("kube-apiserver alone: metadata of %d running pods listed in %v (pages of 500, as a pod informer)", listed, listTook.Round(time.Millisecond))
+	probe, err := newAPIServerProbe(*dir, c.AdminKubeconfig, apiserverAudit)
+	if err != nil {
+		return err
+	}
+	var idleLoad *APIServerLoad
+	if *idle {
+		// The pod list above is over; let the kube-apiserver settle first.
+		time.Sleep(*resolution)
+		if idleLoad, err = measureIdle(ctx, probe, *steady); err != nil {
+			return err
+		}
+		logf("kube-apiserver with no server running: %.2f CPU s/min", idleLoad.CPUSecondsPerMinute)
+	}
 
 	type run struct {
 		name, binary string
@@ -147,25 +181,35 @@ func run() error {
 	var results []Result
 	for _, r := range runs {
 		mc := measureConfig{name: r.name, binary: r.binary, env: r.env, args: r.args, manifests: filepath.Join(repo, "manifests/overlays/local"),
-			nodes: *nodes, pods: *pods, containers: *containers, res: *resolution, steady: *steady, logf: logf}
+			nodes: *nodes, pods: *pods, containers: *containers, res: *resolution, steady: *steady, logf: logf,
+			probe: probe, auditPolicy: policy, auditDir: auditDir}
 		if *profile {
 			mc.profileDir = filepath.Join(*out, "profiles")
 		}
+		if *apiserverProfile {
+			mc.apiserverProfileDir = filepath.Join(*out, "profiles")
+		}
 		res, err := measure(ctx, c, fl, mc)
 		res.APIServerPodListSeconds = listTook.Seconds()
+		res.APIServerIdle = idleLoad
 		c.StopMetricsServer()
 		// The next binary writes the same log file: keep this one's.
 		keepLog(filepath.Join(*dir, "logs", "metrics-server.log"), filepath.Join(*out, "logs", fmt.Sprintf("%s-%d.log", r.name, *nodes)), logf)
+		if *audit {
+			keepLog(filepath.Join(auditDir, r.name+".log"), filepath.Join(*out, "logs", fmt.Sprintf("%s-%d-audit.log", r.name, *nodes)), logf)
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", r.name, err)
 		}
 		results = append(results, res)
 	}
+	if *audit {
+		keepLog(apiserverAudit, filepath.Join(*out, "logs", fmt.Sprintf("kube-apiserver-%d-audit.log", *nodes)), logf)
+	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
-	b, _ := json.MarshalIndent(results, "", "  ")
-	if err := os.WriteFile(filepath.Join(*out, fmt.Sprintf("results-%d.json", *nodes)), b, 0o644); err != nil {
+	if err := writeJSON(filepath.Join(*out, fmt.Sprintf("results-%d.json", *nodes)), results); err != nil {
 		return err
 	}
 	md := markdown(results)
@@ -237,4 +281,20 @@ func keepLog(from, to string, logf func(string, ...any)) {
 	if err != nil {
 		logf("keeping the server log: %v", err)
 	}
+}
+
+// fleetClient is the simulator's admin client (protobuf, 5,000 requests a
+// second), its reviews coalesced when asked.
+func fleetClient(kubeconfig string, coalesce bool) (kubernetes.Interface, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = 5000, 5000
+	cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	if coalesce {
+		cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return newReviewCoalescer(rt) }
+	}
+	return kubernetes.NewForConfig(cfg)
 }

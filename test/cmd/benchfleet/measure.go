@@ -52,6 +52,13 @@ type Result struct {
 	// before any server ran, to list every running pod's metadata as a
 	// pod informer does: the floor under FirstFullList at this size.
 	APIServerPodListSeconds float64
+	// APIServer is the kube-apiserver's work during the steady window:
+	// its CPU and the requests it served.
+	APIServer *APIServerLoad `json:",omitempty"`
+	// APIServerIdle is the same over a window of the same length before
+	// any server ran (the fleet registered, nothing scraping): what the
+	// kube-apiserver spends on its own. The same in every result of a run.
+	APIServerIdle *APIServerLoad `json:",omitempty"`
 }
 
 // Latency summarises request durations in milliseconds.
@@ -59,6 +66,10 @@ type Latency struct {
 	N        int
 	P50, P99 float64
 	Errors   int
+	// APIServerCPUMs is the kube-apiserver's CPU per call, milliseconds
+	// (its utime+stime over the calls, divided by their number; the
+	// kube-apiserver's background work included), for calls through it.
+	APIServerCPUMs float64 `json:",omitempty"`
 }
 
 const clockTicks = 100 // USER_HZ on Linux
@@ -70,7 +81,15 @@ type measureConfig struct {
 	nodes, pods, containers int
 	res, steady             time.Duration
 	profileDir              string // when set, CPU and heap profiles of the server land here
-	logf                    func(string, ...any)
+	// probe measures the kube-apiserver in the steady window; nil skips it.
+	probe *apiserverProbe
+	// auditPolicy, when set, is given to the server with an audit log
+	// in auditDir, which the probe reads.
+	auditPolicy, auditDir string
+	// apiserverProfileDir, when set, gets a 30 s CPU profile of the
+	// kube-apiserver taken in the steady window.
+	apiserverProfileDir string
+	logf                func(string, ...any)
 }
 
 func measure(ctx context.Context, c *localcluster.Cluster, fl *fleet.Fleet, mc measureConfig) (Result, error) {
@@ -123,8 +142,19 @@ func measure(ctx context.Context, c *localcluster.Cluster, fl *fleet.Fleet, mc m
 			direct <- 0
 		}()
 	}
+	args := []string{"--metric-resolution=" + mc.res.String()}
+	var probe *apiserverProbe
+	if mc.probe != nil {
+		p := *mc.probe
+		probe = &p
+		if mc.auditPolicy != "" {
+			probe.serverLog = filepath.Join(mc.auditDir, mc.name+".log")
+			_ = os.Remove(probe.serverLog)
+			args = append(args, "--audit-policy-file="+mc.auditPolicy, "--audit-log-path="+probe.serverLog)
+		}
+	}
 	port, err := c.StartMetricsServer(ctx, localcluster.MetricsServer{Binary: mc.binary, Manifests: mc.manifests,
-		Args: append([]string{"--metric-resolution=" + mc.res.String()}, mc.args...), Env: mc.env, Started: started})
+		Args: append(args, mc.args...), Env: mc.env, Started: started})
 	if err != nil {
 		return r, err
 	}
@@ -161,6 +191,12 @@ func measure(ctx context.Context, c *localcluster.Cluster, fl *fleet.Fleet, mc m
 	// Steady state: CPU and RSS over the window, kubelet requests. The
 	// first cycle after the start-up ones is left out.
 	time.Sleep(mc.res)
+	var snap0 apiserverSnapshot
+	if probe != nil {
+		if snap0, err = probe.begin(ctx); err != nil {
+			return r, err
+		}
+	}
 	cpu0, err := cpuTicks(pid)
 	if err != nil {
 		return r, err
@@ -177,6 +213,17 @@ func measure(ctx context.Context, c *localcluster.Cluster, fl *fleet.Fleet, mc m
 			profiled = true
 			go saveProfiles(ctx, c, port, mc, logf)
 		}
+		if probe != nil && mc.apiserverProfileDir != "" && time.Since(t0) > mc.steady/4 {
+			file := filepath.Join(mc.apiserverProfileDir, fmt.Sprintf("%s-%d-kube-apiserver-cpu.pprof", mc.name, mc.nodes))
+			mc.apiserverProfileDir = ""
+			go func() {
+				if err := probe.saveProfile(ctx, file); err != nil {
+					logf("%s: kube-apiserver profile: %v", mc.name, err)
+					return
+				}
+				logf("%s: wrote %s", mc.name, file)
+			}()
+		}
 		time.Sleep(time.Second)
 	}
 	cpu1, err := cpuTicks(pid)
@@ -184,6 +231,17 @@ func measure(ctx context.Context, c *localcluster.Cluster, fl *fleet.Fleet, mc m
 		return r, err
 	}
 	reqs := fl.StopRecording()
+	if probe != nil {
+		snap1, err := probe.end(ctx)
+		if err != nil {
+			return r, err
+		}
+		load, err := probe.load(snap0, snap1)
+		if err != nil {
+			return r, err
+		}
+		r.APIServer = &load
+	}
 	elapsed := time.Since(t0)
 	if len(rss) == 0 {
 		return r, fmt.Errorf("no RSS sample of pid %d", pid)
@@ -248,12 +306,45 @@ func measure(ctx context.Context, c *localcluster.Cluster, fl *fleet.Fleet, mc m
 				}
 				return err
 			}
-			r.List[kind+"/"+key] = timeIt(20, 45*time.Second, list)
+			var before uint64
+			through := probe != nil && strings.HasPrefix(key, "apiserver/")
+			if through {
+				before, _ = cpuTicks(probe.pid)
+			}
+			l := timeIt(20, 45*time.Second, list)
+			if through && l.N > 0 {
+				if after, err := cpuTicks(probe.pid); err == nil {
+					l.APIServerCPUMs = float64(after-before) * 1000 / clockTicks / float64(l.N)
+				}
+			}
+			r.List[kind+"/"+key] = l
 		}
 	}
 	l := r.List["pods/apiserver/protobuf"]
 	logf("%s: %.2f CPU s/min, RSS %.0f MiB, cycle p50 %.2fs, LIST pods p50 %.0f ms", mc.name, r.CPUSecondsPerMinute, r.RSSSteadyMiB, r.CycleP50, l.P50)
+	if r.APIServer != nil {
+		logf("%s: kube-apiserver %.2f CPU s/min in the steady window", mc.name, r.APIServer.CPUSecondsPerMinute)
+	}
 	return r, nil
+}
+
+// measureIdle measures the kube-apiserver over d with no server running.
+func measureIdle(ctx context.Context, probe *apiserverProbe, d time.Duration) (*APIServerLoad, error) {
+	a, err := probe.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(d):
+	}
+	b, err := probe.end(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l, err := probe.load(a, b)
+	return &l, err
 }
 
 // cycle is one scrape cycle as the fleet saw it.

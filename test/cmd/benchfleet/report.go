@@ -14,6 +14,15 @@ var listKeys = []string{
 	"nodes/apiserver/protobuf", "nodes/apiserver/json", "nodes/direct/protobuf", "nodes/direct/json",
 }
 
+// writeJSON writes one fleet size's results.
+func writeJSON(path string, rs []Result) error {
+	b, err := json.MarshalIndent(rs, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
 // markdown renders one fleet size's results.
 func markdown(rs []Result) string {
 	if len(rs) == 0 {
@@ -44,7 +53,161 @@ func markdown(rs []Result) string {
 		}
 		b.WriteString("\n")
 	}
+	if rs[0].List["pods/apiserver/protobuf"].APIServerCPUMs > 0 {
+		b.WriteString("\nThe kube-apiserver's CPU per LIST through it, milliseconds (its utime+stime over the calls above, divided by their number):\n\n| binary |")
+		var through []string
+		for _, k := range listKeys {
+			if strings.Contains(k, "/apiserver/") {
+				through = append(through, k)
+				b.WriteString(" " + k + " |")
+			}
+		}
+		b.WriteString("\n|---|" + strings.Repeat("---|", len(through)) + "\n")
+		for _, r := range rs {
+			b.WriteString("| " + r.Name + " |")
+			for _, k := range through {
+				fmt.Fprintf(&b, " %.1f |", r.List[k].APIServerCPUMs)
+			}
+			b.WriteString("\n")
+		}
+	}
+	apiserverLoad(&b, rs)
 	return b.String()
+}
+
+// apiserverLoad renders the kube-apiserver's CPU and requests in each
+// server's steady window, beside the idle window's, when measured.
+func apiserverLoad(b *strings.Builder, rs []Result) {
+	var names []string
+	var loads []*APIServerLoad
+	if idle := rs[0].APIServerIdle; idle != nil {
+		names, loads = append(names, "no server (idle)"), append(loads, idle)
+	}
+	for _, r := range rs {
+		if r.APIServer != nil {
+			names, loads = append(names, r.Name), append(loads, r.APIServer)
+		}
+	}
+	if len(loads) == 0 || (len(loads) == 1 && rs[0].APIServerIdle != nil) {
+		return
+	}
+	var idleCPU float64
+	if rs[0].APIServerIdle != nil {
+		idleCPU = rs[0].APIServerIdle.CPUSecondsPerMinute
+	}
+	b.WriteString("\nThe kube-apiserver in each steady window (CPU: utime+stime of its process; requests: its apiserver_request_total, a minute):\n\n")
+	b.WriteString("| while running | kube-apiserver CPU s/min | above idle | allocated MiB/min | GC cycles/min | requests/min | requests/min by the server's user (audit) | requests/min to the server (its audit log) |\n|---|---|---|---|---|---|---|---|\n")
+	for i, l := range loads {
+		above := "-"
+		if rs[0].APIServerIdle != nil && l != rs[0].APIServerIdle {
+			above = fmt.Sprintf("%.2f", l.CPUSecondsPerMinute-idleCPU)
+		}
+		fmt.Fprintf(b, "| %s | %.2f | %s | %.0f | %.1f | %.1f | %.1f | %.1f |\n", names[i], l.CPUSecondsPerMinute, above, l.AllocMiBPerMinute, l.GCPerMinute,
+			total(l.Requests, nil), total(l.Audit, func(r RequestCount) bool { return r.User == serverUser }), total(l.ServerAudit, nil))
+	}
+	cols := func(pick func(*APIServerLoad) []RequestCount) [][]RequestCount {
+		out := make([][]RequestCount, len(loads))
+		for i, l := range loads {
+			out[i] = pick(l)
+		}
+		return out
+	}
+	b.WriteString("\nRequests the kube-apiserver served, a minute (apiserver_request_total):\n\n")
+	sideBySide(b, []string{"verb", "resource", "code"}, names, cols(func(l *APIServerLoad) []RequestCount { return l.Requests }),
+		func(r RequestCount) []string { return []string{r.Verb, r.Resource, r.Code} })
+	if anyOf(loads, func(l *APIServerLoad) bool { return len(l.Audit) > 0 }) {
+		b.WriteString("\nThe same by user and user agent, a minute (the kube-apiserver's audit log; requests received in the window):\n\n")
+		sideBySide(b, []string{"user", "user agent", "verb", "resource or path", "code"}, names, cols(func(l *APIServerLoad) []RequestCount { return l.Audit }),
+			func(r RequestCount) []string { return []string{r.User, r.UserAgent, r.Verb, r.Resource, r.Code} })
+	}
+	if anyOf(loads, func(l *APIServerLoad) bool { return len(l.ServerAudit) > 0 }) {
+		b.WriteString("\nRequests the server under test received, a minute (its own audit log: the aggregator's discovery, OpenAPI and availability checks, and what it proxied):\n\n")
+		sideBySide(b, []string{"user", "user agent", "verb", "resource or path", "code"}, names, cols(func(l *APIServerLoad) []RequestCount { return l.ServerAudit }),
+			func(r RequestCount) []string { return []string{r.User, r.UserAgent, r.Verb, r.Resource, r.Code} })
+	}
+	if anyOf(loads, func(l *APIServerLoad) bool { return len(l.Counters) > 0 }) {
+		b.WriteString("\nOther counters of the kube-apiserver that moved, a minute (watch events sent, the aggregator's work):\n\n")
+		counters := cols(func(l *APIServerLoad) []RequestCount {
+			var out []RequestCount
+			for k, v := range l.Counters {
+				out = append(out, RequestCount{Resource: k, PerMin: v})
+			}
+			return out
+		})
+		sideBySide(b, []string{"counter"}, names, counters, func(r RequestCount) []string { return []string{"`" + r.Resource + "`"} })
+	}
+}
+
+// serverUser is the identity both servers run as in the benchmark.
+const serverUser = "system:serviceaccount:kube-system:metrics-server"
+
+func total(rs []RequestCount, keep func(RequestCount) bool) float64 {
+	var n float64
+	for _, r := range rs {
+		if keep == nil || keep(r) {
+			n += r.PerMin
+		}
+	}
+	return n
+}
+
+func anyOf(loads []*APIServerLoad, f func(*APIServerLoad) bool) bool {
+	for _, l := range loads {
+		if f(l) {
+			return true
+		}
+	}
+	return false
+}
+
+// sideBySide writes one row per distinct key (by keyCols) and one count
+// column per set, rows by the largest count first; a set without the key
+// shows 0.
+func sideBySide(b *strings.Builder, keyNames, setNames []string, sets [][]RequestCount, keyCols func(RequestCount) []string) {
+	type row struct {
+		cols   []string
+		counts []float64
+		max    float64
+	}
+	rows := map[string]*row{}
+	for i, set := range sets {
+		for _, r := range set {
+			kc := keyCols(r)
+			k := strings.Join(kc, "\x00")
+			if rows[k] == nil {
+				rows[k] = &row{cols: kc, counts: make([]float64, len(sets))}
+			}
+			rows[k].counts[i] += r.PerMin
+			rows[k].max = max(rows[k].max, rows[k].counts[i])
+		}
+	}
+	var order []*row
+	for _, r := range rows {
+		order = append(order, r)
+	}
+	sort.Slice(order, func(i, j int) bool {
+		if order[i].max != order[j].max {
+			return order[i].max > order[j].max
+		}
+		return strings.Join(order[i].cols, " ") < strings.Join(order[j].cols, " ")
+	})
+	b.WriteString("| " + strings.Join(keyNames, " | ") + " | " + strings.Join(setNames, " | ") + " |\n|")
+	b.WriteString(strings.Repeat("---|", len(keyNames)+len(setNames)) + "\n")
+	for _, r := range order {
+		cells := append([]string{}, r.cols...)
+		for i := range cells {
+			if cells[i] == "" {
+				cells[i] = "-"
+			}
+		}
+		for _, c := range r.counts {
+			cells = append(cells, fmt.Sprintf("%.1f", c))
+		}
+		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+	}
+	if len(order) == 0 {
+		b.WriteString("| (none) |" + strings.Repeat(" |", len(keyNames)+len(setNames)-1) + "\n")
+	}
 }
 
 // summarize reads every results-*.json in dir and writes summary.md (all
@@ -71,11 +234,12 @@ func summarize(dir string) error {
 	}
 	sort.SliceStable(all, func(i, j int) bool { return all[i].Nodes < all[j].Nodes })
 	var b strings.Builder
-	b.WriteString("| nodes | binary | CPU s/min | millicores/node | RSS steady MiB | KiB/node | first full list s (direct / apiserver) | cycle p50 / max s | LIST pods p50 ms (apiserver, protobuf) | p99 ms | LIST pods p50 ms (direct, protobuf) | requests/node/cycle |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| nodes | binary | CPU s/min | millicores/node | RSS steady MiB | KiB/node | first full list s (direct / apiserver) | cycle p50 / max s | LIST pods p50 ms (apiserver, protobuf) | p99 ms | LIST pods p50 ms (direct, protobuf) | requests/node/cycle | kube-apiserver CPU s/min (idle) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range all {
-		fmt.Fprintf(&b, "| %d | %s | %.2f | %.4f | %.0f | %.1f | %.1f / %.1f | %.2f / %.2f | %.0f | %.0f | %.0f | %.2f |\n",
+		fmt.Fprintf(&b, "| %d | %s | %.2f | %.4f | %.0f | %.1f | %.1f / %.1f | %.2f / %.2f | %.0f | %.0f | %.0f | %.2f | %s |\n",
 			r.Nodes, r.Name, r.CPUSecondsPerMinute, r.MilliCoresPerNode, r.RSSSteadyMiB, r.KiBPerNode, r.FirstFullListDirectSeconds, r.FirstFullListSeconds,
-			r.CycleP50, r.CycleMax, r.List["pods/apiserver/protobuf"].P50, r.List["pods/apiserver/protobuf"].P99, r.List["pods/direct/protobuf"].P50, r.KubeletRequestsPerNodePerCycle)
+			r.CycleP50, r.CycleMax, r.List["pods/apiserver/protobuf"].P50, r.List["pods/apiserver/protobuf"].P99, r.List["pods/direct/protobuf"].P50, r.KubeletRequestsPerNodePerCycle,
+			apiserverCPU(r))
 	}
 	// Ratios where both binaries ran at one size.
 	byNodes := map[int][]Result{}
@@ -87,7 +251,7 @@ func summarize(dir string) error {
 		sizes = append(sizes, n)
 	}
 	sort.Ints(sizes)
-	b.WriteString("\nRatios, kubemetrics / other binary at the same size (lower is better):\n\n| nodes | other | CPU | RSS | first full list | LIST pods p50 (apiserver, protobuf) |\n|---|---|---|---|---|---|\n")
+	b.WriteString("\nRatios, kubemetrics / other binary at the same size (lower is better):\n\n| nodes | other | CPU | RSS | first full list | LIST pods p50 (apiserver, protobuf) | kube-apiserver CPU | kube-apiserver CPU above idle |\n|---|---|---|---|---|---|---|---|\n")
 	for _, n := range sizes {
 		var ours *Result
 		for i := range byNodes[n] {
@@ -102,9 +266,10 @@ func summarize(dir string) error {
 			if o.Name == "kubemetrics" {
 				continue
 			}
-			fmt.Fprintf(&b, "| %d | %s | %.2f | %.2f | %.2f | %.2f |\n", n, o.Name, ratio(ours.CPUSecondsPerMinute, o.CPUSecondsPerMinute),
+			fmt.Fprintf(&b, "| %d | %s | %.2f | %.2f | %.2f | %.2f | %s | %s |\n", n, o.Name, ratio(ours.CPUSecondsPerMinute, o.CPUSecondsPerMinute),
 				ratio(ours.RSSSteadyMiB, o.RSSSteadyMiB), ratio(ours.FirstFullListSeconds, o.FirstFullListSeconds),
-				ratio(ours.List["pods/apiserver/protobuf"].P50, o.List["pods/apiserver/protobuf"].P50))
+				ratio(ours.List["pods/apiserver/protobuf"].P50, o.List["pods/apiserver/protobuf"].P50),
+				apiserverRatio(*ours, o, false), apiserverRatio(*ours, o, true))
 		}
 	}
 	// Memory per added node between consecutive sizes: the slope, which
@@ -126,6 +291,36 @@ func summarize(dir string) error {
 	}
 	fmt.Println("wrote", filepath.Join(dir, "summary.md"), "and", filepath.Join(dir, "plot.png"))
 	return nil
+}
+
+// apiserverCPU is the kube-apiserver's CPU in a result's steady window,
+// with the idle window's in parentheses; "-" when not measured.
+func apiserverCPU(r Result) string {
+	if r.APIServer == nil {
+		return "-"
+	}
+	if r.APIServerIdle == nil {
+		return fmt.Sprintf("%.2f", r.APIServer.CPUSecondsPerMinute)
+	}
+	return fmt.Sprintf("%.2f (%.2f)", r.APIServer.CPUSecondsPerMinute, r.APIServerIdle.CPUSecondsPerMinute)
+}
+
+// apiserverRatio is ours / other of the kube-apiserver's CPU, or of what
+// it spent above its idle window (then only for results of one run, which
+// share the idle window).
+func apiserverRatio(ours, other Result, aboveIdle bool) string {
+	if ours.APIServer == nil || other.APIServer == nil {
+		return "-"
+	}
+	a, b := ours.APIServer.CPUSecondsPerMinute, other.APIServer.CPUSecondsPerMinute
+	if aboveIdle {
+		if ours.APIServerIdle == nil || other.APIServerIdle == nil || ours.APIServerIdle.CPUSecondsPerMinute != other.APIServerIdle.CPUSecondsPerMinute {
+			return "-"
+		}
+		a -= ours.APIServerIdle.CPUSecondsPerMinute
+		b -= other.APIServerIdle.CPUSecondsPerMinute
+	}
+	return fmt.Sprintf("%.2f", ratio(a, b))
 }
 
 func ratio(a, b float64) float64 {
