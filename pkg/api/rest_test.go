@@ -52,7 +52,7 @@ func (f *fakeMetrics) GetPodUsage(pods ...*podmeta.Pod) []points.PodUsage {
 	for i, p := range pods {
 		if m, ok := f.pods[p.Namespace+"/"+p.Name]; ok {
 			usage := func(milliCPU int64) points.Usage {
-				return points.Usage{Timestamp: sampleTime.UnixNano(), Window: int64(15 * time.Second), NanoCores: uint64(milliCPU) * 1e6, Memory: uint64(milliCPU) << 20}
+				return points.Usage{NanoCores: uint64(milliCPU) * 1e6, Memory: uint64(milliCPU) << 20}
 			}
 			out = append(out, points.PodUsage{
 				Index: i, Timestamp: sampleTime.UnixNano(), Window: int64(15 * time.Second),

@@ -34,7 +34,7 @@ func wireTestList(codecsEncodings *wireEncodings) *podList {
 	}
 	ts := time.Date(2026, 11, 25, 19, 0, 7, 123456789, time.UTC).UnixNano()
 	mk := func(cpu, mem uint64) points.Usage {
-		return points.Usage{Timestamp: ts, Window: int64(15*time.Second + 3*time.Millisecond), NanoCores: cpu, Memory: mem}
+		return points.Usage{NanoCores: cpu, Memory: mem}
 	}
 	usage := []points.PodUsage{
 		{Index: 0, Timestamp: ts, Window: int64(15 * time.Second), Containers: []points.ContainerUsage{

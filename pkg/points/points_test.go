@@ -2,6 +2,7 @@ package points
 
 import (
 	"testing"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -64,5 +65,24 @@ func TestAddPodBeyondReset(t *testing.T) {
 	}
 	if got := []string{b.Pods[0].Containers[0].Name, b.Pods[1].Containers[0].Name, b.Pods[1].Containers[2].Name}; !cmp.Equal(got, []string{"a1", "b1", "b3"}) {
 		t.Errorf("containers %v, want [a1 b1 b3]", got)
+	}
+}
+
+// TestSizes guards what a point and a served container cost: a Point is
+// 56 bytes (swap and ephemeral storage included), a ContainerUsage 56
+// (its name and 40 bytes of usage), so listing 150,000 pods of 2
+// containers holds 16.8 MB of them.
+func TestSizes(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"Point", unsafe.Sizeof(Point{}), 56},
+		{"Usage", unsafe.Sizeof(Usage{}), 40},
+		{"ContainerUsage", unsafe.Sizeof(ContainerUsage{}), 56},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("%s is %d bytes, want %d", tt.name, tt.got, tt.want)
+		}
 	}
 }

@@ -1,13 +1,12 @@
 package points
 
-// Usage is what the API serves for one series: the CPU rate between two
-// samples, the latest memory working set and, when the kubelet reported
-// them, the latest swap and ephemeral-storage usage.
+// Usage is what the API serves of one container: the CPU rate between
+// two samples, the latest memory working set and, when the kubelet
+// reported them, the latest swap and ephemeral-storage usage. Its time
+// and window are its pod's (PodUsage): a container's own are not served,
+// and leaving them out keeps a list of 300,000 containers 4.8 MB
+// smaller. It is 40 bytes.
 type Usage struct {
-	// Timestamp is the later sample's time. Unit: Unix nanoseconds.
-	Timestamp int64
-	// Window is the time between the two samples. Unit: nanoseconds.
-	Window int64
 	// NanoCores is the CPU rate. Unit: nanocores (1e-9 CPU seconds a second).
 	NanoCores uint64
 	// Memory is the latest working set. Unit: bytes.

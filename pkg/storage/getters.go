@@ -103,8 +103,7 @@ func (s *Store) podUsage(p *podEntry, dst []points.ContainerUsage) (_ []points.C
 }
 
 func (u usage) public() points.Usage {
-	return points.Usage{Timestamp: u.timestamp, Window: u.window, NanoCores: u.nanoCores, Memory: u.memory,
-		Swap: u.swap, EphemeralStorage: u.ephemeral, Has: u.has}
+	return points.Usage{NanoCores: u.nanoCores, Memory: u.memory, Swap: u.swap, EphemeralStorage: u.ephemeral, Has: u.has}
 }
 
 // ResourceSwap is the usage key of swap, the one kubectl top --show-swap
