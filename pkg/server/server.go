@@ -93,13 +93,14 @@ func (c CompletedConfig) New() (*Server, error) {
 	c.Apiserver.EnableMetrics = false
 	// Pod lists may be written by the API package's own encoders; the
 	// filter sits innermost, next to the API handlers, and lets through
-	// only requests that ask for no server-side transformation.
+	// only requests that ask for no server-side transformation. HEAD on
+	// the discovery documents is answered as their GET, after authorization.
 	chain := c.Apiserver.BuildHandlerChainFunc
 	if chain == nil {
 		chain = genericapiserver.DefaultBuildHandlerChain
 	}
 	c.Apiserver.BuildHandlerChainFunc = func(h http.Handler, cfg *genericapiserver.Config) http.Handler {
-		return chain(api.WithWireEncoding(h), cfg)
+		return chain(withHeadDiscovery(api.WithWireEncoding(h)), cfg)
 	}
 	generic, err := c.Apiserver.Complete(nil).New("metrics-server", genericapiserver.NewEmptyDelegate())
 	if err != nil {
