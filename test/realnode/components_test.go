@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubemetrics/metrics-server/certs/pki"
+	"github.com/kubemetrics/metrics-server/pkg/points"
 	"github.com/kubemetrics/metrics-server/pkg/scraper/kubelet"
 	"github.com/kubemetrics/metrics-server/test/localcluster"
 )
@@ -339,9 +340,20 @@ func checkAgainstKubelet(ctx context.Context, t *testing.T) {
 					continue
 				}
 				for _, c := range p.Containers {
-					if c.Name == w.container {
-						cpu, mem := c.Usage["cpu"], c.Usage["memory"]
-						servedMilli, servedMiB, found = float64(cpu.MilliValue()), float64(mem.Value())/(1<<20), true
+					if c.Name != w.container {
+						continue
+					}
+					cpu, mem := c.Usage["cpu"], c.Usage["memory"]
+					servedMilli, servedMiB, found = float64(cpu.MilliValue()), float64(mem.Value())/(1<<20), true
+					// Swap is served exactly where the kubelet reports it.
+					swap, served := c.Usage["swap"]
+					switch reported := c1.Has&points.HasSwap != 0; {
+					case reported != served:
+						t.Errorf("%s: %s/%s: the kubelet reports swap %v, served %v (%v)", ep, w.pod, w.container, reported, served, c.Usage)
+					case reported && swap.Value() != int64(c1.Swap) && swap.Value() != int64(c0.Swap):
+						t.Errorf("%s: %s/%s: swap served %s, the kubelet says %d", ep, w.pod, w.container, swap.String(), c1.Swap)
+					case reported:
+						t.Logf("%s: %s/%s: swap %d bytes reported and served", ep, w.pod, w.container, c1.Swap)
 					}
 				}
 			}
