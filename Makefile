@@ -31,7 +31,7 @@ FLEET_STEADY ?= 1m
 FLEET_ARGS ?=
 FLEET_SWEEP ?= 100 1000 5000 10000
 
-.PHONY: help build image test unit e2e k8s real-node real-node-down demo-real demo demo-down bench-fleet bench-fleet-sweep bench-fleet-smoke verify vet fmt tidy-check manifests manifests-check bench fuzz generate clean
+.PHONY: help build image sbom test unit e2e k8s real-node real-node-down demo-real demo demo-down bench-fleet bench-fleet-sweep bench-fleet-smoke verify vet fmt tidy-check manifests manifests-check bench fuzz generate clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -42,6 +42,11 @@ build: ## build the static binary into _output/metrics-server
 image: build ## the image without a Docker engine: _output/metrics-server-image.tar (docker load, ctr import), tagged kubemetrics/metrics-server:VERSION or IMAGE=repo:tag
 	cd test && $(GO) run ./cmd/imagebuild -binary $(abspath $(BINARY)) -out $(abspath $(IMAGE_TAR)) -image '$(IMAGE)' \
 		-version '$(VERSION)' -revision '$(COMMIT)' -source-date-epoch '$(SOURCE_DATE_EPOCH)'
+
+sbom: image ## SPDX 2.3 SBOMs of the binary and the image from Go's build info (no network, no Docker): _output/sbom/metrics-server.spdx.json, _output/sbom/metrics-server-image.spdx.json
+	cd test && $(GO) build -o $(abspath $(OUTPUT))/sbom-tool ./cmd/sbom
+	$(OUTPUT)/sbom-tool -binary $(BINARY) -version '$(VERSION)' -source-date-epoch '$(SOURCE_DATE_EPOCH)' -out $(OUTPUT)/sbom/metrics-server.spdx.json
+	$(OUTPUT)/sbom-tool -image $(IMAGE_TAR) -version '$(VERSION)' -source-date-epoch '$(SOURCE_DATE_EPOCH)' -out $(OUTPUT)/sbom/metrics-server-image.spdx.json
 
 test: unit e2e ## everything CI runs: unit and in-process tests, then end-to-end tests on a local cluster
 
