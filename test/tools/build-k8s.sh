@@ -7,6 +7,10 @@
 # test/.cache/bin/helm-<helm version>/, skipping any binary already there.
 # Usage: test/tools/build-k8s.sh [name ...]   (default: all but kubelet and
 # kube-proxy, which only the real node asks for)
+# The metrics API's consumers of test/e2econsumers, the VPA recommender and
+# the descheduler, are built only on request too (their tests ask), each from
+# its wrapper module test/tools/<name> (go install refuses their modules'
+# exclude and replace directives) into test/.cache/bin/<name>-<its version>/.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"   # the test module
 version="v1.37.2"
@@ -16,6 +20,8 @@ kwok_version="v0.8.0"   # test/localcluster/kwok.go looks for kwok-<this>/kwok
 kwok_out="$here/.cache/bin/kwok-$kwok_version"
 helm_version="v3.22.0"   # test/chart looks for helm-<this>/helm
 helm_out="$here/.cache/bin/helm-$helm_version"
+vpa_version="v1.8.1"   # test/e2econsumers looks for vpa-recommender-<this>/vpa-recommender
+descheduler_version="v0.36.0"   # and for descheduler-<this>/descheduler
 mkdir -p "$out" "$kwok_out" "$helm_out"
 
 ldflags="-s -w"
@@ -36,6 +42,9 @@ declare -A pkgs=(
   [kubectl-1.32]=.
   [kwok]=sigs.k8s.io/kwok/cmd/kwok@$kwok_version
   [helm]=helm.sh/helm/v3/cmd/helm@$helm_version
+  # The consumers, on request: their versions are in their wrappers' go.mod.
+  [vpa-recommender]=k8s.io/autoscaler/vertical-pod-autoscaler/pkg/recommender
+  [descheduler]=sigs.k8s.io/descheduler/cmd/descheduler
 )
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(etcd kubectl kube-scheduler kube-controller-manager kube-apiserver kubectl-1.32 kwok helm)
@@ -48,6 +57,8 @@ for name in "${names[@]}"; do
   [ "$name" != kwok ] || { dest="$kwok_out"; ver="$kwok_version"; }
   [ "$name" != helm ] || { dest="$helm_out"; ver="$helm_version"; }
   [ "$name" != kubectl-1.32 ] || ver="v1.32.3"
+  [ "$name" != vpa-recommender ] || { ver="$vpa_version"; dest="$here/.cache/bin/$name-$ver"; }
+  [ "$name" != descheduler ] || { ver="$descheduler_version"; dest="$here/.cache/bin/$name-$ver"; }
   if [ -x "$dest/$name" ]; then echo "build-k8s: $name $ver cached in $dest"; continue; fi
   echo "build-k8s: building $name $ver (a first build takes minutes on 2 cores)..."
   start=$(date +%s)
@@ -62,6 +73,14 @@ for name in "${names[@]}"; do
     for vp in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
       flags+=" -X $vp.gitVersion=v1.32.3 -X $vp.gitMajor=1 -X $vp.gitMinor=32"
     done
+  fi
+  if [ "$name" = vpa-recommender ] || [ "$name" = descheduler ]; then
+    # A consumer from its wrapper module, whose go.mod pins it with a tool
+    # directive. The descheduler parses its minor version from a release
+    # build's v<date>-v<version> to compare it with the apiserver's.
+    dir="$here/tools/$name"
+    flags="-s -w"
+    [ "$name" != descheduler ] || flags+=" -X sigs.k8s.io/descheduler/pkg/version.version=v20260101-$ver"
   fi
   mkdir -p "$dest/.tmp"
   if [ "$name" = kwok ] || [ "$name" = helm ]; then
