@@ -242,6 +242,10 @@ const (
 func countedFamily(name string) bool {
 	return name == "apiserver_request_total" || name == "apiserver_watch_events_total" ||
 		name == allocBytes || name == gcPauses ||
+		// reads of the storage and the watch cache: a relist from etcd
+		// shows here, not in apiserver_request_total
+		name == "etcd_requests_total" || strings.HasPrefix(name, "apiserver_storage_list_") ||
+		name == "apiserver_cache_list_total" || name == "apiserver_watch_cache_initializations_total" ||
 		strings.HasPrefix(name, "aggregator_") || strings.HasPrefix(name, "apiserver_aggregated_")
 }
 
@@ -432,10 +436,25 @@ func mergeCounts(rs []RequestCount) []RequestCount {
 	return out
 }
 
-// saveAPIServerProfile fetches a 30 s CPU profile of the kube-apiserver
-// (it must run with --profiling=true) into file.
-func (p *apiserverProbe) saveProfile(ctx context.Context, file string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url+"/debug/pprof/profile?seconds=30", nil)
+// saveProfiles fetches a 30 s CPU profile of the kube-apiserver (it must
+// run with --profiling=true) into <prefix>cpu.pprof, and its allocations
+// before and after (<prefix>allocs-0.pprof, -1): go tool pprof
+// -sample_index=alloc_space -base allocs-0.pprof allocs-1.pprof shows
+// what it allocated in those 30 s.
+func (p *apiserverProbe) saveProfiles(ctx context.Context, prefix string) error {
+	// gc=1: the allocation profile is brought up to date by a collection
+	// (two in the window: the CPU profile shows them).
+	if err := p.saveProfile(ctx, "/debug/pprof/allocs?gc=1", prefix+"allocs-0.pprof"); err != nil {
+		return err
+	}
+	if err := p.saveProfile(ctx, "/debug/pprof/profile?seconds=30", prefix+"cpu.pprof"); err != nil {
+		return err
+	}
+	return p.saveProfile(ctx, "/debug/pprof/allocs?gc=1", prefix+"allocs-1.pprof")
+}
+
+func (p *apiserverProbe) saveProfile(ctx context.Context, path, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url+path, nil)
 	if err != nil {
 		return err
 	}
@@ -449,7 +468,7 @@ func (p *apiserverProbe) saveProfile(ctx context.Context, file string) error {
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("kube-apiserver /debug/pprof/profile: %s", resp.Status)
+		return fmt.Errorf("kube-apiserver %s: %s", path, resp.Status)
 	}
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 		return err

@@ -214,14 +214,14 @@ func measure(ctx context.Context, c *localcluster.Cluster, fl *fleet.Fleet, mc m
 			go saveProfiles(ctx, c, port, mc, logf)
 		}
 		if probe != nil && mc.apiserverProfileDir != "" && time.Since(t0) > mc.steady/4 {
-			file := filepath.Join(mc.apiserverProfileDir, fmt.Sprintf("%s-%d-kube-apiserver-cpu.pprof", mc.name, mc.nodes))
+			prefix := filepath.Join(mc.apiserverProfileDir, fmt.Sprintf("%s-%d-kube-apiserver-", mc.name, mc.nodes))
 			mc.apiserverProfileDir = ""
 			go func() {
-				if err := probe.saveProfile(ctx, file); err != nil {
+				if err := probe.saveProfiles(ctx, prefix); err != nil {
 					logf("%s: kube-apiserver profile: %v", mc.name, err)
 					return
 				}
-				logf("%s: wrote %s", mc.name, file)
+				logf("%s: wrote %s{cpu,allocs-0,allocs-1}.pprof", mc.name, prefix)
 			}()
 		}
 		time.Sleep(time.Second)
