@@ -190,12 +190,27 @@ func TestDeschedulerLowNodeUtilization(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The load the fleet reports of each node, before any eviction.
+	// The load the fleet reports of each node, before any eviction; and
+	// our server serving it: a node's CPU is a rate over the window
+	// between two scrapes, which is lower while a pod started within it.
 	var reported [nodes]usage
-	for i, name := range e.nodeNames {
-		if reported[i], err = fleetNode(ctx, name); err != nil {
-			t.Fatal(err)
+	if err := localcluster.Poll(ctx, "the nodes' steady usage served", time.Second, 3*resolution+30*time.Second, func() error {
+		for i, name := range e.nodeNames {
+			if reported[i], err = fleetNode(ctx, name); err != nil {
+				return err
+			}
+			served, err := servedNode(ctx, name)
+			if err != nil {
+				return err
+			}
+			if !near(served.milliCPU, reported[i].milliCPU) || served.memory != reported[i].memory {
+				return fmt.Errorf("node %s: we serve cpu %dm memory %d, the fleet reports cpu %dm memory %d",
+					name, served.milliCPU, served.memory, reported[i].milliCPU, reported[i].memory)
+			}
 		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 
 	policy := filepath.Join(e.suite.Dir, "descheduler-policy.yaml")
