@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -32,7 +33,7 @@ import (
 // are 47 % of its CPU and 48 % of its memory.
 const (
 	deschedulerNamespace = "desched"
-	hogUsage             = "cpu=1200m,memory=5Gi"
+	hogUsage             = "cpu=1200m,memory=5Gi,swap=64Mi,ephemeral-storage=100Mi"
 	hogReplicas          = 4
 	middleUsage          = "cpu=2500m,memory=10Gi"
 	idleUsage            = "cpu=100m,memory=1Gi"
@@ -119,7 +120,9 @@ func parseClassification(log string) (map[string]classified, error) {
 // overutilized, idleNode underutilized, middleNode appropriately
 // utilized; then it reads the PodMetrics of busyNode's pods (a container
 // without cpu or memory would fail it) and evicts one hog, which brings
-// busyNode under its target by the usage we serve of that pod.
+// busyNode under its target by the usage we serve of that pod. busyNode
+// and the hogs are served with swap and ephemeral-storage beside cpu and
+// memory, which it passes over.
 func TestDeschedulerLowNodeUtilization(t *testing.T) {
 	ctx := context.Background()
 	c := e.suite.Client
@@ -185,6 +188,11 @@ func TestDeschedulerLowNodeUtilization(t *testing.T) {
 		if len(served) != hogReplicas {
 			return fmt.Errorf("%d of %d hogs served", len(served), hogReplicas)
 		}
+		for pod, u := range served {
+			if !slices.Equal(u.keys, allKeys) {
+				return fmt.Errorf("hog %s: we serve %v, want %v", pod, u.keys, allKeys)
+			}
+		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -206,6 +214,9 @@ func TestDeschedulerLowNodeUtilization(t *testing.T) {
 			if !near(served.milliCPU, reported[i].milliCPU) || served.memory != reported[i].memory {
 				return fmt.Errorf("node %s: we serve cpu %dm memory %d, the fleet reports cpu %dm memory %d",
 					name, served.milliCPU, served.memory, reported[i].milliCPU, reported[i].memory)
+			}
+			if i == busyNode && !slices.Equal(served.keys, allKeys) {
+				return fmt.Errorf("node %s: we serve %v, want %v", name, served.keys, allKeys)
 			}
 		}
 		return nil
@@ -258,8 +269,8 @@ func TestDeschedulerLowNodeUtilization(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		logf("descheduler: node %s %s, usage cpu %dm memory %d (%.0f%%, %.0f%% of allocatable); we serve cpu %dm memory %d; the fleet reports cpu %dm memory %d",
-			name, g.category, g.usage.milliCPU, g.usage.memory, g.cpuPercent, g.memPct, served.milliCPU, served.memory, reported[i].milliCPU, reported[i].memory)
+		logf("descheduler: node %s %s, usage cpu %dm memory %d (%.0f%%, %.0f%% of allocatable); we serve cpu %dm memory %d (keys %v); the fleet reports cpu %dm memory %d",
+			name, g.category, g.usage.milliCPU, g.usage.memory, g.cpuPercent, g.memPct, served.milliCPU, served.memory, served.keys, reported[i].milliCPU, reported[i].memory)
 		if !near(g.usage.milliCPU, reported[i].milliCPU) || g.usage.memory != reported[i].memory {
 			t.Errorf("node %s: the descheduler's usage cpu %dm memory %d; the fleet reports cpu %dm memory %d",
 				name, g.usage.milliCPU, g.usage.memory, reported[i].milliCPU, reported[i].memory)

@@ -51,8 +51,7 @@ const (
 // The server's timing: the shortest resolution it accepts.
 const resolution = 10 * time.Second
 
-// The fleet's nodes, by index, all 8-core 32 GiB machines with 150m and
-// 512 MiB in use outside pods (fleet.DefaultShape(0)). The descheduler
+// The fleet's nodes, by index (their shapes are shape's). The descheduler
 // test loads them so LowNodeUtilization finds busyNode over its target
 // and idleNode under its threshold; vpaNode runs the VPA test's pods.
 const (
@@ -62,6 +61,21 @@ const (
 	vpaNode
 	nodes
 )
+
+// shape is node i's: an 8-core 32 GiB machine with 150m and 512 MiB in
+// use outside pods (fleet.DefaultShape(0)); busyNode and vpaNode have
+// 8 GiB of swap, the others none. We serve a swap key (0 without swap, as
+// the kubelet reports it) and, with --kubelet-ephemeral-storage, an
+// ephemeral-storage key beside cpu and memory for every node and
+// container: the consumers, which read cpu and memory, must pass over
+// them.
+func shape(i int) fleet.NodeShape {
+	s := fleet.DefaultShape(0)
+	if i == busyNode || i == vpaNode {
+		s.Swap, s.SystemSwap = 8<<30, 192<<20
+	}
+	return s
+}
 
 // env is what every test shares, set up once by TestMain.
 type env struct {
@@ -102,7 +116,7 @@ func (e *env) setUp(ctx context.Context) error {
 		return err
 	}
 	cfg := fleet.Config{Client: s.Client, Nodes: nodes, Prefix: "cns", KubeletCA: ca, AddressBase: addressBase,
-		Shape: func(int) fleet.NodeShape { return fleet.DefaultShape(0) }, Authenticate: true, Logf: logf}
+		Shape: shape, Authenticate: true, Logf: logf}
 	if e.fleet, err = fleet.New(cfg); err != nil {
 		return err
 	}
@@ -112,7 +126,7 @@ func (e *env) setUp(ctx context.Context) error {
 	for i := range nodes {
 		e.nodeNames[i] = cfg.NodeName(i)
 	}
-	if _, _, err := s.StartMetricsServer(ctx, "--metric-resolution="+resolution.String(), "--kubelet-request-timeout=5s", "-v=2"); err != nil {
+	if _, _, err := s.StartMetricsServer(ctx, "--metric-resolution="+resolution.String(), "--kubelet-request-timeout=5s", "--kubelet-ephemeral-storage", "-v=2"); err != nil {
 		return err
 	}
 	logf("cluster, %d-node fleet and metrics-server ready in %v; logs in %s/logs", nodes, s.Elapsed(), s.Dir)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -16,12 +17,26 @@ import (
 )
 
 // usage is what we serve of a node or container: CPU in millicores and
-// memory in bytes.
-type usage struct{ milliCPU, memory int64 }
+// memory in bytes; keys names every key served, sorted (cpu and memory,
+// and swap and ephemeral-storage where we serve them).
+type usage struct {
+	milliCPU, memory int64
+	keys             []string
+}
 
 func usageOf(l corev1.ResourceList) usage {
-	return usage{milliCPU: l.Cpu().MilliValue(), memory: l.Memory().Value()}
+	u := usage{milliCPU: l.Cpu().MilliValue(), memory: l.Memory().Value()}
+	for k := range l {
+		u.keys = append(u.keys, string(k))
+	}
+	slices.Sort(u.keys)
+	return u
 }
+
+// allKeys is what we serve of a container or node with swap, with
+// --kubelet-ephemeral-storage: the keys beyond cpu and memory that the
+// consumers must pass over.
+var allKeys = []string{"cpu", "ephemeral-storage", "memory", "swap"}
 
 // metricsClient is a typed metrics.k8s.io client with the admin identity,
 // reading through the kube-apiserver as the consumers do.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ import (
 // container, app, uses vpaUsage (the fleet's load model).
 const (
 	vpaNamespace = "vpa"
-	vpaUsage     = "cpu=300m,memory=400Mi"
+	vpaUsage     = "cpu=300m,memory=400Mi,swap=32Mi,ephemeral-storage=50Mi"
 	vpaReplicas  = 2
 )
 
@@ -80,7 +81,8 @@ type vpaStatus struct {
 // through the kube-apiserver) and writes a recommendation into the
 // VerticalPodAutoscaler whose target for the container is the usage we
 // serve plus its margin: at or above the usage, within a histogram bucket
-// of usage times 1.15.
+// of usage times 1.15. The containers are served with swap and
+// ephemeral-storage beside cpu and memory, which it passes over.
 func TestVPARecommendation(t *testing.T) {
 	ctx := context.Background()
 	c := e.suite.Client
@@ -133,6 +135,11 @@ func TestVPARecommendation(t *testing.T) {
 		}
 		if len(served) != vpaReplicas {
 			return fmt.Errorf("%d of %d pods served", len(served), vpaReplicas)
+		}
+		for pod, u := range served {
+			if !slices.Equal(u.keys, allKeys) {
+				return fmt.Errorf("pod %s: we serve %v, want %v", pod, u.keys, allKeys)
+			}
 		}
 		return nil
 	}); err != nil {
@@ -203,7 +210,7 @@ func TestVPARecommendation(t *testing.T) {
 	}
 	var maxCPU, maxMemory int64
 	for pod, u := range served {
-		logf("served: pod %s container app cpu %dm memory %d; the fleet reports cpu %dm memory %d", pod, u.milliCPU, u.memory, fleetCPU, fleetMemory)
+		logf("served: pod %s container app cpu %dm memory %d (keys %v); the fleet reports cpu %dm memory %d", pod, u.milliCPU, u.memory, u.keys, fleetCPU, fleetMemory)
 		if !near(u.milliCPU, fleetCPU) || u.memory != fleetMemory {
 			t.Errorf("pod %s container app: we serve cpu %dm memory %d, the fleet reports cpu %dm memory %d", pod, u.milliCPU, u.memory, fleetCPU, fleetMemory)
 		}
