@@ -56,7 +56,10 @@ unit: ## unit and in-process tests with the race detector
 k8s: ## build the pinned Kubernetes components, etcd, kwok v0.8.0 and helm v3.22.0 into test/.cache (once; minutes on a first run)
 	test/tools/build-k8s.sh
 
-e2e: k8s ## end-to-end tests: real control plane on loopback, simulated kubelets, the kubectl we build, the HPA
+e2e: k8s ## end-to-end tests: real control plane on loopback, simulated kubelets, the kubectl we build, the HPA, the VPA recommender, the descheduler
+	@# The consumers of test/e2econsumers, built before the tests so their
+	@# minutes count against no test's timeout (cached after the first).
+	test/tools/build-k8s.sh vpa-recommender descheduler
 	cd test && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 30m ./...
 
 real-node: ## as root: our image installed from the manifests and the chart on a real kubelet v1.37.2 on containerd (bridge kmrn45, 10.45.0.0/24) (docs/real-node.md)
