@@ -27,6 +27,11 @@ type MetricsServer struct {
 	// Started, when set, is called with the server's port as soon as its
 	// process runs, before the APIServices are patched and waited for.
 	Started func(port int)
+	// WaitFor names the APIServices to wait for; default both
+	// v1.metrics.k8s.io and v1beta1.metrics.k8s.io. Upstream v0.9.0
+	// serves v1beta1 only: waiting for v1 too passed only while v1 still
+	// read Available from an earlier run of ours.
+	WaitFor []string
 }
 
 // StartMetricsServer registers and runs our metrics server with a
@@ -86,16 +91,19 @@ func (c *Cluster) StartMetricsServer(ctx context.Context, ms MetricsServer) (int
 			return 0, err
 		}
 	}
-	if err := c.WaitAPIServicesAvailable(ctx, 2*time.Minute); err != nil {
+	if err := c.WaitAPIServicesAvailable(ctx, 2*time.Minute, ms.WaitFor...); err != nil {
 		return 0, err
 	}
 	return port, nil
 }
 
-// WaitAPIServicesAvailable waits for v1 and v1beta1.metrics.k8s.io.
-func (c *Cluster) WaitAPIServicesAvailable(ctx context.Context, limit time.Duration) error {
-	for _, v := range []string{"v1", "v1beta1"} {
-		name := v + ".metrics.k8s.io"
+// WaitAPIServicesAvailable waits for the named APIServices, by default
+// v1.metrics.k8s.io and v1beta1.metrics.k8s.io.
+func (c *Cluster) WaitAPIServicesAvailable(ctx context.Context, limit time.Duration, names ...string) error {
+	if len(names) == 0 {
+		names = []string{"v1.metrics.k8s.io", "v1beta1.metrics.k8s.io"}
+	}
+	for _, name := range names {
 		err := poll(ctx, "APIService "+name, time.Second, limit, func() error {
 			if p := c.procs["metrics-server"]; p != nil {
 				if done, err := p.exited(); done {

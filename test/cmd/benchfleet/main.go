@@ -167,6 +167,9 @@ func run() error {
 	type run struct {
 		name, binary string
 		env, args    []string
+		// waitFor: the APIServices the binary serves (upstream v0.9.0
+		// serves no v1).
+		waitFor []string
 	}
 	split := func(s string) []string {
 		if s == "" {
@@ -174,13 +177,13 @@ func run() error {
 		}
 		return strings.Split(s, ",")
 	}
-	runs := []run{{*name, *ours, split(*env), strings.Fields(*args)}}
+	runs := []run{{*name, *ours, split(*env), strings.Fields(*args), nil}}
 	if *compare != "" {
-		runs = append(runs, run{*compareName, *compare, split(*compareEnv), strings.Fields(*compareArgs)})
+		runs = append(runs, run{*compareName, *compare, split(*compareEnv), strings.Fields(*compareArgs), []string{"v1beta1.metrics.k8s.io"}})
 	}
 	var results []Result
 	for _, r := range runs {
-		mc := measureConfig{name: r.name, binary: r.binary, env: r.env, args: r.args, manifests: filepath.Join(repo, "manifests/overlays/local"),
+		mc := measureConfig{name: r.name, binary: r.binary, env: r.env, args: r.args, waitFor: r.waitFor, manifests: filepath.Join(repo, "manifests/overlays/local"),
 			nodes: *nodes, pods: *pods, containers: *containers, res: *resolution, steady: *steady, logf: logf,
 			probe: probe, auditPolicy: policy, auditDir: auditDir}
 		if *profile {

@@ -75,6 +75,8 @@ type Latency struct {
 const clockTicks = 100 // USER_HZ on Linux
 
 type measureConfig struct {
+	// waitFor names the APIServices the binary serves (nil: both).
+	waitFor                 []string
 	name, binary, manifests string
 	env                     []string
 	args                    []string // extra server flags
@@ -154,7 +156,7 @@ func measure(ctx context.Context, c *localcluster.Cluster, fl *fleet.Fleet, mc m
 		}
 	}
 	port, err := c.StartMetricsServer(ctx, localcluster.MetricsServer{Binary: mc.binary, Manifests: mc.manifests,
-		Args: append(args, mc.args...), Env: mc.env, Started: started})
+		Args: append(args, mc.args...), Env: mc.env, Started: started, WaitFor: mc.waitFor})
 	if err != nil {
 		return r, err
 	}
