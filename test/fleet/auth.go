@@ -16,11 +16,15 @@ import (
 // authCache checks scrapes as a kubelet with webhook authentication and
 // authorization does: TokenReview of the bearer token, then a
 // SubjectAccessReview for get on nodes/stats or nodes/metrics. Answers are
-// cached for a minute, as the kubelet caches them.
+// cached for a minute, as the kubelet caches them, and concurrent misses of
+// one key wait for one review, as the kubelet's cached token authenticator
+// does: without that, a server starting many scrapes at once when the
+// answer expired caused a burst of reviews no real kubelet sends.
 type authCache struct {
-	client kubernetes.Interface
-	mu     sync.Mutex
-	seen   map[string]authAnswer
+	client   kubernetes.Interface
+	mu       sync.Mutex
+	seen     map[string]authAnswer
+	inflight map[string]chan struct{}
 }
 
 type authAnswer struct {
@@ -30,7 +34,7 @@ type authAnswer struct {
 }
 
 func newAuthCache(c kubernetes.Interface) *authCache {
-	return &authCache{client: c, seen: map[string]authAnswer{}}
+	return &authCache{client: c, seen: map[string]authAnswer{}, inflight: map[string]chan struct{}{}}
 }
 
 // check returns 0 when allowed, else the HTTP status to answer.
@@ -40,17 +44,35 @@ func (a *authCache) check(ctx context.Context, authz, subresource, node string) 
 		return 401, fmt.Errorf("no bearer token")
 	}
 	key := token + "\x00" + subresource
-	a.mu.Lock()
-	ans, hit := a.seen[key]
-	a.mu.Unlock()
-	if hit && time.Since(ans.at) < time.Minute {
-		return ans.status, ans.err
+	// Bounded: a waiter loops again only when the review it waited for
+	// ended, and the next pass finds its fresh answer or sends its own.
+	for attempt := 0; ; attempt++ {
+		a.mu.Lock()
+		ans, hit := a.seen[key]
+		if hit && time.Since(ans.at) < time.Minute {
+			a.mu.Unlock()
+			return ans.status, ans.err
+		}
+		wait, busy := a.inflight[key]
+		if !busy || attempt > 0 {
+			done := make(chan struct{})
+			a.inflight[key] = done
+			a.mu.Unlock()
+			status, err := a.review(ctx, token, subresource, node)
+			a.mu.Lock()
+			a.seen[key] = authAnswer{status: status, err: err, at: time.Now()}
+			delete(a.inflight, key)
+			a.mu.Unlock()
+			close(done)
+			return status, err
+		}
+		a.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return 500, ctx.Err()
+		}
 	}
-	status, err := a.review(ctx, token, subresource, node)
-	a.mu.Lock()
-	a.seen[key] = authAnswer{status: status, err: err, at: time.Now()}
-	a.mu.Unlock()
-	return status, err
 }
 
 func (a *authCache) review(ctx context.Context, token, subresource, node string) (int, error) {
