@@ -10,7 +10,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubemetrics/metrics-server/test/fleet"
@@ -30,15 +29,6 @@ const hpaNamespace = "eph-hpa"
 func TestHPAOnEphemeralStorage(t *testing.T) {
 	ctx := context.Background()
 	c := e.suite.Client
-	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: hpaNamespace}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-	if err := localcluster.Poll(ctx, "the default ServiceAccount", time.Second, time.Minute, func() error {
-		_, err := c.CoreV1().ServiceAccounts(hpaNamespace).Get(ctx, "default", metav1.GetOptions{})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
 	one := int32(1)
 	labels := map[string]string{"app": "eph"}
 	d := &appsv1.Deployment{
@@ -52,32 +42,6 @@ func TestHPAOnEphemeralStorage(t *testing.T) {
 			},
 		},
 	}
-	if _, err := c.AppsV1().Deployments(hpaNamespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	// The pods' ephemeral storage counts in their nodes' root filesystems,
-	// which the other tests check: remove them once done.
-	t.Cleanup(func() {
-		if _, err := e.suite.Cluster.Kubectl(ctx, "delete", "hpa", "eph", "-n", hpaNamespace); err != nil {
-			t.Error(err)
-		}
-		background := metav1.DeletePropagationBackground
-		if err := c.AppsV1().Deployments(hpaNamespace).Delete(ctx, "eph", metav1.DeleteOptions{PropagationPolicy: &background}); err != nil {
-			t.Error(err)
-		}
-		if err := localcluster.Poll(ctx, "the HPA's pods gone", time.Second, 2*time.Minute, func() error {
-			pods, err := c.CoreV1().Pods(hpaNamespace).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return err
-			}
-			if len(pods.Items) > 0 {
-				return fmt.Errorf("%d pods left", len(pods.Items))
-			}
-			return nil
-		}); err != nil {
-			t.Error(err)
-		}
-	})
 	hpa := `apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
 metadata:
@@ -98,9 +62,7 @@ spec:
         type: AverageValue
         averageValue: 100Mi
 `
-	if _, err := e.suite.Cluster.KubectlAs(ctx, e.suite.Cluster.AdminKubeconfig, []byte(hpa), "apply", "-f", "-"); err != nil {
-		t.Fatal(err)
-	}
+	deployWithHPA(ctx, t, d, hpa)
 	status := func() (string, error) {
 		return e.suite.Cluster.Kubectl(ctx, "get", "hpa", "eph", "-n", hpaNamespace, "-o",
 			`jsonpath={.status.desiredReplicas} {.status.conditions[?(@.type=="ScalingActive")].status} {.status.conditions[?(@.type=="ScalingActive")].reason} {.status.currentMetrics}`)

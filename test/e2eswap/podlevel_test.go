@@ -9,7 +9,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -31,16 +30,6 @@ const podLevelNamespace = "pod-level"
 // no field for it, and the HPA sums containers.)
 func TestHPAOnPodLevelRequests(t *testing.T) {
 	ctx := context.Background()
-	c := e.suite.Client
-	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: podLevelNamespace}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-	if err := localcluster.Poll(ctx, "the default ServiceAccount", time.Second, time.Minute, func() error {
-		_, err := c.CoreV1().ServiceAccounts(podLevelNamespace).Get(ctx, "default", metav1.GetOptions{})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
 	one := int32(1)
 	labels := map[string]string{"app": "pod-level"}
 	d := &appsv1.Deployment{
@@ -60,34 +49,6 @@ func TestHPAOnPodLevelRequests(t *testing.T) {
 			},
 		},
 	}
-	created, err := c.AppsV1().Deployments(podLevelNamespace).Create(ctx, d, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if created.Spec.Template.Spec.Resources == nil {
-		t.Fatal("the kube-apiserver dropped spec.resources: the PodLevelResources feature is off")
-	}
-	t.Cleanup(func() {
-		if _, err := e.suite.Cluster.Kubectl(ctx, "delete", "hpa", "pod-level", "-n", podLevelNamespace); err != nil {
-			t.Error(err)
-		}
-		background := metav1.DeletePropagationBackground
-		if err := c.AppsV1().Deployments(podLevelNamespace).Delete(ctx, "pod-level", metav1.DeleteOptions{PropagationPolicy: &background}); err != nil {
-			t.Error(err)
-		}
-		if err := localcluster.Poll(ctx, "the pod-level pods gone", time.Second, 2*time.Minute, func() error {
-			pods, err := c.CoreV1().Pods(podLevelNamespace).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return err
-			}
-			if len(pods.Items) > 0 {
-				return fmt.Errorf("%d pods left", len(pods.Items))
-			}
-			return nil
-		}); err != nil {
-			t.Error(err)
-		}
-	})
 	// maxReplicas 1: the HPA then reports the utilization it computed
 	// without the replica count moving under the test.
 	hpa := `apiVersion: autoscaling/v2
@@ -110,9 +71,11 @@ spec:
         type: Utilization
         averageUtilization: 50
 `
-	if _, err := e.suite.Cluster.KubectlAs(ctx, e.suite.Cluster.AdminKubeconfig, []byte(hpa), "apply", "-f", "-"); err != nil {
-		t.Fatal(err)
+	created := deployWithHPA(ctx, t, d, hpa)
+	if created.Spec.Template.Spec.Resources == nil {
+		t.Fatal("the kube-apiserver dropped spec.resources: the PodLevelResources feature is off")
 	}
+	var err error
 	startServer(t, "resource")
 	var out string
 	if err := localcluster.Poll(ctx, "the HPA's CPU utilization against the pod-level request", time.Second, 3*time.Minute, func() error {
