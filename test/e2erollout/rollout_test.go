@@ -386,25 +386,7 @@ func kustomizeDir(dir string) func(t *testing.T) []byte {
 func kustomizeOf(resource string, components ...string) func(t *testing.T) []byte {
 	return func(t *testing.T) []byte {
 		t.Helper()
-		dir := t.TempDir()
-		rel := func(p string) string {
-			r, err := filepath.Rel(dir, filepath.Join(e.repo, p))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return r
-		}
-		k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - " + rel(resource) + "\n"
-		if len(components) > 0 {
-			k += "components:\n"
-			for _, c := range components {
-				k += "  - " + rel(c) + "\n"
-			}
-		}
-		if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		out, err := e.cluster.RenderKustomize(context.Background(), dir)
+		out, err := e.cluster.RenderKustomizeOf(context.Background(), e.repo, resource, components...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -71,6 +71,39 @@ func (c *Cluster) RenderKustomize(ctx context.Context, dir string) ([]byte, erro
 	return []byte(out), nil
 }
 
+// RenderKustomizeOf renders the folder resource with the components, in
+// that order (paths under root, such as the repository's
+// manifests/base and manifests/components/high-availability), through a
+// kustomization written in a temporary folder: kustomize takes relative
+// paths only.
+func (c *Cluster) RenderKustomizeOf(ctx context.Context, root, resource string, components ...string) ([]byte, error) {
+	dir, err := os.MkdirTemp("", "kustomize-of-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	rel := func(p string) (string, error) { return filepath.Rel(dir, filepath.Join(root, p)) }
+	r, err := rel(resource)
+	if err != nil {
+		return nil, err
+	}
+	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - " + r + "\n"
+	if len(components) > 0 {
+		k += "components:\n"
+		for _, comp := range components {
+			r, err := rel(comp)
+			if err != nil {
+				return nil, err
+			}
+			k += "  - " + r + "\n"
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o600); err != nil {
+		return nil, err
+	}
+	return c.RenderKustomize(ctx, dir)
+}
+
 // RenderHelm returns `helm template args...` run with the helm binary
 // given (test/.cache/bin/helm-v3.22.0/helm, built by make k8s).
 func RenderHelm(ctx context.Context, helm string, args ...string) ([]byte, error) {

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -148,31 +147,11 @@ func checkOneNodeHA(ctx context.Context, t *testing.T, replicas int) {
 	t.Logf("pods %q: one serves, the other waits for a node of its own; the PodDisruptionBudget allows 0 disruptions", phases)
 }
 
-// kustomizeOf renders resource of the repository with its components
-// through a kustomization in a temporary folder (kustomize takes relative
-// paths only).
+// kustomizeOf renders resource of the repository with its components.
 func kustomizeOf(resource string, components ...string) func(ctx context.Context, t *testing.T) []byte {
 	return func(ctx context.Context, t *testing.T) []byte {
 		t.Helper()
-		dir := t.TempDir()
-		rel := func(p string) string {
-			r, err := filepath.Rel(dir, filepath.Join(suite.repo, p))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return r
-		}
-		k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - " + rel(resource) + "\n"
-		if len(components) > 0 {
-			k += "components:\n"
-			for _, c := range components {
-				k += "  - " + rel(c) + "\n"
-			}
-		}
-		if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		out, err := suite.node.Cluster.RenderKustomize(ctx, dir)
+		out, err := suite.node.Cluster.RenderKustomizeOf(ctx, suite.repo, resource, components...)
 		if err != nil {
 			t.Fatal(err)
 		}
