@@ -139,6 +139,21 @@ spec:
 	checkNothingLeft(ctx, t, rendered, "k8s-app=metrics-server")
 }
 
+// installComponents applies manifests/components.yaml, deletes it when t
+// ends (after t's deferred calls), and waits until it is installed
+// (checkInstalled).
+func installComponents(ctx context.Context, t *testing.T) {
+	t.Helper()
+	components := filepath.Join(suite.repo, "manifests/components.yaml")
+	if _, err := kubectl(ctx, "apply", "-f", components); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = kubectl(context.Background(), "delete", "-f", components, "--ignore-not-found", "--wait=true", "--timeout=2m")
+	})
+	checkInstalled(ctx, t, "k8s-app=metrics-server")
+}
+
 // waitTop polls `kubectl top pod` of default/name until ok says yes (for
 // at most 90 s) and returns the last reading; the error says what it was.
 func waitTop(ctx context.Context, name string, ok func(top) bool) (top, error) {

@@ -5,7 +5,6 @@ package realnode
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,14 +22,7 @@ func TestRestartedContainerServedHonestly(t *testing.T) {
 	need(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	components := filepath.Join(suite.repo, "manifests/components.yaml")
-	if _, err := kubectl(ctx, "apply", "-f", components); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_, _ = kubectl(context.Background(), "delete", "-f", components, "--ignore-not-found", "--wait=true", "--timeout=2m")
-	}()
-	checkInstalled(ctx, t, "k8s-app=metrics-server")
+	installComponents(ctx, t)
 
 	pod := fmt.Sprintf(`apiVersion: v1
 kind: Pod

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,14 +21,7 @@ func TestSelfSignedKubelet(t *testing.T) {
 	need(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
-	components := filepath.Join(suite.repo, "manifests/components.yaml")
-	if _, err := kubectl(ctx, "apply", "-f", components); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_, _ = kubectl(context.Background(), "delete", "-f", components, "--ignore-not-found", "--wait=true", "--timeout=2m")
-	}()
-	checkInstalled(ctx, t, "k8s-app=metrics-server")
+	installComponents(ctx, t)
 	if _, err := kubectlTop(ctx, "node", "", NodeName, 2*time.Minute); err != nil {
 		t.Fatal(err)
 	}

@@ -167,14 +167,7 @@ func TestServedAsUpstream(t *testing.T) {
 	checkNothingLeft(ctx, t, upstream, "k8s-app=metrics-server")
 
 	// Then ours, from the release manifest.
-	components := filepath.Join(suite.repo, "manifests/components.yaml")
-	if _, err := kubectl(ctx, "apply", "-f", components); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_, _ = kubectl(context.Background(), "delete", "-f", components, "--ignore-not-found", "--wait=true", "--timeout=2m")
-	}()
-	checkInstalled(ctx, t, "k8s-app=metrics-server")
+	installComponents(ctx, t)
 	ours := served("ours")
 
 	a, _ := json.Marshal(theirs)
