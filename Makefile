@@ -92,7 +92,7 @@ bench-fleet-sweep: build k8s $(UPSTREAM) ## bench-fleet at 100, 1,000, 5,000 and
 	for n in $(FLEET_SWEEP); do $(MAKE) --no-print-directory bench-fleet FLEET_NODES=$$n; done
 
 bench-fleet-smoke: ## the CI smoke: 100 nodes, one minute, both binaries, our server checked
-	$(MAKE) --no-print-directory bench-fleet FLEET_NODES=100 FLEET_STEADY=1m FLEET_ARGS="-check -out ../$(OUTPUT)/bench-fleet-smoke -dir /tmp/kubemetrics-bench-fleet-smoke -address-base 7"
+	$(MAKE) --no-print-directory bench-fleet FLEET_NODES=100 FLEET_STEADY=1m FLEET_ARGS="-check -consumer-window 15s -out ../$(OUTPUT)/bench-fleet-smoke -dir /tmp/kubemetrics-bench-fleet-smoke -address-base 7"
 
 demo-down: ## stop a playground left running
 	cd test && $(GO) build -o ../$(PLAYGROUND) ./cmd/playground

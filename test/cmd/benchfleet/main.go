@@ -64,6 +64,9 @@ func run() error {
 	idle := flag.Bool("apiserver-idle", true, "measure the kube-apiserver for a steady window with no server running, before the servers")
 	apiserverProfile := flag.Bool("apiserver-profile", false, "run the kube-apiserver with --profiling=true and save a 30 s CPU profile of it in each server's steady window into <out>/profiles")
 	coalesce := flag.Bool("coalesce-kubelet-auth", true, "send one review for concurrent identical TokenReviews and SubjectAccessReviews of the simulated kubelets, whose shared answer cache would otherwise send one per scrape arriving while it refreshes (see coalesce.go); false shows those bursts")
+	consumerWindow := flag.Duration("consumer-window", time.Minute, "after the LISTs, run the descheduler's pattern (a GET of every node's NodeMetrics through the kube-apiserver each -consumer-period, spread over it) for this long and measure its cost; 0 skips it")
+	consumerPeriod := flag.Duration("consumer-period", 5*time.Second, "the consumer pattern's period (the descheduler's metrics collector: 5s)")
+	consumerWorkers := flag.Int("consumer-workers", 32, "GETs of the consumer pattern in flight at most")
 	check := flag.Bool("check", false, "fail unless our server scraped every node exactly once per cycle, finished every cycle within 5s and served complete lists without errors (the CI smoke)")
 	flag.Parse()
 	if *plotOnly {
@@ -185,7 +188,8 @@ func run() error {
 	for _, r := range runs {
 		mc := measureConfig{name: r.name, binary: r.binary, env: r.env, args: r.args, waitFor: r.waitFor, manifests: filepath.Join(repo, "manifests/overlays/local"),
 			nodes: *nodes, pods: *pods, containers: *containers, res: *resolution, steady: *steady, logf: logf,
-			probe: probe, auditPolicy: policy, auditDir: auditDir}
+			probe: probe, auditPolicy: policy, auditDir: auditDir,
+			consumerWindow: *consumerWindow, consumerPeriod: *consumerPeriod, consumerWorkers: *consumerWorkers}
 		if *profile {
 			mc.profileDir = filepath.Join(*out, "profiles")
 		}
@@ -246,6 +250,9 @@ func checkOurs(r Result) error {
 		if l := r.List[k]; l.Errors > 0 || l.N == 0 {
 			problems = append(problems, fmt.Sprintf("LIST %s: %d errors in %d runs", k, l.Errors, l.N))
 		}
+	}
+	if c := r.Consumer; c != nil && (c.Errors > 0 || c.Requests == 0) {
+		problems = append(problems, fmt.Sprintf("the descheduler's pattern: %d errors in %d GETs", c.Errors, c.Requests))
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%s: %s", r.Name, strings.Join(problems, "; "))

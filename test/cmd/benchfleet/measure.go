@@ -59,6 +59,9 @@ type Result struct {
 	// any server ran (the fleet registered, nothing scraping): what the
 	// kube-apiserver spends on its own. The same in every result of a run.
 	APIServerIdle *APIServerLoad `json:",omitempty"`
+	// Consumer is a consumer's per-node pattern (the descheduler's) run
+	// through the kube-apiserver after the LISTs.
+	Consumer *ConsumerLoad `json:",omitempty"`
 }
 
 // Latency summarises request durations in milliseconds.
@@ -91,7 +94,11 @@ type measureConfig struct {
 	// apiserverProfileDir, when set, gets a 30 s CPU profile of the
 	// kube-apiserver taken in the steady window.
 	apiserverProfileDir string
-	logf                func(string, ...any)
+	// consumerWindow, when set, runs the descheduler's pattern (a GET of
+	// every node's NodeMetrics each consumerPeriod) for that long.
+	consumerWindow, consumerPeriod time.Duration
+	consumerWorkers                int
+	logf                           func(string, ...any)
 }
 
 func measure(ctx context.Context, c *localcluster.Cluster, fl *fleet.Fleet, mc measureConfig) (Result, error) {
@@ -322,6 +329,33 @@ func measure(ctx context.Context, c *localcluster.Cluster, fl *fleet.Fleet, mc m
 			r.List[kind+"/"+key] = l
 		}
 	}
+	if mc.consumerWindow > 0 {
+		// The descheduler's metrics client is a generated clientset with
+		// the default content type: JSON.
+		// Not held back by a client-side rate limit: the pattern's rate
+		// is what is measured (a negative QPS turns client-go's off).
+		cl, err := metricsClientQPS(c, "apiserver", port, "json", -1)
+		if err != nil {
+			return r, err
+		}
+		get := func(ctx context.Context, name string) error {
+			b, err := cl.MetricsV1beta1().RESTClient().Get().AbsPath("/apis/metrics.k8s.io/v1beta1/nodes", name).
+				SetHeader("Accept", "application/json").DoRaw(ctx)
+			if err == nil && len(b) < 8 {
+				err = fmt.Errorf("a %d-byte answer", len(b))
+			}
+			return err
+		}
+		plan := consumerPlan{names: fl.NodeNames(), period: mc.consumerPeriod, window: mc.consumerWindow, workers: mc.consumerWorkers, get: get, serverPID: pid}
+		if probe != nil {
+			plan.apiserverPID = probe.pid
+		}
+		logf("%s: the descheduler's pattern: a GET of each of %d nodes every %v through the kube-apiserver, for %v", mc.name, len(plan.names), plan.period, plan.window)
+		cl2 := runPerNodeGets(ctx, plan)
+		r.Consumer = &cl2
+		logf("%s: %.0f GETs/s (want %.0f), p50 %.1f ms p99 %.1f ms, %d errors, %d of %d rounds late; server %.2f CPU s/min, kube-apiserver %.2f", mc.name,
+			cl2.PerSecond, cl2.WantPerSecond, cl2.P50, cl2.P99, cl2.Errors, cl2.LateRounds, cl2.Rounds, cl2.ServerCPUSecondsPerMinute, cl2.APIServerCPUSecondsPerMinute)
+	}
 	l := r.List["pods/apiserver/protobuf"]
 	logf("%s: %.2f CPU s/min, RSS %.0f MiB, cycle p50 %.2fs, LIST pods p50 %.0f ms", mc.name, r.CPUSecondsPerMinute, r.RSSSteadyMiB, r.CycleP50, l.P50)
 	if r.APIServer != nil {
@@ -384,6 +418,12 @@ func cyclesOf(reqs []fleet.Request, gap time.Duration) []cycle {
 // metricsClient talks to the metrics API through the kube-apiserver or
 // straight to the server's port, with the admin identity.
 func metricsClient(c *localcluster.Cluster, route string, port int, ct string) (*metricsclient.Clientset, error) {
+	return metricsClientQPS(c, route, port, ct, 100)
+}
+
+// metricsClientQPS is metricsClient with a client-side rate limit of qps
+// (negative: none).
+func metricsClientQPS(c *localcluster.Cluster, route string, port int, ct string, qps float32) (*metricsclient.Clientset, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
 	if err != nil {
 		return nil, err
@@ -397,7 +437,7 @@ func metricsClient(c *localcluster.Cluster, route string, port int, ct string) (
 	}
 	mime := map[string]string{"protobuf": "application/vnd.kubernetes.protobuf", "json": "application/json"}[ct]
 	cfg.ContentConfig = rest.ContentConfig{ContentType: mime, AcceptContentTypes: mime}
-	cfg.QPS, cfg.Burst = 100, 100
+	cfg.QPS, cfg.Burst = qps, max(int(qps), 100)
 	cfg.Timeout = time.Minute
 	return metricsclient.NewForConfig(cfg)
 }

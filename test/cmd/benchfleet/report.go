@@ -71,8 +71,38 @@ func markdown(rs []Result) string {
 			b.WriteString("\n")
 		}
 	}
+	consumerLoad(&b, rs)
 	apiserverLoad(&b, rs)
 	return b.String()
+}
+
+// consumerLoad renders the descheduler pattern's cost beside each server's
+// steady window without it, when it ran.
+func consumerLoad(b *strings.Builder, rs []Result) {
+	var c0 *ConsumerLoad
+	for _, r := range rs {
+		if r.Consumer != nil {
+			c0 = r.Consumer
+			break
+		}
+	}
+	if c0 == nil {
+		return
+	}
+	fmt.Fprintf(b, "\nThe descheduler's pattern after the LISTs: a GET of every node's NodeMetrics through the kube-apiserver (JSON), each node once every %gs, spread over the period, for %.0f s; CPU beside the steady window's without it:\n\n", c0.PeriodSeconds, c0.WindowSeconds)
+	b.WriteString("| binary | GETs/s (wanted) | p50 / p99 ms | errors | rounds late | server CPU s/min (steady) | kube-apiserver CPU s/min (steady) |\n|---|---|---|---|---|---|---|\n")
+	for _, r := range rs {
+		c := r.Consumer
+		if c == nil {
+			continue
+		}
+		steadyAPI := "-"
+		if r.APIServer != nil {
+			steadyAPI = fmt.Sprintf("%.2f", r.APIServer.CPUSecondsPerMinute)
+		}
+		fmt.Fprintf(b, "| %s | %.0f (%.0f) | %.1f / %.1f | %d of %d | %d of %d | %.2f (%.2f) | %.2f (%s) |\n", r.Name, c.PerSecond, c.WantPerSecond, c.P50, c.P99,
+			c.Errors, c.Requests, c.LateRounds, c.Rounds, c.ServerCPUSecondsPerMinute, r.CPUSecondsPerMinute, c.APIServerCPUSecondsPerMinute, steadyAPI)
+	}
 }
 
 // apiserverLoad renders the kube-apiserver's CPU and requests in each

@@ -114,3 +114,31 @@ func TestSummaryAPIServerRatio(t *testing.T) {
 		}
 	}
 }
+
+func TestMarkdownConsumerLoad(t *testing.T) {
+	rs := loadResults()
+	if strings.Contains(markdown(rs), "descheduler") {
+		t.Fatal("a consumer section without a consumer run")
+	}
+	rs[0].CPUSecondsPerMinute, rs[1].CPUSecondsPerMinute = 0.70, 3.30
+	rs[0].Consumer = &ConsumerLoad{PeriodSeconds: 5, WindowSeconds: 60.2, Rounds: 12, Requests: 3600, Errors: 0, PerSecond: 59.8, WantPerSecond: 60,
+		P50: 4.2, P99: 19.5, ServerCPUSecondsPerMinute: 2.5, APIServerCPUSecondsPerMinute: 9.1}
+	rs[1].Consumer = &ConsumerLoad{PeriodSeconds: 5, WindowSeconds: 61, Rounds: 12, LateRounds: 3, Requests: 3598, Errors: 2, PerSecond: 59, WantPerSecond: 60,
+		P50: 6.3, P99: 40.1, ServerCPUSecondsPerMinute: 6.25, APIServerCPUSecondsPerMinute: 10.4}
+	rs[1].APIServer = nil
+	_, section, ok := strings.Cut(markdown(rs), "The descheduler's pattern")
+	if !ok {
+		t.Fatal("no consumer section")
+	}
+	section, _, _ = strings.Cut(section, "\nThe kube-apiserver in each steady window")
+	want := ` after the LISTs: a GET of every node's NodeMetrics through the kube-apiserver (JSON), each node once every 5s, spread over the period, for 60 s; CPU beside the steady window's without it:
+
+| binary | GETs/s (wanted) | p50 / p99 ms | errors | rounds late | server CPU s/min (steady) | kube-apiserver CPU s/min (steady) |
+|---|---|---|---|---|---|---|
+| kubemetrics | 60 (60) | 4.2 / 19.5 | 0 of 3600 | 0 of 12 | 2.50 (0.70) | 9.10 (2.10) |
+| upstream | 59 (60) | 6.3 / 40.1 | 2 of 3598 | 3 of 12 | 6.25 (3.30) | 10.40 (-) |
+`
+	if d := cmp.Diff(want, section); d != "" {
+		t.Errorf("consumer section (-want +got):\n%s", d)
+	}
+}
