@@ -34,5 +34,8 @@
 // on one endpoint, garbage, wrong TLS name; authfaults.go: a certificate
 // without the IP SAN, tokens refused), SetDelay, SetFlap,
 // SetClockSkew; DeleteNode and AddNode take a node away and bring it back
-// under its name at a new address.
+// under its name at a new address. RestartContainer (restart.go) replaces
+// a container as the runtime does after it exits: its CPU counter starts
+// again from 0 and its start time is the restart, in both endpoints,
+// while the pod's and the node's CPU count on.
 package fleet

@@ -205,7 +205,7 @@ func TestClockSkew(t *testing.T) {
 			}
 			for _, m := range mfs["container_start_time_seconds"].Metric {
 				got := time.Unix(0, int64(m.GetGauge().GetValue()*1e9))
-				if d := got.Sub(n.pods["ns/p00"].containers[0].start.Add(skew)); d > time.Second || d < -time.Second {
+				if d := got.Sub(n.pods["ns/p00"].containers[0].cpu.start.Add(skew)); d > time.Second || d < -time.Second {
 					t.Errorf("container start %v is %v off the skewed start", got, d)
 				}
 			}

@@ -175,11 +175,11 @@ type pod struct {
 	running              bool // the API shows it Running
 }
 
-// container is a container of a pod: it started a little after its pod.
+// container is a container of a pod: it started a little after its pod
+// (cpu.start), and again at each restart.
 type container struct {
-	name  string
-	start time.Time
-	cpu   *counter
+	name string
+	cpu  *counter
 }
 
 // NodeIP returns the loopback address of node i: 127.<base>.0.1,

@@ -36,7 +36,7 @@ func testNode(t testing.TB, i, pods int, memory0 int64) (*Fleet, *node) {
 				mem = memory0
 			}
 			cs := containerStart(podStart, "uid", j)
-			pp.containers = append(pp.containers, container{name: fmt.Sprintf("c%d", j), start: cs, cpu: newCounter(cs, usage{milliCPU: 250, memory: mem})})
+			pp.containers = append(pp.containers, container{name: fmt.Sprintf("c%d", j), cpu: newCounter(cs, usage{milliCPU: 250, memory: mem})})
 		}
 		n.pods["ns/"+pp.name] = pp
 	}
@@ -107,8 +107,8 @@ func TestFormatsAsTheKubeletWritesThem(t *testing.T) {
 			if *c.CPU.UsageCoreNanoSeconds != cpu || *c.Memory.WorkingSetBytes != uint64(mem) || *c.CPU.UsageNanoCores != 250e6 {
 				t.Errorf("summary %s/%s: cpu %d ns at %d nanocores, memory %d; want %d, 250e6, %d", p.PodRef.Name, c.Name, *c.CPU.UsageCoreNanoSeconds, *c.CPU.UsageNanoCores, *c.Memory.WorkingSetBytes, cpu, mem)
 			}
-			if !c.StartTime.Time.Equal(sp.containers[j].start.Truncate(time.Second)) {
-				t.Errorf("summary %s/%s start %v, want the second of %v", p.PodRef.Name, c.Name, c.StartTime, sp.containers[j].start)
+			if !c.StartTime.Time.Equal(sp.containers[j].cpu.start.Truncate(time.Second)) {
+				t.Errorf("summary %s/%s start %v, want the second of %v", p.PodRef.Name, c.Name, c.StartTime, sp.containers[j].cpu.start)
 			}
 		}
 	}
@@ -164,7 +164,7 @@ func TestFormatsAsTheKubeletWritesThem(t *testing.T) {
 			if m.TimestampMs != nil {
 				t.Errorf("%v start time has a timestamp", l)
 			}
-			if got, want := m.GetGauge().GetValue(), float64(c.start.UnixNano())/1e9; got != want || got == math.Trunc(got) {
+			if got, want := m.GetGauge().GetValue(), float64(c.cpu.start.UnixNano())/1e9; got != want || got == math.Trunc(got) {
 				t.Errorf("%v start %v, want %v, sub-second", l, got, want)
 			}
 		}

@@ -115,7 +115,7 @@ func (f *Fleet) syncPod(ctx context.Context, idx cache.Indexer, key string) erro
 		state = &pod{namespace: p.Namespace, name: p.Name, uid: string(p.UID), node: n.name, start: start}
 		for j, c := range p.Spec.Containers {
 			cs := containerStart(start, p.UID, j)
-			state.containers = append(state.containers, container{name: c.Name, start: cs, cpu: newCounter(cs, u)})
+			state.containers = append(state.containers, container{name: c.Name, cpu: newCounter(cs, u)})
 		}
 		f.pods[key] = state
 	}

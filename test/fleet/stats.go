@@ -216,15 +216,17 @@ func (n *node) buildSummary(at time.Time, skew time.Duration, full bool) *statsa
 		var mem, swap, disk int64
 		first := len(cstats)
 		for _, c := range p.containers {
-			ccpu, crate, cmem := c.cpu.read(at)
+			r := c.cpu.readAt(at)
 			cswap, ceph := c.cpu.gauges()
 			if n.shape.Swap <= 0 {
 				cswap = 0 // nothing to swap to
 			}
-			cpu, rate, mem, swap = cpu+ccpu, rate+crate, mem+cmem, swap+cswap
+			// The pod's cgroup outlives its containers: its CPU keeps
+			// what the restarted ones used.
+			cpu, rate, mem, swap = cpu+r.retired+r.cpu, rate+r.nanoCores, mem+r.memory, swap+cswap
 			b := next()
-			b.fill(t, ccpu, crate, cmem, -1, cswap, -1)
-			cs := statsapi.ContainerStats{Name: c.name, StartTime: metav1.NewTime(c.start.Add(skew)), CPU: &b.cpu, Memory: &b.mem, Swap: n.swapStats(b)}
+			b.fill(t, r.cpu, r.nanoCores, r.memory, -1, cswap, -1)
+			cs := statsapi.ContainerStats{Name: c.name, StartTime: metav1.NewTime(r.start.Add(skew)), CPU: &b.cpu, Memory: &b.mem, Swap: n.swapStats(b)}
 			if full {
 				logs := ceph / 4
 				cs.Rootfs = nextFs().fill(t, diskCap, ceph-logs)

@@ -49,7 +49,7 @@ func swapFleet(t *testing.T) *Fleet {
 					u.swap, u.ephemeral = 256<<20, 10<<20
 				}
 				cs := containerStart(podStart, "uid", j)
-				pp.containers = append(pp.containers, container{name: fmt.Sprintf("c%d", j), start: cs, cpu: newCounter(cs, u)})
+				pp.containers = append(pp.containers, container{name: fmt.Sprintf("c%d", j), cpu: newCounter(cs, u)})
 			}
 			n.pods["ns/"+pp.name] = pp
 		}

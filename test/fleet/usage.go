@@ -70,10 +70,14 @@ func parseUsage(s string) (usage, error) {
 	return u, nil
 }
 
-// counter is a cumulative CPU counter whose rate can change: it integrates
-// the rate over time, so the kubelet reports a counter that never goes back.
+// counter is a container's (or a node's own) cumulative CPU counter whose
+// rate can change: it integrates the rate over time, so the kubelet
+// reports a counter that never goes back while the container lives. A
+// restart (restart) starts it again from 0, as cAdvisor reads the new
+// container's cgroup, while the pod's cgroup keeps counting (retired).
 type counter struct {
-	mu       sync.Mutex
+	mu sync.Mutex
+	// start is when the running container started.
 	start    time.Time
 	base     uint64 // nanoseconds of CPU accumulated up to since
 	since    time.Time
@@ -81,6 +85,13 @@ type counter struct {
 	memory   int64
 	// swap and ephemeral are gauges, as memory: bytes.
 	swap, ephemeral int64
+	// retired is the CPU the containers before this one used, in
+	// nanoseconds: the pod's cgroup, and so the pod's series, count it.
+	retired uint64
+	// earlier is the container the latest restart replaced, frozen at the
+	// restart (nil: none): samples taken before start read it. Only one is
+	// kept: no sample is older than one sampling interval.
+	earlier *counter
 }
 
 func newCounter(start time.Time, u usage) *counter {
@@ -105,11 +116,53 @@ func (c *counter) gauges() (swap, ephemeral int64) {
 }
 
 // read returns the cumulative CPU at t in nanoseconds, the current rate
-// in nanocores and the working set in bytes.
+// in nanocores and the working set in bytes, of the container running at t.
 func (c *counter) read(t time.Time) (cpu, nanoCores uint64, memory int64) {
+	r := c.readAt(t)
+	return r.cpu, r.nanoCores, r.memory
+}
+
+// reading is what a sample at one instant sees of a counter.
+type reading struct {
+	// start is when the container running at the instant started.
+	start time.Time
+	// cpu is its cumulative CPU and retired the CPU of the pod's
+	// containers before it (unit: nanoseconds); nanoCores its rate.
+	cpu, retired, nanoCores uint64
+	// memory is its working set in bytes.
+	memory int64
+}
+
+// readAt returns what a sample at t sees: the container that ran at t
+// (the one a restart replaced when t is before the restart).
+func (c *counter) readAt(t time.Time) reading {
+	c.mu.Lock()
+	if c.earlier != nil && t.Before(c.start) {
+		earlier := c.earlier
+		c.mu.Unlock()
+		return earlier.readAt(t)
+	}
+	defer c.mu.Unlock()
+	return reading{start: c.start, cpu: c.at(t), retired: c.retired, nanoCores: uint64(c.milliCPU) * 1_000_000, memory: c.memory}
+}
+
+// restart replaces the container at t, as the runtime does after it
+// exits: the new container's cumulative CPU starts from 0 and its start
+// time is t; its load (rate, working set, swap, ephemeral storage) goes on
+// as the pod's usage says. The CPU the old one used moves to retired. t
+// must lie after the running container's start, which restart returns.
+func (c *counter) restart(t time.Time) (was time.Time, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.at(t), uint64(c.milliCPU) * 1_000_000, c.memory
+	if !t.After(c.start) {
+		return c.start, fmt.Errorf("restart at %v: not after the container's start %v", t, c.start)
+	}
+	was = c.start
+	c.earlier = &counter{start: c.start, base: c.base, since: c.since, milliCPU: c.milliCPU, memory: c.memory,
+		swap: c.swap, ephemeral: c.ephemeral, retired: c.retired}
+	c.retired += c.at(t)
+	c.start, c.since, c.base = t, t, 0
+	return was, nil
 }
 
 func (c *counter) at(t time.Time) uint64 {
