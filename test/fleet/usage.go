@@ -98,12 +98,16 @@ func newCounter(start time.Time, u usage) *counter {
 	return &counter{start: start, since: start, milliCPU: u.milliCPU, memory: u.memory, swap: u.swap, ephemeral: u.ephemeral}
 }
 
-// set changes the load from now on.
+// set changes the load from now on, or from the container's start when
+// now is before it (the pod's first sync comes before its containers
+// start): a container uses no CPU before it starts.
 func (c *counter) set(now time.Time, u usage) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.base = c.at(now)
-	c.since = now
+	if now.After(c.since) {
+		c.base = c.at(now)
+		c.since = now
+	}
 	c.milliCPU, c.memory = u.milliCPU, u.memory
 	c.swap, c.ephemeral = u.swap, u.ephemeral
 }
