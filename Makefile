@@ -56,9 +56,10 @@ unit: ## unit and in-process tests with the race detector
 k8s: ## build the pinned Kubernetes components, etcd, kwok v0.8.0 and helm v3.22.0 into test/.cache (once; minutes on a first run)
 	test/tools/build-k8s.sh
 
-e2e: k8s ## end-to-end tests: real control plane on loopback, simulated kubelets, the kubectl we build, the HPA, the VPA recommender, the descheduler
+e2e: k8s $(UPSTREAM) ## end-to-end tests: real control plane on loopback, simulated kubelets, the kubectl we build, the HPA, the VPA recommender, the descheduler
 	@# The consumers of test/e2econsumers, built before the tests so their
-	@# minutes count against no test's timeout (cached after the first).
+	@# minutes count against no test's timeout (cached after the first), as
+	@# is upstream v0.9.0 (a prerequisite) for test/e2eswap's restart test.
 	test/tools/build-k8s.sh vpa-recommender descheduler
 	cd test && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 30m ./...
 

@@ -5,6 +5,10 @@
 // kube-apiserver's aggregation layer what users see of swap and
 // ephemeral-storage, with the server on each kubelet endpoint.
 //
+// Its HPA tests run the HPA of kube-controller-manager 1.37 on
+// Deployments of fleet pods: on ephemeral storage, on pod-level requests,
+// and across a container restart, there beside upstream v0.9.0.
+//
 // It has its own control plane, fleet (127.50.x.y) and server process,
 // apart from test/e2e's, and starts the server once per test case with
 // the flags that case is about.
