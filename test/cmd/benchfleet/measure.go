@@ -214,13 +214,14 @@ func measure(ctx context.Context, c *localcluster.Cluster, fl *fleet.Fleet, mc m
 	t0 := time.Now()
 	var rss []float64
 	profiled := mc.profileDir == ""
+	apiserverProfileDir := mc.apiserverProfileDir
 	for time.Since(t0) < mc.steady {
 		if v, err := rssMiB(pid); err == nil {
 			rss = append(rss, v)
 		}
 		if !profiled && time.Since(t0) > mc.steady/4 {
 			profiled = true
-			go saveProfiles(ctx, c, port, mc, logf)
+			go saveProfiles(ctx, c, port, mc, "", logf)
 		}
 		if probe != nil && mc.apiserverProfileDir != "" && time.Since(t0) > mc.steady/4 {
 			prefix := filepath.Join(mc.apiserverProfileDir, fmt.Sprintf("%s-%d-kube-apiserver-", mc.name, mc.nodes))
@@ -350,6 +351,25 @@ func measure(ctx context.Context, c *localcluster.Cluster, fl *fleet.Fleet, mc m
 		if probe != nil {
 			plan.apiserverPID = probe.pid
 		}
+		// Profiles of this window too, when asked for: the server's and
+		// the kube-apiserver's CPU here is per request, not per scrape.
+		if mc.profileDir != "" && mc.consumerWindow >= 40*time.Second {
+			go func() {
+				time.Sleep(5 * time.Second)
+				saveProfiles(ctx, c, port, mc, "consumer-", logf)
+			}()
+		}
+		if probe != nil && apiserverProfileDir != "" && mc.consumerWindow >= 40*time.Second {
+			prefix := filepath.Join(apiserverProfileDir, fmt.Sprintf("%s-%d-consumer-kube-apiserver-", mc.name, mc.nodes))
+			go func() {
+				time.Sleep(5 * time.Second)
+				if err := probe.saveProfiles(ctx, prefix); err != nil {
+					logf("%s: kube-apiserver profile: %v", mc.name, err)
+					return
+				}
+				logf("%s: wrote %s{cpu,allocs-0,allocs-1}.pprof", mc.name, prefix)
+			}()
+		}
 		logf("%s: the descheduler's pattern: a GET of each of %d nodes every %v through the kube-apiserver, for %v", mc.name, len(plan.names), plan.period, plan.window)
 		cl2 := runPerNodeGets(ctx, plan)
 		r.Consumer = &cl2
@@ -444,7 +464,9 @@ func metricsClientQPS(c *localcluster.Cluster, route string, port int, ct string
 
 // saveProfiles fetches a 30 s CPU profile and a heap profile straight from
 // the server (the generic server's /debug/pprof, admin identity).
-func saveProfiles(ctx context.Context, c *localcluster.Cluster, port int, mc measureConfig, logf func(string, ...any)) {
+// tag goes between the size and the file name ("consumer-" for the
+// consumer pattern's window).
+func saveProfiles(ctx context.Context, c *localcluster.Cluster, port int, mc measureConfig, tag string, logf func(string, ...any)) {
 	cfg := &rest.Config{Host: "https://127.0.0.1:" + strconv.Itoa(port), Timeout: time.Minute, TLSClientConfig: rest.TLSClientConfig{
 		CAFile: c.PKI.Path(pki.ClusterCA + ".crt"), CertFile: c.PKI.Path(pki.Admin + ".crt"), KeyFile: c.PKI.Path(pki.Admin + ".key"),
 	}}
@@ -458,7 +480,7 @@ func saveProfiles(ctx context.Context, c *localcluster.Cluster, port int, mc mea
 		return
 	}
 	for file, path := range map[string]string{"cpu.pprof": "/debug/pprof/profile?seconds=30", "heap.pprof": "/debug/pprof/heap"} {
-		name := filepath.Join(mc.profileDir, fmt.Sprintf("%s-%d-%s", mc.name, mc.nodes, file))
+		name := filepath.Join(mc.profileDir, fmt.Sprintf("%s-%d-%s%s", mc.name, mc.nodes, tag, file))
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+path, nil)
 		resp, err := hc.Do(req)
 		if err != nil {
