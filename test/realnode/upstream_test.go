@@ -14,12 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubemetrics/metrics-server/test/localcluster"
 	"github.com/kubemetrics/metrics-server/test/ociimage"
 )
 
 // upstreamVersion is the kubernetes-sigs/metrics-server release we compare
 // with: its binary from the module proxy, its manifests from the module.
-const upstreamVersion = "v0.9.0"
+const upstreamVersion = localcluster.UpstreamVersion
 
 // The pods whose containers come and go: what each server lists of them
 // must be the same.
@@ -186,15 +187,11 @@ func TestServedAsUpstream(t *testing.T) {
 func upstreamRelease(ctx context.Context, t *testing.T) ([]byte, string) {
 	t.Helper()
 	dir := filepath.Join(suite.dir, "upstream")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	bin, err := localcluster.InstallUpstream(ctx, dir)
+	if err != nil {
 		t.Fatal(err)
 	}
-	install := exec.CommandContext(ctx, "go", "install", "-trimpath", "sigs.k8s.io/metrics-server/cmd/metrics-server@"+upstreamVersion)
-	install.Env = append(os.Environ(), "CGO_ENABLED=0", "GOBIN="+dir)
-	if out, err := install.CombinedOutput(); err != nil {
-		t.Fatalf("go install upstream %s: %v: %s", upstreamVersion, err, out)
-	}
-	modDir, err := exec.CommandContext(ctx, "go", "mod", "download", "-json", "sigs.k8s.io/metrics-server@"+upstreamVersion).Output()
+	modDir, err := exec.CommandContext(ctx, "go", "mod", "download", "-json", localcluster.UpstreamModule+"@"+upstreamVersion).Output()
 	if err != nil {
 		t.Fatalf("go mod download upstream: %v", err)
 	}
@@ -210,7 +207,7 @@ func upstreamRelease(ctx context.Context, t *testing.T) ([]byte, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := ociimage.Build(ociimage.Options{Binary: filepath.Join(dir, "metrics-server"), Version: upstreamVersion, Revision: "module-proxy", Created: time.Unix(1, 0)})
+	img, err := ociimage.Build(ociimage.Options{Binary: bin, Version: upstreamVersion, Revision: "module-proxy", Created: time.Unix(1, 0)})
 	if err != nil {
 		t.Fatal(err)
 	}
