@@ -9,7 +9,9 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubemetrics/metrics-server/test/fleet"
@@ -42,26 +44,8 @@ func TestHPAOnEphemeralStorage(t *testing.T) {
 			},
 		},
 	}
-	hpa := `apiVersion: autoscaling/v2
-kind: HorizontalPodAutoscaler
-metadata:
-  name: eph
-  namespace: ` + hpaNamespace + `
-spec:
-  scaleTargetRef:
-    apiVersion: apps/v1
-    kind: Deployment
-    name: eph
-  minReplicas: 1
-  maxReplicas: 4
-  metrics:
-  - type: Resource
-    resource:
-      name: ephemeral-storage
-      target:
-        type: AverageValue
-        averageValue: 100Mi
-`
+	averageValue := resource.MustParse("100Mi")
+	hpa := resourceHPA(d, corev1.ResourceEphemeralStorage, autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: &averageValue}, 1, 4)
 	deployWithHPA(ctx, t, d, hpa)
 	status := func() (string, error) {
 		return e.suite.Cluster.Kubectl(ctx, "get", "hpa", "eph", "-n", hpaNamespace, "-o",

@@ -51,26 +51,7 @@ func TestHPAOnPodLevelRequests(t *testing.T) {
 	}
 	// maxReplicas 1: the HPA then reports the utilization it computed
 	// without the replica count moving under the test.
-	hpa := `apiVersion: autoscaling/v2
-kind: HorizontalPodAutoscaler
-metadata:
-  name: pod-level
-  namespace: ` + podLevelNamespace + `
-spec:
-  scaleTargetRef:
-    apiVersion: apps/v1
-    kind: Deployment
-    name: pod-level
-  minReplicas: 1
-  maxReplicas: 1
-  metrics:
-  - type: Resource
-    resource:
-      name: cpu
-      target:
-        type: Utilization
-        averageUtilization: 50
-`
+	hpa := resourceHPA(d, corev1.ResourceCPU, utilization(50), 1, 1)
 	created := deployWithHPA(ctx, t, d, hpa)
 	if created.Spec.Template.Spec.Resources == nil {
 		t.Fatal("the kube-apiserver dropped spec.resources: the PodLevelResources feature is off")

@@ -51,9 +51,6 @@ const (
 	// container restarts: the next scrape is a resolution minus this
 	// later, both servers' restart logic on a window of about 8 s.
 	afterScrape = 2 * time.Second
-	// hpaSyncPeriod is how often the HPA controller syncs: localcluster's
-	// default (--horizontal-pod-autoscaler-sync-period).
-	hpaSyncPeriod = 5 * time.Second
 )
 
 // restartSample is what one read after the restart saw: the restarted
@@ -116,7 +113,8 @@ func TestHPAAcrossContainerRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deployWithHPA(ctx, t, restartDeployment(), restartHPA)
+	d := restartDeployment()
+	deployWithHPA(ctx, t, d, restartHPA(d))
 
 	startServer(t, "resource")
 	ours := watchRestart(ctx, t, mc, "kubemetrics")
@@ -165,29 +163,12 @@ func restartDeployment() *appsv1.Deployment {
 // restartHPA: minReplicas 1, so a lower utilization would show as fewer
 // desired replicas; no scale-down stabilization, so desiredReplicas is
 // what each sync computed.
-var restartHPA = fmt.Sprintf(`apiVersion: autoscaling/v2
-kind: HorizontalPodAutoscaler
-metadata:
-  name: %[1]s
-  namespace: %[2]s
-spec:
-  scaleTargetRef:
-    apiVersion: apps/v1
-    kind: Deployment
-    name: %[1]s
-  minReplicas: 1
-  maxReplicas: 4
-  behavior:
-    scaleDown:
-      stabilizationWindowSeconds: 0
-  metrics:
-  - type: Resource
-    resource:
-      name: cpu
-      target:
-        type: Utilization
-        averageUtilization: %[3]d
-`, restartApp, restartNamespace, restartTarget)
+func restartHPA(d *appsv1.Deployment) *autoscalingv2.HorizontalPodAutoscaler {
+	hpa := resourceHPA(d, corev1.ResourceCPU, utilization(restartTarget), 1, 4)
+	noWindow := int32(0)
+	hpa.Spec.Behavior = &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: &noWindow}}
+	return hpa
+}
 
 // watchRestart waits until the running server serves both pods and the
 // HPA computes from it, restarts one container 2 s after a scrape of its
@@ -219,7 +200,7 @@ func watchRestart(ctx context.Context, t *testing.T, mc metricsclient.Interface,
 	}
 	// Two HPA periods more: its status now comes from this server, not
 	// from the one before.
-	time.Sleep(2 * hpaSyncPeriod)
+	time.Sleep(2 * e.suite.Cluster.HPASyncPeriod())
 	slices.SortFunc(pods, func(a, b corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
 	pod := pods[0]
 	node := pod.Spec.NodeName

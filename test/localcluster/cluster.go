@@ -239,6 +239,10 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 
 // createDefaultServiceAccount does the controller manager's job for the
 // default namespace: pods cannot be created without it.
+// HPASyncPeriod is how often the cluster's HPA controller syncs
+// (--horizontal-pod-autoscaler-sync-period).
+func (c *Cluster) HPASyncPeriod() time.Duration { return c.opts.HPASyncPeriod }
+
 func (c *Cluster) createDefaultServiceAccount(ctx context.Context) error {
 	return poll(ctx, "default service account", time.Second, time.Minute, func() error {
 		if err := c.checkRunning(); err != nil {
