@@ -213,26 +213,34 @@ func measure(ctx context.Context, c *localcluster.Cluster, fl *fleet.Fleet, mc m
 	fl.StartRecording()
 	t0 := time.Now()
 	var rss []float64
-	profiled := mc.profileDir == ""
-	apiserverProfileDir := mc.apiserverProfileDir
+	// profile saves, in the background after a delay, the server's
+	// profiles (with -profile) and the kube-apiserver's (with
+	// -apiserver-profile), their files tagged.
+	profile := func(tag string, after time.Duration) {
+		go func() {
+			time.Sleep(after)
+			if mc.profileDir != "" {
+				go saveProfiles(ctx, c, port, mc, tag, logf)
+			}
+			if probe == nil || mc.apiserverProfileDir == "" {
+				return
+			}
+			prefix := filepath.Join(mc.apiserverProfileDir, fmt.Sprintf("%s-%d-%skube-apiserver-", mc.name, mc.nodes, tag))
+			if err := probe.saveProfiles(ctx, prefix); err != nil {
+				logf("%s: kube-apiserver profile: %v", mc.name, err)
+				return
+			}
+			logf("%s: wrote %s{cpu,allocs-0,allocs-1}.pprof", mc.name, prefix)
+		}()
+	}
+	profiled := false
 	for time.Since(t0) < mc.steady {
 		if v, err := rssMiB(pid); err == nil {
 			rss = append(rss, v)
 		}
 		if !profiled && time.Since(t0) > mc.steady/4 {
 			profiled = true
-			go saveProfiles(ctx, c, port, mc, "", logf)
-		}
-		if probe != nil && mc.apiserverProfileDir != "" && time.Since(t0) > mc.steady/4 {
-			prefix := filepath.Join(mc.apiserverProfileDir, fmt.Sprintf("%s-%d-kube-apiserver-", mc.name, mc.nodes))
-			mc.apiserverProfileDir = ""
-			go func() {
-				if err := probe.saveProfiles(ctx, prefix); err != nil {
-					logf("%s: kube-apiserver profile: %v", mc.name, err)
-					return
-				}
-				logf("%s: wrote %s{cpu,allocs-0,allocs-1}.pprof", mc.name, prefix)
-			}()
+			profile("", 0)
 		}
 		time.Sleep(time.Second)
 	}
@@ -353,22 +361,8 @@ func measure(ctx context.Context, c *localcluster.Cluster, fl *fleet.Fleet, mc m
 		}
 		// Profiles of this window too, when asked for: the server's and
 		// the kube-apiserver's CPU here is per request, not per scrape.
-		if mc.profileDir != "" && mc.consumerWindow >= 40*time.Second {
-			go func() {
-				time.Sleep(5 * time.Second)
-				saveProfiles(ctx, c, port, mc, "consumer-", logf)
-			}()
-		}
-		if probe != nil && apiserverProfileDir != "" && mc.consumerWindow >= 40*time.Second {
-			prefix := filepath.Join(apiserverProfileDir, fmt.Sprintf("%s-%d-consumer-kube-apiserver-", mc.name, mc.nodes))
-			go func() {
-				time.Sleep(5 * time.Second)
-				if err := probe.saveProfiles(ctx, prefix); err != nil {
-					logf("%s: kube-apiserver profile: %v", mc.name, err)
-					return
-				}
-				logf("%s: wrote %s{cpu,allocs-0,allocs-1}.pprof", mc.name, prefix)
-			}()
+		if mc.consumerWindow >= 40*time.Second {
+			profile("consumer-", 5*time.Second)
 		}
 		logf("%s: the descheduler's pattern: a GET of each of %d nodes every %v through the kube-apiserver, for %v", mc.name, len(plan.names), plan.period, plan.window)
 		cl2 := runPerNodeGets(ctx, plan)
